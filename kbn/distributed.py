@@ -1,0 +1,32 @@
+"""Cross-replica batch statistics for `synchronized=True` under `tf.distribute`.
+
+TensorFlow-only, like Keras's own `synchronized` option. Unlike Keras 3's
+path, a mask is honoured: the weighted sums are what gets all-reduced.
+"""
+
+import tensorflow as tf
+
+from kbn.moments import moment_sums, moments_from_sums, weighted_mean
+
+
+def replica_context():
+    """The replica context when several replicas run in sync, else None."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync < 2:
+        return None
+    return ctx
+
+
+def synchronized_moments(ctx, x, axes, weights=None):
+    """Global mean, variance and count over all replicas (keepdims).
+
+    Two collectives: a shared shift (the mean of the replicas' local means)
+    so every replica accumulates around the same point, then one all-reduce
+    of the three shifted sums.
+    """
+    local_shift = weighted_mean(x, axes, weights)
+    shift = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, local_shift)
+    _, s0, s1, s2 = moment_sums(x, axes, weights, shift=shift)
+    s0, s1, s2 = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [s0, s1, s2])
+    mean, variance = moments_from_sums(shift, s0, s1, s2)
+    return mean, variance, s0

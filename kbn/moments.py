@@ -1,0 +1,134 @@
+"""Portable batch statistics and normalization, written with `keras.ops`.
+
+These functions know nothing of layers or variables; the layer composes them.
+They run on every Keras backend and are the reference the compiled TensorFlow
+kernel (`kbn.xla_kernel`) is tested against.
+
+Numerical decisions, made here once:
+
+- Statistics are accumulated in float32 at least (float64 stays float64);
+  float16/bfloat16 inputs are upcast first, since their range is too small for
+  sums of squares.
+- Moments use the *corrected two-pass* algorithm: a coarse mean `k` is taken
+  first and treated as a constant, then `S1 = sum(w (x - k))` and
+  `S2 = sum(w (x - k)^2)` give `mean = k + S1/S0` and
+  `var = S2/S0 - (S1/S0)^2`. The correction term cancels the first-order error
+  of the coarse mean, so inputs with a large offset (1e7 with unit spread) keep
+  their variance to float32 rounding, where the one-pass `E[x^2] - E[x]^2`
+  loses every digit. The sums form is also what cross-replica reduction needs.
+- Variances are clipped at zero: rounding may never make them negative.
+- Normalization is `(x - mean) * (gamma * rsqrt(var + eps)) + beta`; the
+  algebraically equal `x * inv + (beta - mean * inv)` cancels catastrophically
+  for large offsets.
+"""
+
+from keras import ops
+
+
+def compute_dtype_for(dtype):
+    """The dtype statistics are computed in: float64 stays, anything else is float32."""
+    return "float64" if str(dtype) == "float64" else "float32"
+
+
+def moment_sums(x, axes, weights=None, shift=None):
+    """Weighted shifted sums `(S0, S1, S2)` over `axes`, with keepdims.
+
+    Args:
+        x: Input tensor, already in the compute dtype.
+        axes: Tuple of axes to reduce over.
+        weights: Optional tensor broadcastable to `x` (for example a mask cast
+            to the compute dtype). `None` weighs every element by 1.
+        shift: Optional constant close to the mean, with keepdims shape. When
+            `None`, the (weighted) mean of `x` is used.
+
+    Returns:
+        `(shift, s0, s1, s2)`, each with keepdims shape: the shift used, the
+        total weight, and the weighted sums of `x - shift` and its square.
+    """
+    if shift is None:
+        shift = weighted_mean(x, axes, weights)
+    shift = ops.stop_gradient(shift)
+    if weights is None:
+        s0 = ops.cast(_count(x, axes), x.dtype)
+        d = x - shift
+        s1 = ops.sum(d, axis=axes, keepdims=True)
+        s2 = ops.sum(d * d, axis=axes, keepdims=True)
+        return shift, s0 * ops.ones_like(s1), s1, s2
+    weights = ops.broadcast_to(weights, ops.shape(x))
+    s0 = ops.sum(weights, axis=axes, keepdims=True)
+    d = weights * (x - shift)
+    s1 = ops.sum(d, axis=axes, keepdims=True)
+    s2 = ops.sum(d * (x - shift), axis=axes, keepdims=True)
+    return shift, s0, s1, s2
+
+
+def weighted_mean(x, axes, weights=None):
+    """Mean of `x` over `axes` (keepdims), weighted when `weights` is given."""
+    if weights is None:
+        return ops.mean(x, axis=axes, keepdims=True)
+    weights = ops.broadcast_to(weights, ops.shape(x))
+    total = ops.sum(weights, axis=axes, keepdims=True)
+    return ops.sum(weights * x, axis=axes, keepdims=True) / _safe(total)
+
+
+def moments_from_sums(shift, s0, s1, s2):
+    """Mean and (biased) variance from `moment_sums` output."""
+    s0 = _safe(s0)
+    centred_mean = s1 / s0
+    mean = shift + centred_mean
+    variance = ops.maximum(s2 / s0 - centred_mean * centred_mean, 0.0)
+    return mean, variance
+
+
+def moments(x, axes, weights=None):
+    """Robust weighted mean, variance and count over `axes` (keepdims).
+
+    Returns:
+        `(mean, variance, count)`; `count` is the total weight per statistic
+        (the number of reduced elements when `weights` is None).
+    """
+    shift, s0, s1, s2 = moment_sums(x, axes, weights)
+    mean, variance = moments_from_sums(shift, s0, s1, s2)
+    return mean, variance, s0
+
+
+def combine_groups(mean, variance, count, axis):
+    """Pools per-group statistics along `axis` into whole-batch statistics.
+
+    Uses the law of total variance, so Ghost BN's sub-batch statistics give
+    exactly the statistics of the whole batch.
+    """
+    total = ops.sum(count, axis=axis, keepdims=True)
+    w = count / _safe(total)
+    pooled_mean = ops.sum(w * mean, axis=axis, keepdims=True)
+    spread = mean - pooled_mean
+    pooled_var = ops.sum(w * (variance + spread * spread), axis=axis, keepdims=True)
+    return pooled_mean, pooled_var, total
+
+
+def normalize(x, mean, variance, gamma, beta, epsilon):
+    """`(x - mean) * gamma / sqrt(variance + epsilon) + beta`, broadcasting.
+
+    `gamma` and `beta` may be None (no scale / no centre).
+    """
+    inv = ops.rsqrt(variance + epsilon)
+    if gamma is not None:
+        inv = inv * gamma
+    y = (x - mean) * inv
+    if beta is not None:
+        y = y + beta
+    return y
+
+
+def _count(x, axes):
+    shape = ops.shape(x)
+    n = 1
+    for a in axes:
+        n = n * shape[a]
+    return n
+
+
+def _safe(total):
+    # A fully masked group has no weight; divide by a tiny number (as Keras's
+    # own masked moments do) so its statistics are 0 rather than NaN.
+    return total + 1e-7 * ops.cast(total == 0, total.dtype)

@@ -1,0 +1,144 @@
+"""Training- and inference-mode batch normalization as XLA-compiled TensorFlow kernels.
+
+The training kernel computes the statistics and the normalization in one
+`tf.function(jit_compile=True)` and has a hand-written gradient, so a step is
+fused by XLA even when the model around it is not compiled (Keras turns
+whole-model XLA off on CPU and under `tf.distribute`). It knows nothing of
+Keras layers: it takes tensors and static settings and returns tensors.
+
+Numerical decisions:
+
+- Statistics accumulate in float32 (float64 stays float64); half-precision
+  inputs are upcast inside the kernel, so no float32 copy is materialized.
+- Moments are *shifted one-pass* sums: `d = x - k`, with `k` the first sample
+  of each channel (a constant), then `mean = k + E[d]` and
+  `var = max(E[d^2] - E[d]^2, 0)`. XLA fuses both sums into one read of `x`.
+  Shifting by a sample removes any common offset (1e7 with unit spread keeps
+  its variance to 1e-6), and by Samuelson's inequality a sample lies within
+  `sqrt(n - 1)` standard deviations of the mean, which bounds the cancellation
+  at about `n * eps` relative even when the first sample is an outlier.
+- Normalization is `(x - mean) * (gamma * rsqrt(var + eps)) + beta`.
+- The gradient saves only `x` and the per-channel mean and variance; `xhat` is
+  recomputed in the backward kernel, which reads `x` and `dy` twice (two fused
+  reductions, then `dx`). Upstream gradients of the returned mean and variance
+  are honoured, folded into the per-channel coefficients of `dx` at no cost.
+"""
+
+import functools
+
+import tensorflow as tf
+
+
+def batch_norm_train(x, gamma, beta, *, axes, epsilon, out_dtype):
+    """Training-mode batch normalization of `x` over `axes`.
+
+    Args:
+        x: Input tensor (any float dtype).
+        gamma: Scale, float32/float64, broadcastable to `x` (keepdims layout).
+        beta: Offset, same shape as `gamma`.
+        axes: Tuple of reduced axes (static).
+        epsilon: Variance epsilon (static).
+        out_dtype: Dtype of the normalized output (static).
+
+    Returns:
+        `(y, mean, variance)`: `y` in `out_dtype`; `mean` and the biased
+        `variance` in the compute dtype with keepdims shape.
+    """
+    kernel = _train_kernel(
+        tuple(gamma.shape), tuple(axes), float(epsilon), tf.as_dtype(out_dtype).name
+    )
+    return kernel(x, gamma, beta)
+
+
+def batch_norm_infer(x, mean, variance, gamma, beta, *, epsilon, out_dtype):
+    """Normalizes `x` with given statistics in one fused XLA kernel."""
+    kernel = _infer_kernel(
+        tuple(gamma.shape), float(epsilon), tf.as_dtype(out_dtype).name
+    )
+    return kernel(x, mean, variance, gamma, beta)
+
+
+def _compute_dtype(dtype):
+    return tf.float64 if dtype == tf.float64 else tf.float32
+
+
+def _first_sample(x, axes):
+    """The first element along every reduced axis, with keepdims shape."""
+    size = [1 if i in axes else -1 for i in range(x.shape.rank)]
+    return tf.slice(x, [0] * x.shape.rank, size)
+
+
+def _sum_to(t, shape):
+    """Sums `t` over the axes where `shape` (static) has size 1."""
+    axes = [i for i, n in enumerate(shape) if n == 1]
+    return tf.reshape(tf.reduce_sum(t, axis=axes, keepdims=True), shape)
+
+
+@functools.cache
+def _train_kernel(param_shape, axes, epsilon, out_dtype):
+    # One function per parameter shape (so per rank): the other dimensions may
+    # then vary without retracing warnings, while gamma's shape stays static.
+
+    @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+    def forward(x, gamma, beta):
+        ct = _compute_dtype(x.dtype)
+        x = tf.cast(x, ct)
+        shift = tf.stop_gradient(_first_sample(x, axes))
+        d = x - shift
+        centred_mean = tf.reduce_mean(d, axis=axes, keepdims=True)
+        mean_sq = tf.reduce_mean(d * d, axis=axes, keepdims=True)
+        mean = shift + centred_mean
+        variance = tf.maximum(mean_sq - centred_mean * centred_mean, 0.0)
+        scale = tf.cast(gamma, ct) * tf.math.rsqrt(variance + epsilon)
+        y = (x - mean) * scale + tf.cast(beta, ct)
+        return tf.cast(y, out_dtype), mean, variance
+
+    @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+    def backward(dy, dmean, dvar, x, gamma, mean, variance):
+        ct = mean.dtype
+        xc = tf.cast(x, ct)
+        dy = tf.cast(dy, ct)
+        n = tf.cast(tf.size(x) // tf.size(mean), ct)
+        rstd = tf.math.rsqrt(variance + epsilon)
+        centred = xc - mean
+        sum_dy = tf.reduce_sum(dy, axis=axes, keepdims=True)
+        sum_dy_xhat = tf.reduce_sum(dy * centred, axis=axes, keepdims=True) * rstd
+        g = tf.cast(gamma, ct) * rstd
+        # dx = g * (dy - mean(dy) - xhat * mean(dy * xhat)) + dmean / n
+        #      + dvar * 2 (x - mean) / n, with per-channel coefficients.
+        coef_centred = (2.0 * dvar - g * rstd * sum_dy_xhat) / n
+        coef_const = (dmean - g * sum_dy) / n
+        dx = g * dy + centred * coef_centred + coef_const
+        dgamma = _sum_to(sum_dy_xhat, param_shape)
+        dbeta = _sum_to(sum_dy, param_shape)
+        return (
+            tf.cast(dx, x.dtype),
+            tf.cast(dgamma, gamma.dtype),
+            tf.cast(dbeta, gamma.dtype),
+        )
+
+    @tf.custom_gradient
+    def kernel(x, gamma, beta):
+        y, mean, variance = forward(x, gamma, beta)
+
+        def grad(dy, dmean, dvar):
+            dmean = tf.zeros_like(mean) if dmean is None else dmean
+            dvar = tf.zeros_like(variance) if dvar is None else dvar
+            return backward(dy, dmean, dvar, x, gamma, mean, variance)
+
+        return (y, mean, variance), grad
+
+    return kernel
+
+
+@functools.cache
+def _infer_kernel(param_shape, epsilon, out_dtype):
+
+    @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+    def kernel(x, mean, variance, gamma, beta):
+        ct = _compute_dtype(x.dtype)
+        scale = tf.cast(gamma, ct) * tf.math.rsqrt(tf.cast(variance, ct) + epsilon)
+        y = (tf.cast(x, ct) - tf.cast(mean, ct)) * scale + tf.cast(beta, ct)
+        return tf.cast(y, out_dtype)
+
+    return kernel

@@ -1,0 +1,128 @@
+"""Gradients against finite differences, large-offset moments, mixed precision."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kbn
+from conftest import to_numpy
+
+
+def _loss(layer, x, dy):
+    return tf.reduce_sum(layer(x, training=True) * dy)
+
+
+@pytest.mark.parametrize("compile_moments", ["auto", False])
+@pytest.mark.parametrize(
+    "shape,axis", [((6, 3), -1), ((3, 2, 4), 1), ((2, 3, 3, 2), -1)]
+)
+def test_gradients_match_float64_finite_differences(shape, axis, compile_moments):
+    rng = np.random.default_rng(3)
+    layer = kbn.BatchNormalization(
+        axis=axis,
+        dtype="float64",
+        compile_moments=compile_moments,
+        gamma_initializer=keras.initializers.RandomUniform(0.5, 1.5, seed=3),
+        beta_initializer=keras.initializers.RandomUniform(-1, 1, seed=4),
+    )
+    x = tf.constant(rng.normal(size=shape) * 3 + 1)
+    dy = tf.constant(rng.normal(size=shape))
+    layer.build(shape)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = _loss(layer, x, dy)
+    dx, dgamma, dbeta = tape.gradient(loss, [x, layer.gamma, layer.beta])
+
+    def numeric(f, value):
+        value = np.array(value, dtype="float64")
+        grad = np.zeros_like(value)
+        h = 1e-6
+        for i in np.ndindex(value.shape):
+            for sign in (1, -1):
+                bumped = value.copy()
+                bumped[i] += sign * h
+                grad[i] += sign * float(f(bumped)) / (2 * h)
+        return grad
+
+    np.testing.assert_allclose(
+        dx.numpy(), numeric(lambda v: _loss(layer, tf.constant(v), dy), x), atol=1e-6
+    )
+    gamma0 = layer.gamma.numpy()
+
+    def with_gamma(v):
+        layer.gamma.assign(v)
+        out = _loss(layer, x, dy)
+        layer.gamma.assign(gamma0)
+        return out
+
+    np.testing.assert_allclose(to_numpy(dgamma), numeric(with_gamma, gamma0), atol=1e-6)
+    beta0 = layer.beta.numpy()
+
+    def with_beta(v):
+        layer.beta.assign(v)
+        out = _loss(layer, x, dy)
+        layer.beta.assign(beta0)
+        return out
+
+    np.testing.assert_allclose(to_numpy(dbeta), numeric(with_beta, beta0), atol=1e-6)
+
+
+def test_compiled_kernel_honours_gradients_of_returned_statistics():
+    from kbn import xla_kernel
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(12, 1, 5, 1)) * 2 + 3)
+    gamma = tf.ones((1, 1, 5, 1), "float64")
+    beta = tf.zeros((1, 1, 5, 1), "float64")
+    w = tf.constant(rng.normal(size=(1, 1, 5, 1)))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        _, mean, var = xla_kernel.batch_norm_train(
+            x, gamma, beta, axes=(0, 1, 3), epsilon=1e-3, out_dtype="float64"
+        )
+        loss = tf.reduce_sum(w * mean + w * w * var)
+    dx = tape.gradient(loss, x).numpy()
+    xn = x.numpy()
+    n = 12
+    mean_ref = xn.mean(axis=0, keepdims=True)
+    expected = w.numpy() / n + w.numpy() ** 2 * 2 * (xn - mean_ref) / n
+    np.testing.assert_allclose(dx, expected, atol=1e-10)
+
+
+@pytest.mark.parametrize("compile_moments", ["auto", False])
+@pytest.mark.parametrize("offset", [0.0, 1e2, 1e4, 1e5, 1e6, 1e7])
+def test_large_offset_moments_stay_accurate_in_float32(offset, compile_moments):
+    rng = np.random.default_rng(5)
+    x = (rng.normal(size=(256, 16, 8)) + offset).astype("float32")
+    layer = kbn.BatchNormalization(momentum=0.0, compile_moments=compile_moments)
+    y = to_numpy(layer(x, training=True))
+    reference = x.astype("float64")
+    true_var = reference.var(axis=(0, 1))
+    var = layer.moving_variance.numpy()
+    assert np.all(var >= 0) and np.all(np.isfinite(var))
+    np.testing.assert_allclose(var, true_var, rtol=1e-3)
+    np.testing.assert_allclose(
+        layer.moving_mean.numpy(), reference.mean(axis=(0, 1)), rtol=1e-6, atol=1e-3
+    )
+    expected = (reference - reference.mean(axis=(0, 1))) / np.sqrt(true_var + 1e-3)
+    # A float32 mean near `offset` is only stored to half a unit in the last
+    # place, so the centred values cannot be closer than that.
+    half_ulp = float(np.spacing(np.float32(offset))) / 2
+    np.testing.assert_allclose(y, expected, atol=2e-3 + half_ulp)
+
+
+def test_mixed_float16_model_with_large_inputs_stays_finite():
+    keras.config.set_dtype_policy("mixed_float16")
+    x = np.full((8, 4), 70000.0, "float32") + np.arange(8, dtype="float32")[:, None]
+
+    def outputs(bn_cls):
+        model = keras.Sequential([keras.Input((4,)), bn_cls()])
+        return to_numpy(model(x, training=True))
+
+    stock = outputs(keras.layers.BatchNormalization)
+    ours = outputs(kbn.BatchNormalization)
+    assert not np.all(np.isfinite(stock)), "the stock layer was expected to fail"
+    assert np.all(np.isfinite(ours))
+    expected = (np.arange(8) - 3.5) / np.sqrt(np.var(np.arange(8)) + 1e-3)
+    np.testing.assert_allclose(ours[:, 0], expected, atol=1e-2)
