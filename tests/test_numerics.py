@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import to_numpy
 
 import kbn
-from conftest import to_numpy
 
 
 def _loss(layer, x, dy):

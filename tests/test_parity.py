@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from conftest import assert_same_layer_behaviour, make_pair
 
 # (input shape, feature axis): ranks 2 to 5, feature axis first, middle, last.
