@@ -219,24 +219,20 @@ class BatchNormalization(KerasBatchNormalization):
         # keras.layers.BatchNormalization, so saved weights load either way.
         shape = feature_shape
         if self.scale:
-            self.gamma = self.add_weight(
-                shape=shape,
-                name="gamma",
-                initializer=self.gamma_initializer,
-                regularizer=self.gamma_regularizer,
-                constraint=self.gamma_constraint,
-                trainable=True,
-                autocast=False,
+            self.gamma = self._add_parameter(
+                "gamma",
+                shape,
+                self.gamma_initializer,
+                self.gamma_regularizer,
+                self.gamma_constraint,
             )
         if self.center:
-            self.beta = self.add_weight(
-                shape=shape,
-                name="beta",
-                initializer=self.beta_initializer,
-                regularizer=self.beta_regularizer,
-                constraint=self.beta_constraint,
-                trainable=True,
-                autocast=False,
+            self.beta = self._add_parameter(
+                "beta",
+                shape,
+                self.beta_initializer,
+                self.beta_regularizer,
+                self.beta_constraint,
             )
         self.moving_mean = self._add_statistic(
             "moving_mean", shape, self.moving_mean_initializer
@@ -272,6 +268,17 @@ class BatchNormalization(KerasBatchNormalization):
         self._reduction_axes = [i for i in range(rank) if i not in feature_axes]
         # Ghost batches are resolved per call, from the batch size.
         self._layout = FeatureLayout(rank, feature_axes, feature_shape)
+
+    def _add_parameter(self, name, shape, initializer, regularizer, constraint):
+        return self.add_weight(
+            shape=shape,
+            name=name,
+            initializer=initializer,
+            regularizer=regularizer,
+            constraint=constraint,
+            trainable=True,
+            autocast=False,
+        )
 
     def _add_statistic(self, name, shape, initializer):
         # aggregation="mean": under tf.distribute, each replica's update is

@@ -48,24 +48,18 @@ def test_gradients_match_float64_finite_differences(shape, axis, compile_moments
     np.testing.assert_allclose(
         dx.numpy(), numeric(lambda v: _loss(layer, tf.constant(v), dy), x), atol=1e-6
     )
-    gamma0 = layer.gamma.numpy()
+    for variable, analytic in ((layer.gamma, dgamma), (layer.beta, dbeta)):
+        original = variable.numpy()
 
-    def with_gamma(v):
-        layer.gamma.assign(v)
-        out = _loss(layer, x, dy)
-        layer.gamma.assign(gamma0)
-        return out
+        def loss_with(value, variable=variable, original=original):
+            variable.assign(value)
+            out = _loss(layer, x, dy)
+            variable.assign(original)
+            return out
 
-    np.testing.assert_allclose(to_numpy(dgamma), numeric(with_gamma, gamma0), atol=1e-6)
-    beta0 = layer.beta.numpy()
-
-    def with_beta(v):
-        layer.beta.assign(v)
-        out = _loss(layer, x, dy)
-        layer.beta.assign(beta0)
-        return out
-
-    np.testing.assert_allclose(to_numpy(dbeta), numeric(with_beta, beta0), atol=1e-6)
+        np.testing.assert_allclose(
+            to_numpy(analytic), numeric(loss_with, original), atol=1e-6
+        )
 
 
 def test_compiled_kernel_honours_gradients_of_returned_statistics():
