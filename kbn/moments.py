@@ -25,11 +25,6 @@ Numerical decisions, made here once:
 from keras import ops
 
 
-def compute_dtype_for(dtype):
-    """The dtype statistics are computed in: float64 stays, anything else is float32."""
-    return "float64" if str(dtype) == "float64" else "float32"
-
-
 def moment_sums(x, axes, weights=None, shift=None):
     """Weighted shifted sums `(S0, S1, S2)` over `axes`, with keepdims.
 
