@@ -283,16 +283,14 @@ class BatchNormalization(KerasBatchNormalization):
     def _add_statistic(self, name, shape, initializer):
         # aggregation="mean": under tf.distribute, each replica's update is
         # averaged, so reading the statistic gives the mean over replicas
-        # (Keras 3 creates it with "none" and keeps replica 0's copy). With
-        # synchronized=True every replica already holds the global statistics,
-        # and TF 2.21 cannot mix all-reduces with averaged updates in one step.
+        # (Keras 3 creates it with "none" and keeps replica 0's copy).
         return self.add_weight(
             shape=shape,
             name=name,
             initializer=initializer,
             trainable=False,
             autocast=False,
-            aggregation="none" if self.synchronized else "mean",
+            aggregation="mean",
         )
 
     # ------------------------------------------------------------------- call

@@ -29,19 +29,9 @@ def synchronized_moments(ctx, x, axes, weights=None):
     so every replica accumulates around the same point, then one all-reduce
     of the three shifted sums.
     """
-    if weights is None:
-        # Count with a float sum, not the dynamic (int32) shape, which a
-        # collective in tf.function on MirroredStrategy cannot capture.
-        weights = tf.ones_like(x)
     local_shift = weighted_mean(x, axes, weights)
-    shift = _sum(ctx, local_shift) / ctx.num_replicas_in_sync
+    shift = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, local_shift)
     _, s0, s1, s2 = moment_sums(x, axes, weights, shift=shift)
-    s0, s1, s2 = _sum(ctx, s0), _sum(ctx, s1), _sum(ctx, s2)
+    s0, s1, s2 = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [s0, s1, s2])
     mean, variance = moments_from_sums(shift, s0, s1, s2)
     return mean, variance, s0
-
-
-def _sum(ctx, t):
-    # One tensor per collective, as Keras does: batched or MEAN all-reduces
-    # fail inside tf.function on MirroredStrategy (TF 2.21).
-    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, t)
