@@ -1,0 +1,182 @@
+"""PNG plots of a study (matplotlib, no display needed).
+
+Each function takes the axes, the result rows and chance, writes one PNG and
+returns its file name. Accuracy is the analysis's cell accuracy: diverged
+cells count as chance and are marked with a cross.
+"""
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from studies import analysis  # noqa: E402
+
+
+def _variant_styles(variants):
+    """Colour, marker and dash per variant, so overlapping curves stay visible."""
+    cmap = plt.get_cmap("tab10")
+    markers, dashes = "osD^vP", ("-", "--", "-.", ":")
+    return {
+        v: dict(color=cmap(i % 10), marker=markers[i % 6], ls=dashes[i % 4])
+        for i, v in enumerate(variants)
+    }
+
+
+def _label(where):
+    return ", ".join(f"{k}={v}" for k, v in where.items())
+
+
+def accuracy_vs(axes, rows, chance, along, folder, filename):
+    """Seed-mean accuracy vs `along` (log x) per variant, with a +-1 std band.
+
+    One panel per value of the other non-seed axes (e.g. per init family).
+    """
+    variants = axes["variant"]
+    styles = _variant_styles(variants)
+    panels = analysis.curves(axes, rows, variants[0], along, chance)
+    fig, grid = plt.subplots(
+        1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False, sharey=True
+    )
+    for ax, (where, *_rest) in zip(grid[0], panels, strict=True):
+        for variant in variants:
+            for other, xs, means, stds, diverged in analysis.curves(
+                axes, rows, variant, along, chance
+            ):
+                if other != where:
+                    continue
+                color = styles[variant]["color"]
+                ax.plot(xs, means, label=variant, **styles[variant])
+                ax.fill_between(xs, means - stds, means + stds, color=color, alpha=0.2)
+                if diverged.any():
+                    ax.plot(
+                        xs[diverged], means[diverged], "x", color=color, ms=11, mew=2
+                    )
+        ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
+        ax.set_xscale("log")
+        ax.set_xlabel(along.replace("_", " "))
+        ax.set_title(_label(where) or f"accuracy vs {along}")
+        ax.grid(alpha=0.3)
+    grid[0][0].set_ylabel("final validation accuracy (seed mean)")
+    grid[0][-1].legend(title="x: a seed diverged", fontsize=8)
+    return _save(fig, folder, filename)
+
+
+def heatmaps(axes, rows, chance, folder, filename="lr_init_heatmap.png"):
+    """Seed-mean accuracy over learning rate x init scale, one map per variant."""
+    variants = axes["variant"]
+    lrs, scales = sorted(axes["lr"]), sorted(axes["init_scale"])
+    fig, grid = plt.subplots(
+        1, len(variants), figsize=(4.6 * len(variants), 4.2), squeeze=False
+    )
+    for ax, variant in zip(grid[0], variants, strict=True):
+        image = np.full((len(scales), len(lrs)), np.nan)
+        crossed = np.zeros_like(image, dtype=bool)
+        for i, scale in enumerate(scales):
+            for j, lr in enumerate(lrs):
+                group = [
+                    r
+                    for r in rows
+                    if r["variant"] == variant
+                    and r["lr"] == lr
+                    and r["init_scale"] == scale
+                ]
+                image[i, j] = analysis.seed_mean(group, chance) if group else np.nan
+                crossed[i, j] = any(r["diverged"] for r in group)
+        shown = ax.imshow(
+            image, origin="lower", vmin=0, vmax=1, cmap="viridis", aspect="auto"
+        )
+        for i in range(len(scales)):
+            for j in range(len(lrs)):
+                text = "" if np.isnan(image[i, j]) else f"{image[i, j]:.2f}"
+                text += "\nx" if crossed[i, j] else ""
+                ax.text(
+                    j,
+                    i,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if image[i, j] < 0.6 else "black",
+                )
+        ax.set_xticks(range(len(lrs)), [f"{v:g}" for v in lrs], rotation=45)
+        ax.set_yticks(range(len(scales)), [f"{v:g}" for v in scales])
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("init scale")
+        ax.set_title(variant)
+    fig.colorbar(
+        shown, ax=grid[0].tolist(), label="val accuracy (seed mean; x: diverged)"
+    )
+    return _save(fig, folder, filename, tight=False)
+
+
+def train_vs_val(axes, rows, chance, folder, filename="noise_generalization.png"):
+    """Train and validation accuracy per variant (seed mean and spread)."""
+    variants = axes["variant"]
+    fig, ax = plt.subplots(figsize=(1.4 * len(variants) + 2, 4.2))
+    width = 0.38
+    for offset, key, label in (
+        (-width / 2, "final_train_accuracy", "train"),
+        (width / 2, "final_val_accuracy", "validation"),
+    ):
+        means, stds = [], []
+        for variant in variants:
+            values = [
+                float(r[key]) if not r["diverged"] else chance
+                for r in rows
+                if r["variant"] == variant and r.get("status") != "error"
+            ]
+            means.append(np.mean(values) if values else np.nan)
+            stds.append(np.std(values) if values else np.nan)
+        ax.bar(
+            np.arange(len(variants)) + offset,
+            means,
+            width,
+            yerr=stds,
+            label=label,
+            capsize=3,
+        )
+    ax.set_xticks(range(len(variants)), variants, rotation=20)
+    ax.set_ylabel("final accuracy (seed mean +- std)")
+    ax.set_ylim(0, 1.05)
+    ax.axhline(chance, color="grey", ls=":", lw=1)
+    ax.legend()
+    ax.set_title("generalization: train vs validation accuracy")
+    return _save(fig, folder, filename)
+
+
+def _save(fig, folder, filename, tight=True):
+    if tight:
+        fig.tight_layout()
+    fig.savefig(os.path.join(folder, filename), dpi=110)
+    plt.close(fig)
+    return filename
+
+
+def for_study(spec, rows, chance, folder):
+    """Every plot that applies to `spec`; returns their file names."""
+    axes, names = spec.axes, []
+    if not rows:
+        return names
+    if "lr" in axes and len(axes["lr"]) > 1 and "init_scale" not in axes:
+        names.append(
+            accuracy_vs(axes, rows, chance, "lr", folder, "accuracy_vs_lr.png")
+        )
+    if "init_scale" in axes and len(axes["init_scale"]) > 1 and "lr" not in axes:
+        names.append(
+            accuracy_vs(
+                axes, rows, chance, "init_scale", folder, "accuracy_vs_init_scale.png"
+            )
+        )
+    if "lr" in axes and "init_scale" in axes:
+        names.append(heatmaps(axes, rows, chance, folder))
+        names.append(
+            accuracy_vs(axes, rows, chance, "lr", folder, "accuracy_vs_lr.png")
+        )
+    if spec.study == "noise":
+        names.append(train_vs_val(axes, rows, chance, folder))
+    return names

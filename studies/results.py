@@ -1,0 +1,42 @@
+"""The results table: one row per finished cell, in grid order, as `results.csv`."""
+
+import csv
+
+from studies import records
+from studies.spec import cell_key
+
+# After the study's axis columns, in this order.
+COLUMNS = (
+    "final_val_accuracy",
+    "best_val_accuracy",
+    "final_val_loss",
+    "best_val_loss",
+    "final_train_loss",
+    "diverged",
+    "epochs_run",
+    "seconds",
+    "status",
+    "final_train_accuracy",
+    "fit_seconds",
+    "tuner_seconds",
+    "message",
+)
+
+
+def rows(spec, study_dir):
+    """The finished cells' rows (axis values plus outcome), in grid order."""
+    found = records.read_all(study_dir)
+    table = []
+    for cell in spec.cells():
+        record = found.get(cell_key(cell))
+        if record is not None:
+            table.append({**cell, **{k: record.get(k) for k in COLUMNS}})
+    return table
+
+
+def write_csv(path, spec, table):
+    """Writes `table` with a column per axis, then `COLUMNS`."""
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*spec.axis_names, *COLUMNS])
+        writer.writeheader()
+        writer.writerows(table)

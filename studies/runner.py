@@ -1,0 +1,191 @@
+"""Runs a study end to end: folder, data, Keras Tuner search, report.
+
+The study folder holds:
+
+- `study.json`: the spec; a resumed run must match it.
+- `dataset.json`: the dataset's description and chance accuracy.
+- `cells/`: one record per finished cell (the progress).
+- `tuner/`: Keras Tuner's own project folder.
+- `tensorboard/`: the root `hparams_config` and one folder per cell.
+- `results.csv`, `summary.json`, `*.png`, `report.md`: rebuilt at the end.
+"""
+
+import json
+import os
+import sys
+
+from studies import data, models, records, report, tensorboard_config
+from studies.spec import StudySpec
+
+
+class StudyError(Exception):
+    """A problem with the user's input, reported in one line (exit code 2)."""
+
+
+def tensorboard_dir(study_dir):
+    return os.path.join(study_dir, "tensorboard")
+
+
+def prepare_folder(spec, study_dir):
+    """Creates the study folder, or checks that it holds this same study.
+
+    Returns:
+        The number of cells already finished there.
+
+    Raises:
+        StudyError: the folder holds a different study, is a non-empty folder
+            without a study, or cannot be written. Nothing in it is changed.
+    """
+    spec_path = os.path.join(study_dir, report.SPEC)
+    if os.path.exists(spec_path):
+        try:
+            existing = report.load_spec(study_dir)
+        except (ValueError, KeyError, OSError) as error:
+            raise StudyError(f"{spec_path} is unreadable ({error})") from None
+        if not existing.same_study(spec):
+            raise StudyError(
+                f"{study_dir} holds a different study ({_difference(existing, spec)}); "
+                "choose another --out, or repeat its command: "
+                f"{existing.command or '(not recorded)'}"
+            )
+        _check_writable(study_dir)
+        return len(records.finished_keys(study_dir))
+    if os.path.exists(study_dir) and not os.path.isdir(study_dir):
+        raise StudyError(f"--out {study_dir} is a file, not a folder")
+    if os.path.isdir(study_dir) and os.listdir(study_dir):
+        raise StudyError(
+            f"{study_dir} is not empty and holds no study; choose a new or "
+            "empty folder for --out"
+        )
+    try:
+        os.makedirs(study_dir, exist_ok=True)
+    except OSError as error:
+        raise StudyError(
+            f"cannot create output folder {study_dir}: {error.strerror}"
+        ) from None
+    _check_writable(study_dir)
+    _write_text(spec_path, spec.to_json())
+    return 0
+
+
+def _check_writable(study_dir):
+    if not os.access(study_dir, os.W_OK | os.X_OK):
+        raise StudyError(f"output folder {study_dir} is not writable")
+
+
+def _difference(old, new):
+    changed = [
+        f"{name}: {old.axes.get(name)} there, {new.axes.get(name)} now"
+        for name in sorted(set(old.axes) | set(new.axes))
+        if old.axes.get(name) != new.axes.get(name)
+    ]
+    changed += [
+        f"{name}: {old.fixed.get(name)} there, {new.fixed.get(name)} now"
+        for name in sorted(set(old.fixed) | set(new.fixed))
+        if old.fixed.get(name) != new.fixed.get(name)
+    ]
+    if old.study != new.study:
+        changed.insert(0, f"study {old.study} there, {new.study} now")
+    return "; ".join(changed[:3]) + ("; ..." if len(changed) > 3 else "")
+
+
+def _write_text(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def load_data(spec):
+    """Loads the study's dataset and checks the model can take it."""
+    try:
+        dataset = data.load(spec.fixed["dataset"], train_size=spec.fixed["train_size"])
+        models.check(spec.fixed["model"], dataset.input_shape)
+    except (data.DatasetError, models.ModelError) as error:
+        raise StudyError(str(error)) from None
+    return dataset
+
+
+def run(spec: StudySpec, study_dir, role="single", stream=None):
+    """Runs (or resumes) the study in `study_dir`.
+
+    Args:
+        spec: The study.
+        study_dir: Its folder.
+        role: `single`, or `chief` / `worker` of a distributed study (the
+            Keras Tuner environment variables must be set).
+        stream: Where progress goes (stdout by default).
+
+    Returns:
+        The summary dict, or None for a worker (the chief writes the report).
+    """
+    stream = stream or sys.stdout
+    dataset = load_data(spec)
+    finished = prepare_folder(spec, study_dir)
+    dataset_path = os.path.join(study_dir, report.DATASET)
+    if not os.path.exists(dataset_path):
+        _write_text(
+            dataset_path,
+            json.dumps({"description": dataset.describe(), "chance": dataset.chance}),
+        )
+    logdir = tensorboard_dir(study_dir)
+    tensorboard_config.write(logdir, spec)
+
+    import keras
+
+    from studies.hypermodel import CellHyperModel
+    from studies.progress import Progress
+    from studies.tuner import StudyTuner
+
+    print(
+        f"study {spec.study} ({role}): {spec.size} cells over "
+        + " x ".join(f"{len(v)} {k}" for k, v in spec.axes.items())
+        + f"; {finished} already finished in {study_dir}\n{dataset.describe()}; "
+        + ", ".join(f"{k}={v}" for k, v in spec.fixed.items() if k != "dataset"),
+        file=stream,
+        flush=True,
+    )
+    hypermodel = CellHyperModel(
+        spec, dataset.input_shape, dataset.num_classes, dataset.chance
+    )
+    tuner = StudyTuner(spec, study_dir, hypermodel, Progress(spec, study_dir, stream))
+    tuner.search(
+        dataset.x_train,
+        dataset.y_train,
+        validation_data=(dataset.x_val, dataset.y_val),
+        callbacks=[
+            keras.callbacks.TensorBoard(logdir, write_graph=False, profile_batch=0)
+        ],
+    )
+    if role == "worker":
+        print("worker finished: no cells left to hand out", file=stream, flush=True)
+        return None
+    summary = report.write(study_dir)
+    print_summary(summary, study_dir, stream)
+    return summary
+
+
+def print_summary(summary, study_dir, stream):
+    keys = (
+        "best_val_accuracy",
+        "usable_lr_decades_5pt",
+        "max_stable_lr",
+        "init_scale_decades_5pt",
+        "generalization_gap",
+        "diverged_fraction",
+    )
+    for variant, numbers in summary["variants"].items():
+        shown = ", ".join(f"{k}={_short(numbers[k])}" for k in keys if k in numbers)
+        print(f"  {variant:20} {shown}", file=stream)
+    print(
+        f"report: {os.path.join(study_dir, 'report.md')}\n"
+        f"results: {os.path.join(study_dir, 'results.csv')}, "
+        f"{os.path.join(study_dir, 'summary.json')}\n"
+        f"logs: tensorboard --logdir {tensorboard_dir(study_dir)}",
+        file=stream,
+        flush=True,
+    )
+
+
+def _short(value):
+    return "-" if value is None else f"{value:.3g}"

@@ -1,0 +1,46 @@
+"""The experiment-level HParams configuration at the root of the logs.
+
+Keras Tuner writes one HParams session per trial but no experiment
+configuration, so the dashboard would infer the domains from whatever
+sessions exist. Writing `hparams_config` at the root with the exact grid
+values of every axis and the chosen metrics gives the HParams table,
+parallel-coordinates and scatter views the whole grid, even mid-study.
+"""
+
+import glob
+import os
+
+# (tag, group, display name): Keras's TensorBoard callback writes epoch
+# scalars under `train/` and `validation/` inside each session folder.
+METRICS = (
+    ("epoch_accuracy", "validation", "val accuracy"),
+    ("epoch_loss", "validation", "val loss"),
+    ("epoch_accuracy", "train", "train accuracy"),
+    ("epoch_loss", "train", "train loss"),
+)
+
+
+def write(logdir, spec):
+    """Writes the `hparams_config` for `spec` into `logdir`, once.
+
+    Returns:
+        True if it was written now, False if the folder already had one.
+    """
+    if glob.glob(os.path.join(logdir, "events.out.tfevents.*")):
+        return False
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    hparams = [
+        hp.HParam(name, hp.Discrete(list(values))) for name, values in spec.axes.items()
+    ]
+    metrics = [
+        hp.Metric(tag, group=group, display_name=display)
+        for tag, group, display in METRICS
+    ]
+    os.makedirs(logdir, exist_ok=True)
+    writer = tf.summary.create_file_writer(logdir)
+    with writer.as_default():
+        hp.hparams_config(hparams=hparams, metrics=metrics)
+    writer.close()
+    return True

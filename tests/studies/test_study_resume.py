@@ -1,0 +1,142 @@
+"""The grid oracle resumes an interrupted study: every missing cell once, no repeats."""
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import progress_cells, run, tiny_spec
+
+from studies import hypermodel, progress, records
+from studies.spec import cell_key
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Killed(BaseException):
+    """Stands in for a kill: not an Exception, so nothing records it."""
+
+
+def spec():
+    return tiny_spec("lr", lrs=[0.1, 1.0, 3.0])  # 6 cells
+
+
+@pytest.fixture
+def fits(monkeypatch):
+    """Counts model fits per cell, and kills the process at a chosen moment."""
+    counts = collections.Counter()
+    plan = {}
+    original_fit = hypermodel.CellHyperModel.fit
+    original_done = progress.Progress.cell_done
+
+    def fit(self, hp, model, *args, **kwargs):
+        key = cell_key({n: hp.get(n) for n in self.spec.axes})
+        counts[key] += 1
+        if plan.get("during_fit") == sum(counts.values()):
+            raise Killed
+        return original_fit(self, hp, model, *args, **kwargs)
+
+    def cell_done(self, *args):
+        # after the record is written, before Keras Tuner ends the trial
+        if plan.get("after_record") == sum(counts.values()):
+            raise Killed
+        return original_done(self, *args)
+
+    monkeypatch.setattr(hypermodel.CellHyperModel, "fit", fit)
+    monkeypatch.setattr(progress.Progress, "cell_done", cell_done)
+    return counts, plan
+
+
+@pytest.mark.parametrize(
+    "kill", [{"during_fit": 1}, {"during_fit": 4}, {"after_record": 3}]
+)
+def test_resume_after_interruption(tmp_path, fits, kill):
+    counts, plan = fits
+    plan.update(kill)
+    with pytest.raises(Killed):
+        run(spec(), tmp_path)
+    plan.clear()
+    summary, _ = run(spec(), tmp_path)
+    assert summary["cells_finished"] == 6
+    keys = {cell_key(c) for c in spec().cells()}
+    assert records.finished_keys(tmp_path) == keys
+    ((moment, n),) = kill.items()
+    expected = {key: 1 for key in keys}
+    if moment == "during_fit":  # the interrupted cell had no record: run again once
+        expected[cell_key(spec().cells()[n - 1])] = 2
+    assert dict(counts) == expected
+
+
+def test_resume_with_oracle_and_trial_files_cut_short(tmp_path, fits):
+    counts, plan = fits
+    plan["during_fit"] = 3
+    with pytest.raises(Killed):
+        run(spec(), tmp_path)
+    project = tmp_path / "tuner" / "lr"
+    (project / "oracle.json").write_text('{"ongoing_trials": {"tun')
+    next(project.glob("trial_*/trial.json")).write_text("{")
+    plan.clear()
+    summary, _ = run(spec(), tmp_path)
+    assert summary["cells_finished"] == 6
+    assert sum(counts.values()) == 7 and max(counts.values()) == 2
+
+
+def test_finished_study_reruns_nothing(tmp_path, fits):
+    counts, _ = fits
+    run(spec(), tmp_path)
+    counts.clear()
+    summary, text = run(spec(), tmp_path)
+    assert not counts and summary["cells_finished"] == 6
+    assert progress_cells(text) == []
+
+
+def test_kill_9_mid_study_then_resume(tmp_path):
+    out = tmp_path / "study"
+    command = [
+        sys.executable,
+        "-m",
+        "studies",
+        "lr",
+        "--dataset",
+        "digits",
+        "--train-size",
+        "120",
+        "--epochs",
+        "2",
+        "--seeds",
+        "2",
+        "--variants",
+        "none,bn",
+        "--lrs",
+        "0.1,1,3",
+        "--out",
+        str(out),
+    ]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    first = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while len(records.finished_keys(out)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first_text = first.communicate()[0]
+    before = records.finished_keys(out)
+    assert 3 <= len(before) < 12
+    second = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert second.returncode == 0, second.stderr[-2000:]
+    resumed = progress_cells(second.stdout)
+    assert not set(resumed) & before  # nothing finished is repeated
+    assert len(resumed) == len(set(resumed)) == 12 - len(before)
+    assert len(records.finished_keys(out)) == 12
+    assert set(progress_cells(first_text)) <= before
