@@ -60,7 +60,7 @@ class CellHyperModel(kt.HyperModel):
 
     def declare_hyperparameters(self, hp):
         for name, values in self.spec.axes.items():
-            hp.Choice(name, list(values), ordered=name != "variant")
+            hp.Choice(name, list(values), ordered=not isinstance(values[0], str))
 
     def settings(self, hp):
         """The fixed settings with this cell's axis values on top."""

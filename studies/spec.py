@@ -193,7 +193,7 @@ def make_spec(study, preset="quick", command="", **overrides):
     given = {k: v for k, v in overrides.items() if v is not None}
     fixed = dict(_COMMON, epochs=base["epochs"])
     for name in ("train_size", "lr"):
-        if name in base:
+        if name in base and name not in AXES[study]:
             fixed[name] = base[name]
     for name in (
         "model",
@@ -210,14 +210,18 @@ def make_spec(study, preset="quick", command="", **overrides):
     if "lrs" in given and "lr" not in AXES[study]:
         # A single rate given with --lrs is the fixed rate of this study.
         fixed["lr"] = given["lrs"][0]
-    values = {
-        "variant": tuple(given.get("variants", base["variant"])),
-        "lr": tuple(given.get("lrs", base.get("lr", ()))),
-        "init": tuple(given.get("inits", base.get("init", ()))),
-        "init_scale": tuple(given.get("init_scales", base.get("init_scale", ()))),
-        "seed": tuple(range(given.get("seeds", base["seeds"]))),
+    options = {
+        "variant": "variants",
+        "lr": "lrs",
+        "init": "inits",
+        "init_scale": "init_scales",
     }
-    axes = {name: values[name] for name in AXES[study]}
+    axes = {}
+    for name in AXES[study]:
+        if name == "seed":
+            axes[name] = tuple(range(given.get("seeds", base["seeds"])))
+        else:
+            axes[name] = tuple(given.get(options[name], base[name]))
     for name in axes:
         fixed.pop(name, None)
     return StudySpec(study=study, axes=axes, fixed=fixed, command=command)

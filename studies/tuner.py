@@ -67,10 +67,14 @@ class StudyTuner(kt.Tuner):
         fit_seconds = math.nan
         try:
             callbacks = self._deepcopy_callbacks(list(callbacks))
-            self._configure_tensorboard_dir(callbacks, trial)
             for callback in callbacks:
                 if type(callback).__name__ == "TensorBoard":
-                    shutil.rmtree(callback.log_dir, ignore_errors=True)
+                    # partial logs of an interrupted attempt at this cell
+                    stale = self._get_tensorboard_dir(
+                        callback.log_dir, trial.trial_id, 0
+                    )
+                    shutil.rmtree(stale, ignore_errors=True)
+            self._configure_tensorboard_dir(callbacks, trial)
             model = self.hypermodel.build(hp)
             fit_start = time.perf_counter()
             outcome = self.hypermodel.fit(

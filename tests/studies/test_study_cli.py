@@ -1,0 +1,144 @@
+"""Bad input: one line on stderr, exit code 2, and the output folder untouched."""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import tiny_spec
+
+from studies import cli, runner
+from studies.spec import make_spec
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def snapshot(folder):
+    """Every file under `folder` with a hash of its content."""
+    files = {}
+    for base, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(base, name)
+            with open(path, "rb") as f:
+                files[os.path.relpath(path, folder)] = hashlib.sha256(
+                    f.read()
+                ).hexdigest()
+    return files
+
+
+def fails(argv, capsys, match):
+    code = cli.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("kbn-study: error:"), err
+    assert match in err
+    return err
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["nonsense"], "invalid choice: 'nonsense'"),
+        ([], "STUDY"),
+        (["lr", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+        (["lr", "--dataset", "missing.npz"], "does not exist"),
+        (["lr", "--model", "resnet"], "invalid choice: 'resnet'"),
+        (["lr", "--variants", "bn,groupnorm"], "unknown variant groupnorm"),
+        (["lr", "--variants", ""], "--variants is empty"),
+        (["lr", "--lrs", ""], "--lrs is empty"),
+        (["lr", "--lrs", "0.1,-1"], "must be positive"),
+        (["lr", "--lrs", "0.1,abc"], "comma-separated numbers"),
+        (["lr", "--lrs", "0.1,0.1"], "repeated"),
+        (["lr", "--epochs", "0"], "--epochs must be >= 1"),
+        (["lr", "--seeds", "0"], "--seeds must be >= 1"),
+        (["init", "--lrs", "0.1,1"], "one fixed learning rate"),
+        (["init", "--inits", "orthogonal"], "unknown init orthogonal"),
+        (["init", "--init-scales", "0"], "must be positive"),
+        (["lr", "--dataset", "synthetic", "--model", "cnn"], "use mlp-sigmoid"),
+        (["lr", "--train-size", "100000"], "larger than the 1347"),
+        (["lr", "--worker", "w1", "--oracle-address", "nohost"], "HOST:PORT"),
+        (["report", "/nonexistent/study"], "not a study folder"),
+    ],
+)
+def test_bad_input(argv, match, capsys, tmp_path):
+    if argv and argv[0] != "report":
+        argv = [*argv, "--out", str(tmp_path / "out")]
+    fails(argv, capsys, match)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_output_folder(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    fails(
+        ["lr", "--out", str(blocker / "study")], capsys, "cannot create output folder"
+    )
+    fails(["lr", "--out", str(blocker)], capsys, "is a file")
+    assert blocker.read_text() == "not a folder"
+
+
+def test_folder_with_another_study_or_other_files_is_left_alone(tmp_path, capsys):
+    out = tmp_path / "study"
+    spec = tiny_spec("lr", variants=["none"], lrs=[0.1])
+    runner.run(spec, str(out), stream=open(os.devnull, "w"))
+    before = snapshot(out)
+    err = fails(
+        ["lr", "--out", str(out), "--epochs", "3"], capsys, "holds a different study"
+    )
+    assert "test lr" in err  # names the command that made the folder
+    fails(["init", "--out", str(out)], capsys, "holds a different study")
+    assert snapshot(out) == before
+
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "cat.jpg").write_bytes(b"meow")
+    fails(["lr", "--out", str(other)], capsys, "not empty and holds no study")
+    assert snapshot(other) == {"cat.jpg": hashlib.sha256(b"meow").hexdigest()}
+
+
+def test_npz_dataset_with_missing_keys(tmp_path, capsys):
+    import numpy as np
+
+    path = tmp_path / "data.npz"
+    np.savez(path, x_train=np.zeros((4, 3)), y_train=np.zeros(4))
+    fails(
+        ["lr", "--dataset", str(path), "--out", str(tmp_path / "o")],
+        capsys,
+        "lacks x_test, y_test",
+    )
+
+
+def test_module_entry_point_exit_code_and_help():
+    bad = subprocess.run(
+        [sys.executable, "-m", "studies", "lr", "--epochs", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "kbn-study: error: --epochs must be >= 1, got 0"
+    )
+    helped = subprocess.run(
+        [sys.executable, "-m", "studies", "lr", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert helped.returncode == 0
+    for option in ("--lrs", "--preset", "--variants", "--optimizer", "--chief"):
+        assert option in helped.stdout
+
+
+def test_presets_and_overrides():
+    quick = make_spec("lr", "quick")
+    assert quick.axis_names == ("variant", "lr", "seed")
+    assert quick.size == 3 * 8 * 2
+    assert make_spec("lr", "full").size > quick.size
+    init = make_spec("init", "quick", lrs=[0.5], seeds=3)
+    assert init.fixed["lr"] == 0.5 and init.axes["seed"] == (0, 1, 2)
+    assert "lr" not in init.axes and "init_scale" not in init.fixed
+    assert make_spec("noise", "quick").fixed["train_size"] == 300
