@@ -268,7 +268,10 @@ def _report(study_dir):
 
     if not os.path.isfile(os.path.join(study_dir, report.SPEC)):
         raise UsageError(f"{study_dir} is not a study folder (no {report.SPEC})")
-    summary = report.write(study_dir)
+    try:
+        summary = report.write(study_dir)
+    except (OSError, ValueError, KeyError) as error:
+        raise UsageError(f"cannot rebuild the report of {study_dir}: {error}") from None
     runner.print_summary(summary, study_dir, sys.stdout)
     return 0
 

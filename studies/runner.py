@@ -13,9 +13,12 @@ The study folder holds:
 import json
 import os
 import sys
+import tempfile
 
 from studies import data, models, records, report, tensorboard_config
 from studies.spec import StudySpec
+
+_TMP = ".tmp-"
 
 
 class StudyError(Exception):
@@ -52,7 +55,10 @@ def prepare_folder(spec, study_dir):
         return len(records.finished_keys(study_dir))
     if os.path.exists(study_dir) and not os.path.isdir(study_dir):
         raise StudyError(f"--out {study_dir} is a file, not a folder")
-    if os.path.isdir(study_dir) and os.listdir(study_dir):
+    # another process of a distributed study may be writing study.json now
+    if os.path.isdir(study_dir) and any(
+        not name.startswith(_TMP) for name in os.listdir(study_dir)
+    ):
         raise StudyError(
             f"{study_dir} is not empty and holds no study; choose a new or "
             "empty folder for --out"
@@ -90,8 +96,9 @@ def _difference(old, new):
 
 
 def _write_text(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    """Writes atomically, so a reader (or a kill) never sees half a file."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=_TMP)
+    with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)
 

@@ -142,3 +142,48 @@ def test_presets_and_overrides():
     assert init.fixed["lr"] == 0.5 and init.axes["seed"] == (0, 1, 2)
     assert "lr" not in init.axes and "init_scale" not in init.fixed
     assert make_spec("noise", "quick").fixed["train_size"] == 300
+
+
+def test_console_script_is_installed():
+    import shutil
+
+    script = shutil.which("kbn-study") or os.path.join(
+        os.path.dirname(sys.executable), "kbn-study"
+    )
+    result = subprocess.run(
+        [script, "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0 and "lr-init" in result.stdout
+
+
+@pytest.mark.slow
+def test_readme_quick_study_shows_the_effect(tmp_path):
+    """The README's main command: BN trains where no BN does not (about 2 min)."""
+    import json
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "studies",
+            "lr",
+            "--preset",
+            "quick",
+            "--out",
+            str(tmp_path / "quick"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    variants = json.loads((tmp_path / "quick" / "summary.json").read_text())["variants"]
+    assert (
+        variants["bn"]["best_val_accuracy"]
+        > variants["none"]["best_val_accuracy"] + 0.3
+    )
+    assert (
+        variants["bn"]["usable_lr_decades_5pt"]
+        > variants["none"]["usable_lr_decades_5pt"]
+    )
