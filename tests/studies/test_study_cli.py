@@ -6,12 +6,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import tiny_spec
+from study_helpers import ROOT, tiny_spec
 
 from studies import cli, runner
 from studies.spec import make_spec
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def snapshot(folder):

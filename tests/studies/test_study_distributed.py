@@ -1,15 +1,10 @@
 """A chief and two workers on loopback share one study; every cell runs once."""
 
-import os
 import socket
-import subprocess
-import sys
 
-from conftest import progress_cells
+from study_helpers import progress_cells, start, study_command
 
 from studies import records
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def free_port():
@@ -21,43 +16,20 @@ def free_port():
 def test_chief_and_two_workers(tmp_path):
     out = tmp_path / "study"
     address = f"127.0.0.1:{free_port()}"
-    study = [
-        sys.executable,
-        "-m",
-        "studies",
+    study = study_command(
         "lr",
-        "--dataset",
-        "digits",
-        "--train-size",
-        "120",
-        "--epochs",
-        "1",
+        out,
         "--seeds",
         "2",
         "--variants",
         "none,bn",
         "--lrs",
         "0.1,1,3",
-        "--out",
-        str(out),
         "--oracle-address",
         address,
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-
-    def start(*role):
-        return subprocess.Popen(
-            [*study, *role],
-            cwd=ROOT,
-            env=env,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-
-    chief = start("--chief")
-    workers = [start("--worker", "w1"), start("--worker", "w2")]
+    )
+    chief = start([*study, "--chief"])
+    workers = [start([*study, "--worker", "w1"]), start([*study, "--worker", "w2"])]
     outputs = [w.communicate(timeout=300) for w in workers]
     chief_out, chief_err = chief.communicate(timeout=120)
     for process, (_, err) in zip(workers, outputs, strict=True):

@@ -4,24 +4,13 @@ import csv
 import json
 
 import pytest
+from study_helpers import TINY_ARGS as TINY
 from tensorboard.backend.event_processing import event_accumulator as ea
 from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.util import tensor_util
 
 from studies import cli, report
 
-TINY = [
-    "--dataset",
-    "digits",
-    "--train-size",
-    "120",
-    "--epochs",
-    "1",
-    "--seeds",
-    "1",
-    "--batch-size",
-    "40",
-]
 CASES = {
     "lr": (
         ["--lrs", "0.1,1", "--variants", "none,keras,bn"],

@@ -5,7 +5,7 @@ import math
 import keras
 import numpy as np
 import pytest
-from conftest import run, tiny_spec
+from study_helpers import run, tiny_spec
 
 from studies import hypermodel, models, results
 from studies.spec import make_spec

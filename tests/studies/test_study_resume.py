@@ -1,19 +1,14 @@
 """The grid oracle resumes an interrupted study: every missing cell once, no repeats."""
 
 import collections
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
-from conftest import progress_cells, run, tiny_spec
+from study_helpers import progress_cells, run, start, study_command, tiny_spec
 
 from studies import hypermodel, progress, records
 from studies.spec import cell_key
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class Killed(BaseException):
@@ -95,15 +90,9 @@ def test_finished_study_reruns_nothing(tmp_path, fits):
 
 def test_kill_9_mid_study_then_resume(tmp_path):
     out = tmp_path / "study"
-    command = [
-        sys.executable,
-        "-m",
-        "studies",
+    command = study_command(
         "lr",
-        "--dataset",
-        "digits",
-        "--train-size",
-        "120",
+        out,
         "--epochs",
         "2",
         "--seeds",
@@ -112,18 +101,8 @@ def test_kill_9_mid_study_then_resume(tmp_path):
         "none,bn",
         "--lrs",
         "0.1,1,3",
-        "--out",
-        str(out),
-    ]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    first = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
     )
+    first = start(command)
     deadline = time.monotonic() + 120
     while len(records.finished_keys(out)) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -131,11 +110,10 @@ def test_kill_9_mid_study_then_resume(tmp_path):
     first_text = first.communicate()[0]
     before = records.finished_keys(out)
     assert 3 <= len(before) < 12
-    second = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert second.returncode == 0, second.stderr[-2000:]
-    resumed = progress_cells(second.stdout)
+    second = start(command)
+    second_text, second_err = second.communicate(timeout=300)
+    assert second.returncode == 0, second_err[-2000:]
+    resumed = progress_cells(second_text)
     assert not set(resumed) & before  # nothing finished is repeated
     assert len(resumed) == len(set(resumed)) == 12 - len(before)
     assert len(records.finished_keys(out)) == 12
