@@ -182,17 +182,16 @@ def _npz(path):
         raise DatasetError(f"dataset file {path!r} does not exist")
     try:
         with np.load(path) as data:
-            missing = [key for key in _NPZ_KEYS if key not in data]
-            if missing:
-                raise DatasetError(
-                    f"dataset file {path!r} lacks {', '.join(missing)} "
-                    f"(it needs {', '.join(_NPZ_KEYS)})"
-                )
-            arrays = tuple(data[key] for key in _NPZ_KEYS)
+            found = {key: data[key] for key in _NPZ_KEYS if key in data}
     except (OSError, ValueError) as error:
-        if isinstance(error, DatasetError):
-            raise
         raise DatasetError(f"cannot read dataset file {path!r}: {error}") from None
+    missing = [key for key in _NPZ_KEYS if key not in found]
+    if missing:
+        raise DatasetError(
+            f"dataset file {path!r} lacks {', '.join(missing)} "
+            f"(it needs {', '.join(_NPZ_KEYS)})"
+        )
+    arrays = tuple(found[key] for key in _NPZ_KEYS)
     for x, y, split in (
         (arrays[0], arrays[1], "train"),
         (arrays[2], arrays[3], "test"),
