@@ -128,7 +128,8 @@ _DEFINITIONS = (
     "contiguous range around the best LR whose accuracy stays within 1 / 5 "
     "points of the best. Max stable LR: the largest LR at which no seed "
     "diverged. LR sensitivity: mean over the LR grid of the accuracy gap to "
-    "the best. Spread over init grid: best minus worst accuracy over init "
+    "the variant's own best (a variant that never trains scores low: read it "
+    "next to best acc). Spread over init grid: best minus worst accuracy over init "
     "family x scale. Seed std: mean over grid points of the std across seeds."
 )
 
