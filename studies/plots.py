@@ -38,24 +38,20 @@ def accuracy_vs(axes, rows, chance, along, folder, filename):
     """
     variants = axes["variant"]
     styles = _variant_styles(variants)
-    panels = analysis.curves(axes, rows, variants[0], along, chance)
+    # Every variant's curves come in the same panel order (the other axes' grid).
+    by_variant = {v: analysis.curves(axes, rows, v, along, chance) for v in variants}
+    panels = by_variant[variants[0]]
     fig, grid = plt.subplots(
         1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False, sharey=True
     )
-    for ax, (where, *_rest) in zip(grid[0], panels, strict=True):
+    for i, (ax, (where, *_rest)) in enumerate(zip(grid[0], panels, strict=True)):
         for variant in variants:
-            for other, xs, means, stds, diverged in analysis.curves(
-                axes, rows, variant, along, chance
-            ):
-                if other != where:
-                    continue
-                color = styles[variant]["color"]
-                ax.plot(xs, means, label=variant, **styles[variant])
-                ax.fill_between(xs, means - stds, means + stds, color=color, alpha=0.2)
-                if diverged.any():
-                    ax.plot(
-                        xs[diverged], means[diverged], "x", color=color, ms=11, mew=2
-                    )
+            _, xs, means, stds, diverged = by_variant[variant][i]
+            color = styles[variant]["color"]
+            ax.plot(xs, means, label=variant, **styles[variant])
+            ax.fill_between(xs, means - stds, means + stds, color=color, alpha=0.2)
+            if diverged.any():
+                ax.plot(xs[diverged], means[diverged], "x", color=color, ms=11, mew=2)
         ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
         ax.set_xscale("log")
         ax.set_xlabel(along.replace("_", " "))

@@ -44,16 +44,23 @@ def write(study_dir, cell, outcome):
         raise
 
 
-def read_all(study_dir):
-    """Every complete record in the study folder, keyed by cell key."""
+def _record_names(study_dir):
+    """File names of the complete records (temporary files start with a dot)."""
     folder = records_dir(study_dir)
     if not os.path.isdir(folder):
-        return {}
+        return []
+    return sorted(
+        name
+        for name in os.listdir(folder)
+        if name.endswith(".json") and not name.startswith(".")
+    )
+
+
+def read_all(study_dir):
+    """Every complete record in the study folder, keyed by cell key."""
     records = {}
-    for name in sorted(os.listdir(folder)):
-        if name.startswith(".") or not name.endswith(".json"):
-            continue
-        with open(os.path.join(folder, name)) as f:
+    for name in _record_names(study_dir):
+        with open(os.path.join(records_dir(study_dir), name)) as f:
             record = json.load(f)
         records[cell_key(record["cell"])] = _restore(record)
     return records
@@ -61,14 +68,7 @@ def read_all(study_dir):
 
 def finished_keys(study_dir):
     """Keys of the cells that have a record."""
-    folder = records_dir(study_dir)
-    if not os.path.isdir(folder):
-        return set()
-    return {
-        name[: -len(".json")]
-        for name in os.listdir(folder)
-        if name.endswith(".json") and not name.startswith(".")
-    }
+    return {name[: -len(".json")] for name in _record_names(study_dir)}
 
 
 def _jsonable(value):
