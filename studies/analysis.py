@@ -24,6 +24,20 @@ Per variant:
 - `accuracy_spread`: best minus worst seed-mean accuracy over the init grid.
 - `final_train_accuracy` and `generalization_gap` (train minus validation
   accuracy, seed mean) for the `noise` study.
+
+From the instruments' curves (the `covariate-shift` and `landscape` studies,
+or any study run with `--instruments`), seed means:
+
+- `final_test_accuracy`: the final validation (test) accuracy.
+- `percentile_drift`: the mean absolute change of the followed unit's
+  15/50/85th input percentiles between consecutive readings, after the first
+  epoch.
+- `mean_loss_range` / `mean_grad_change`: the loss range and the largest
+  gradient change along the gradient, averaged over the probe steps.
+- `max_beta_smoothness`: the largest effective beta-smoothness over the
+  probe steps (and seeds).
+- `final_train_accuracy` (`landscape` study): the accuracy on the training
+  set at the end of training, in inference mode.
 """
 
 import itertools
@@ -172,6 +186,7 @@ def variant_summary(axes, rows, variant, chance, study):
             ),
             accuracy_spread=_max(point_means) - _min(point_means),
         )
+    summary.update(_instrument_summary(own, chance, study))
     if study == "noise":
         ok = [r for r in own if r.get("status") != "error" and not r["diverged"]]
         summary.update(
@@ -184,6 +199,88 @@ def variant_summary(axes, rows, variant, chance, study):
             ),
         )
     return summary
+
+
+def percentile_drift(curve, steps_per_epoch):
+    """Mean |change| of the percentiles between readings, after the first epoch."""
+    steps = np.asarray(curve["step"], float)
+    keep = steps >= steps_per_epoch
+    changes = [
+        np.abs(np.diff(floats(curve[key])[keep])) for key in percentile_keys(curve)
+    ]
+    changes = np.concatenate(changes) if changes else np.array([])
+    return _nan_reduce(np.mean, changes)
+
+
+def percentile_keys(curve):
+    """The percentile series of a curve (`p15`, `p50`, ...), in increasing order."""
+
+    def value(key):
+        try:
+            return float(key[1:]) if key.startswith("p") else None
+        except ValueError:
+            return None
+
+    return sorted((k for k in curve if value(k) is not None), key=value)
+
+
+def mean_curve(rows, section, key):
+    """Seed-mean of one curve: `(steps, means)` over the union of the steps."""
+    by_step = {}
+    for row in rows:
+        curve = (row.get("curves") or {}).get(section)
+        if curve:
+            for step, value in zip(curve["step"], floats(curve[key]), strict=True):
+                by_step.setdefault(step, []).append(value)
+    steps = sorted(by_step)
+    return np.array(steps, float), np.array(
+        [_nan_reduce(np.mean, np.array(by_step[s])) for s in steps]
+    )
+
+
+def _instrument_summary(rows, chance, study):
+    """The numbers read from the curves of `rows` (one variant)."""
+    curves = [r["curves"] for r in rows if r.get("curves")]
+    if not curves:
+        return {}
+    summary = {}
+    if study == "covariate-shift":
+        summary["final_test_accuracy"] = seed_mean(rows, chance)
+    drifts = [
+        percentile_drift(c["percentiles"], c["steps_per_epoch"])
+        for c in curves
+        if "percentiles" in c
+    ]
+    if drifts:
+        summary["percentile_drift"] = _mean(drifts)
+    probes = [c["landscape"] for c in curves if "landscape" in c]
+    if probes:
+        if study == "landscape":
+            summary["final_train_accuracy"] = _mean(
+                [floats(c["accuracy"]["train"])[-1] for c in curves]
+            )
+        summary.update(
+            mean_loss_range=_mean(
+                [_nan_reduce(np.mean, floats(p["loss_range"])) for p in probes]
+            ),
+            mean_grad_change=_mean(
+                [_nan_reduce(np.mean, floats(p["max_grad_change"])) for p in probes]
+            ),
+            max_beta_smoothness=_max(
+                [_nan_reduce(np.max, floats(p["beta_smoothness"])) for p in probes]
+            ),
+        )
+    return summary
+
+
+def floats(values):
+    """A curve as floats (None, for a non-finite reading, becomes NaN)."""
+    return np.array([math.nan if v is None else v for v in values], float)
+
+
+def _nan_reduce(reduce, values):
+    values = values[np.isfinite(values)]
+    return float(reduce(values)) if values.size else math.nan
 
 
 def summarize(spec, rows, chance):

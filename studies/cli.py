@@ -19,6 +19,10 @@ _DESCRIPTIONS = {
     "lr-init": "the 2-D grid learning rate x init scale, per variant and seed",
     "noise": "normalization variants incl. kbn.noise models on a small training "
     "set: the train/validation gap",
+    "covariate-shift": "Ioffe & Szegedy's Figure 1: test accuracy and the "
+    "15/50/85th percentiles of a sigmoid's input over training, with and without BN",
+    "landscape": "Santurkar et al.'s Figures 2 and 4: training accuracy, loss range "
+    "and gradient predictiveness of no BN, BN and noisy BN",
 }
 
 
@@ -118,6 +122,17 @@ def _add_study_options(parser):
         type=float,
         help="a loss above this (or NaN/inf) ends a cell as diverged (default 1e3)",
     )
+    add(
+        "--instruments",
+        help="comma-separated kbn.callbacks each cell runs and logs to TensorBoard: "
+        f"{', '.join(specs.INSTRUMENTS)} (covariate-shift and landscape turn "
+        "on theirs)",
+    )
+    add(
+        "--probe-every",
+        type=int,
+        help="optimizer steps between instrument readings (default 10)",
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "--chief",
@@ -174,6 +189,7 @@ def spec_from_args(args, argv):
         ("epochs", "--epochs"),
         ("batch_size", "--batch-size"),
         ("train_size", "--train-size"),
+        ("probe_every", "--probe-every"),
     ):
         _positive(args, name, option)
     if args.divergence_threshold is not None and not args.divergence_threshold > 0:
@@ -211,6 +227,10 @@ def spec_from_args(args, argv):
         dataset=args.dataset,
         train_size=args.train_size,
         divergence_threshold=args.divergence_threshold,
+        instruments=_name_list(args.instruments, "--instruments", specs.INSTRUMENTS)
+        if args.instruments is not None
+        else None,
+        probe_every=args.probe_every,
     )
 
 

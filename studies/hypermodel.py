@@ -12,7 +12,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from studies import models
+from studies import instruments, models
 
 
 class DivergenceMonitor(keras.callbacks.Callback):
@@ -86,29 +86,41 @@ class CellHyperModel(kt.HyperModel):
         )
         return model
 
-    def fit(self, hp, model, x, y, validation_data, callbacks=(), **kwargs):
+    def fit(
+        self, hp, model, x, y, validation_data, callbacks=(), log_dir=None, **kwargs
+    ):
         """Fits `model` and returns the cell's outcome (finite numbers).
+
+        Args:
+            log_dir: The cell's TensorBoard folder, where the instruments (if
+                the study has any) write.
 
         Returns:
             A dict with `score` (the tuner's objective: the final validation
             accuracy, chance for a diverged cell), `final_val_accuracy`,
             `best_val_accuracy`, `final_val_loss`, `best_val_loss`,
             `final_train_loss`, `final_train_accuracy`, `diverged` (0 or 1) and
-            `epochs_run`. Losses are NaN where training diverged.
+            `epochs_run`. Losses are NaN where training diverged. With
+            instruments, also `curves` (see `instruments.curves`).
         """
         s = self.settings(hp)
         monitor = DivergenceMonitor(s["divergence_threshold"])
+        probes = instruments.callbacks(s, x, y, validation_data, log_dir)
         history = model.fit(
             x,
             y,
             validation_data=validation_data,
             batch_size=s["batch_size"],
             epochs=s["epochs"],
-            callbacks=[*callbacks, monitor],
+            callbacks=[*callbacks, *probes, monitor],
             verbose=0,
             **kwargs,
         )
-        return self.outcome(history.history, monitor.diverged)
+        outcome = self.outcome(history.history, monitor.diverged)
+        if probes:
+            steps_per_epoch = math.ceil(len(x) / s["batch_size"])
+            outcome["curves"] = instruments.curves(probes, steps_per_epoch)
+        return outcome
 
     def failed_outcome(self):
         """The outcome recorded for a cell that raised an error."""

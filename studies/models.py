@@ -6,7 +6,11 @@ has no bias (BN's offset replaces it), as in Ioffe & Szegedy 2015.
 Variants: `none` (no normalization), `keras` (the stock
 `keras.layers.BatchNormalization`), `bn` (`kbn.BatchNormalization`) and one
 per `kbn.noise` model (`bn-batch-statistics`, `bn-covariate-shift`,
-`bn-adjustment`).
+`bn-adjustment`); `noisy-bn` is `bn-covariate-shift` under Santurkar et
+al.'s name.
+
+The nonlinearities are named `<activation>_<i>` (`sigmoid_1`, ...), so the
+instruments' TensorBoard tags are the same in every cell.
 
 Initialization: every kernel gets `family` scaled by `scale`, where the scale
 multiplies the initial weights' standard deviation (VarianceScaling with
@@ -24,6 +28,7 @@ _NOISE = {
     "bn-batch-statistics": "batch_statistics",
     "bn-covariate-shift": "covariate_shift",
     "bn-adjustment": "adjustment",
+    "noisy-bn": "covariate_shift",
 }
 
 # family -> (VarianceScaling base scale, mode, distribution)
@@ -91,6 +96,7 @@ def build(
         ModelError: `cnn` on flat (tabular) inputs.
     """
     counter = iter(range(1000))
+    blocks = iter(range(1, 1000))
 
     def kernel():
         return initializer(init, init_scale, seed * 1000 + next(counter))
@@ -100,7 +106,8 @@ def build(
         norm = normalization(variant, seed * 1000 + next(counter))
         layer = make_layer(use_bias=norm is None, kernel_initializer=kernel())
         norms = [norm] if norm is not None else []
-        return [layer, *norms, keras.layers.Activation(activation)]
+        name = f"{activation}_{next(blocks)}"
+        return [layer, *norms, keras.layers.Activation(activation, name=name)]
 
     layers = [keras.Input(tuple(input_shape))]
     if name in ("mlp-sigmoid", "mlp-relu"):

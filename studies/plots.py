@@ -145,6 +145,90 @@ def train_vs_val(axes, rows, chance, folder, filename="noise_generalization.png"
     return _save(fig, folder, filename)
 
 
+def _curve_panel(ax, rows, variants, section, key, styles):
+    """Seed-mean curve of `section`/`key` against steps, one line per variant."""
+    for variant in variants:
+        steps, means = analysis.mean_curve(
+            [r for r in rows if r["variant"] == variant], section, key
+        )
+        style = {**styles[variant], "marker": None}
+        ax.plot(steps, means, label=variant, **style)
+    ax.set_xlabel("training step")
+    ax.grid(alpha=0.3)
+
+
+def covariate_shift(axes, rows, chance, folder, filename="covariate_shift.png"):
+    """Ioffe & Szegedy's Figure 1: test accuracy, then percentiles per variant.
+
+    The percentile panels show seed 0's network (percentiles of different
+    networks do not average into one network's distribution).
+    """
+    variants = axes["variant"]
+    styles = _variant_styles(variants)
+    fig, grid = plt.subplots(
+        1, 1 + len(variants), figsize=(4.6 * (1 + len(variants)), 4.0)
+    )
+    _curve_panel(grid[0], rows, variants, "accuracy", "test", styles)
+    grid[0].axhline(chance, color="grey", ls=":", lw=1, label="chance")
+    grid[0].set_ylabel("test accuracy (seed mean)")
+    grid[0].set_title("(a) test accuracy")
+    grid[0].legend(fontsize=8)
+    for i, (ax, variant) in enumerate(zip(grid[1:], variants, strict=True)):
+        first = next(
+            (
+                r
+                for r in rows
+                if r["variant"] == variant and "percentiles" in (r["curves"] or {})
+            ),
+            None,
+        )
+        ax.set_title(f"({chr(ord('b') + i)}) {variant}: sigmoid input percentiles")
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+        if first is None:
+            continue
+        curve = first["curves"]["percentiles"]
+        for key in analysis.percentile_keys(curve):
+            ax.plot(curve["step"], analysis.floats(curve[key]), label=f"{key[1:]}th")
+        ax.set_ylabel(f"{curve['layer']}, unit 0 (seed {first['seed']})")
+        ax.legend(fontsize=8)
+    top = max(abs(v) for ax in grid[1:] for v in ax.get_ylim())
+    for ax in grid[1:]:
+        ax.set_ylim(-top, top)
+    return _save(fig, folder, filename)
+
+
+def landscape_accuracy(axes, rows, chance, folder, filename="training_accuracy.png"):
+    """Santurkar et al.'s Figure 2: training accuracy against steps."""
+    variants = axes["variant"]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    _curve_panel(ax, rows, variants, "accuracy", "train", _variant_styles(variants))
+    ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
+    ax.set_ylabel("training accuracy (seed mean)")
+    ax.set_title("training accuracy, same learning rate")
+    ax.legend(fontsize=8)
+    return _save(fig, folder, filename)
+
+
+def landscape(axes, rows, chance, folder, filename="landscape.png"):
+    """Santurkar et al.'s Figure 4: loss range and gradient predictiveness."""
+    variants = axes["variant"]
+    styles = _variant_styles(variants)
+    panels = (
+        ("loss_range", "loss range along the gradient"),
+        ("max_grad_change", "max ||grad(theta') - grad(theta)||"),
+        ("beta_smoothness", "effective beta-smoothness"),
+    )
+    fig, grid = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.0))
+    for ax, (key, title) in zip(grid, panels, strict=True):
+        _curve_panel(ax, rows, variants, "landscape", key, styles)
+        ax.set_yscale("log")
+        ax.set_title(title)
+    grid[0].set_ylabel("seed mean over probe steps")
+    grid[0].legend(fontsize=8)
+    return _save(fig, folder, filename)
+
+
 def _save(fig, folder, filename, tight=True):
     if tight:
         fig.tight_layout()
@@ -175,4 +259,9 @@ def for_study(spec, rows, chance, folder):
         )
     if spec.study == "noise":
         names.append(train_vs_val(axes, rows, chance, folder))
+    if spec.study == "covariate-shift":
+        names.append(covariate_shift(axes, rows, chance, folder))
+    if spec.study == "landscape":
+        names.append(landscape_accuracy(axes, rows, chance, folder))
+        names.append(landscape(axes, rows, chance, folder))
     return names

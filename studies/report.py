@@ -37,6 +37,11 @@ _TABLE = (
     ("accuracy_spread", "spread over init grid", "{:.3f}"),
     ("final_train_accuracy", "train acc", "{:.3f}"),
     ("generalization_gap", "train - val gap", "{:.3f}"),
+    ("final_test_accuracy", "final test acc", "{:.3f}"),
+    ("percentile_drift", "percentile drift", "{:.4f}"),
+    ("mean_loss_range", "mean loss range", "{:.4f}"),
+    ("mean_grad_change", "mean grad change", "{:.3f}"),
+    ("max_beta_smoothness", "max beta-smoothness", "{:.2f}"),
     ("seed_std", "seed std", "{:.3f}"),
     ("diverged_fraction", "diverged", "{:.0%}"),
     ("errors", "errors", "{:d}"),
@@ -99,7 +104,7 @@ def markdown(spec, summary, table, images):
     for variant, numbers in summary["variants"].items():
         cells = [_fmt(numbers.get(k), formats[k]) for k in keys]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-    lines += ["", _DEFINITIONS, ""]
+    lines += [""] + _definitions(keys) + _findings(summary)
     if images:
         lines += ["## Plots", ""] + [f"![{name}]({name})" for name in images] + [""]
     lines += [
@@ -123,14 +128,65 @@ def markdown(spec, summary, table, images):
     return "\n".join(lines)
 
 
-_DEFINITIONS = (
+def _definitions(keys):
+    """The paragraphs that define the columns shown."""
+    shown = set(keys)
+    return [
+        text + "\n"
+        for columns, text in (
+            ({"usable_lr_decades_5pt", "accuracy_spread"}, _GRID_TERMS),
+            ({"percentile_drift"}, _DRIFT_TERMS),
+            ({"mean_loss_range"}, _LANDSCAPE_TERMS),
+            ({"seed_std"}, "Seed std: mean over grid points of the std across seeds."),
+        )
+        if columns & shown
+    ]
+
+
+def _findings(summary):
+    """One line per comparison the two reproduction studies exist to make."""
+    numbers = summary["variants"]
+    none, bn = numbers.get("none", {}), numbers.get("bn", {})
+    lines = []
+    for key, what in (
+        ("percentile_drift", "percentile drift"),
+        ("mean_loss_range", "mean loss range"),
+        ("mean_grad_change", "mean gradient change"),
+    ):
+        if none.get(key) and bn.get(key):
+            lines.append(
+                f"- {what}, no BN / BN: {none[key] / bn[key]:.1f}x "
+                f"({none[key]:.4g} vs {bn[key]:.4g})"
+            )
+    return (["## Findings", "", *lines, ""]) if lines else []
+
+
+_DRIFT_TERMS = (
+    "Percentile drift: mean absolute change of the 15/50/85th percentiles of "
+    "one sigmoid's input (unit 0 of the last hidden layer, on a fixed probe "
+    "batch of 512 training examples, training-mode forward pass) between "
+    "consecutive readings, after the first epoch (Ioffe & Szegedy 2015, Fig. 1)."
+)
+
+_LANDSCAPE_TERMS = (
+    "At each probe step, on a training batch: g = grad L(theta), and for "
+    "lambda in {0.5, 1, 2, 4} the point theta' = theta - lambda * lr * g. Mean loss "
+    "range: max - min of L(theta'), averaged over probe steps. Mean grad "
+    "change: max over lambda of ||grad L(theta') - g|| (gradient "
+    "predictiveness; lower is more predictive), averaged over probe steps. "
+    "Max beta-smoothness: the largest ||grad L(theta') - g|| / ||theta' - theta|| "
+    "seen (Santurkar et al. 2018, Fig. 4). Train acc: accuracy on the training "
+    "set at the end, inference mode."
+)
+
+_GRID_TERMS = (
     "LR decades within 1pt / 5pt: width, in decades of learning rate, of the "
     "contiguous range around the best LR whose accuracy stays within 1 / 5 "
     "points of the best. Max stable LR: the largest LR at which no seed "
     "diverged. LR sensitivity: mean over the LR grid of the accuracy gap to "
     "the variant's own best (a variant that never trains scores low: read it "
     "next to best acc). Spread over init grid: best minus worst accuracy over init "
-    "family x scale. Seed std: mean over grid points of the std across seeds."
+    "family x scale."
 )
 
 

@@ -30,13 +30,17 @@ def rows(spec, study_dir):
     for cell in spec.cells():
         record = found.get(cell_key(cell))
         if record is not None:
-            table.append({**cell, **{k: record.get(k) for k in COLUMNS}})
+            row = {**cell, **{k: record.get(k) for k in COLUMNS}}
+            row["curves"] = record.get("curves") or {}  # not a CSV column
+            table.append(row)
     return table
 
 
 def write_csv(path, spec, table):
     """Writes `table` with a column per axis, then `COLUMNS`."""
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[*spec.axis_names, *COLUMNS])
+        writer = csv.DictWriter(
+            f, fieldnames=[*spec.axis_names, *COLUMNS], extrasaction="ignore"
+        )
         writer.writeheader()
         writer.writerows(table)

@@ -179,6 +179,12 @@ def print_summary(summary, study_dir, stream):
         "max_stable_lr",
         "init_scale_decades_5pt",
         "generalization_gap",
+        "final_test_accuracy",
+        "percentile_drift",
+        "final_train_accuracy",
+        "mean_loss_range",
+        "mean_grad_change",
+        "max_beta_smoothness",
         "diverged_fraction",
     )
     for variant, numbers in summary["variants"].items():

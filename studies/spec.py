@@ -17,14 +17,22 @@ import itertools
 import json
 import math
 
-STUDIES = ("lr", "init", "lr-init", "noise")
+STUDIES = ("lr", "init", "lr-init", "noise", "covariate-shift", "landscape")
 
 MODELS = ("mlp-sigmoid", "mlp-relu", "cnn")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 INITS = ("glorot_uniform", "he_normal", "lecun_normal", "random_normal")
 BASE_VARIANTS = ("none", "keras", "bn")
 NOISE_VARIANTS = ("bn-batch-statistics", "bn-covariate-shift", "bn-adjustment")
-VARIANTS = BASE_VARIANTS + NOISE_VARIANTS
+# Santurkar et al.'s name for BN followed by their covariate-shift noise.
+VARIANTS = BASE_VARIANTS + NOISE_VARIANTS + ("noisy-bn",)
+
+# Callbacks a cell can run (kbn.callbacks), and those a study needs.
+INSTRUMENTS = ("percentiles", "landscape")
+REQUIRED_INSTRUMENTS = {
+    "covariate-shift": ("percentiles",),
+    "landscape": ("landscape",),
+}
 
 # Axis order per study: the CSV columns and the grid loops follow it, with the
 # seed innermost so that a cell's seeds finish together.
@@ -33,6 +41,8 @@ AXES = {
     "init": ("variant", "init", "init_scale", "seed"),
     "lr-init": ("variant", "lr", "init_scale", "seed"),
     "noise": ("variant", "seed"),
+    "covariate-shift": ("variant", "seed"),
+    "landscape": ("variant", "seed"),
 }
 
 _COMMON = {
@@ -45,6 +55,8 @@ _COMMON = {
     "init": "glorot_uniform",
     "init_scale": 1.0,
     "lr": 1.0,
+    "instruments": [],
+    "probe_every": 10,  # optimizer steps between instrument readings
 }
 
 # Preset values; command-line options override them. "quick" runs in under
@@ -104,6 +116,39 @@ PRESETS = {
         "train_size": 300,
         "lr": 0.3,
     },
+    # Ioffe & Szegedy's Figure 1: the 3x100 sigmoid MLP, batch 60, plain SGD.
+    ("covariate-shift", "quick"): {
+        "variant": ("none", "bn"),
+        "seeds": 2,
+        "epochs": 40,
+        "lr": 0.5,
+        "probe_every": 10,
+    },
+    ("covariate-shift", "full"): {
+        "variant": ("none", "bn"),
+        "seeds": 5,
+        "epochs": 150,
+        "lr": 0.5,
+        "probe_every": 20,
+    },
+    # Santurkar et al.'s Figures 2 and 4: no BN, BN and noisy BN at one rate,
+    # on the 6x100 ReLU MLP (deep enough for its landscape to matter).
+    ("landscape", "quick"): {
+        "variant": ("none", "bn", "noisy-bn"),
+        "model": "mlp-relu",
+        "seeds": 2,
+        "epochs": 15,
+        "lr": 0.5,
+        "probe_every": 10,
+    },
+    ("landscape", "full"): {
+        "variant": ("none", "bn", "noisy-bn"),
+        "model": "mlp-relu",
+        "seeds": 5,
+        "epochs": 60,
+        "lr": 0.5,
+        "probe_every": 10,
+    },
 }
 
 
@@ -116,8 +161,9 @@ class StudySpec:
         axes: Axis name -> tuple of grid values, in loop order (seed last).
         fixed: Settings held constant: `model`, `dataset`, `epochs`,
             `batch_size`, `optimizer`, `divergence_threshold`, `train_size`,
-            and the value of `lr`, `init` or `init_scale` when they are not
-            axes.
+            `instruments` (the `kbn.callbacks` each cell runs), `probe_every`
+            (their interval in optimizer steps), and the value of `lr`,
+            `init` or `init_scale` when they are not axes.
         command: The command line that created the study (for the report).
     """
 
@@ -186,13 +232,15 @@ def make_spec(study, preset="quick", command="", **overrides):
 
     Overrides: `variants`, `lrs`, `inits`, `init_scales`, `seeds` (a count),
     `epochs`, `batch_size`, `optimizer`, `model`, `dataset`, `train_size`,
-    `divergence_threshold`, and `lr` (the fixed rate of `init` and `noise`).
+    `divergence_threshold`, `lr` (the fixed rate of the studies without an
+    `lr` axis), `instruments` (added to those the study needs) and
+    `probe_every`.
     Values are validated by the command line; this only assembles them.
     """
     base = PRESETS[(study, preset)]
     given = {k: v for k, v in overrides.items() if v is not None}
     fixed = dict(_COMMON, epochs=base["epochs"])
-    for name in ("train_size", "lr"):
+    for name in ("train_size", "lr", "model", "probe_every"):
         if name in base and name not in AXES[study]:
             fixed[name] = base[name]
     for name in (
@@ -204,9 +252,12 @@ def make_spec(study, preset="quick", command="", **overrides):
         "train_size",
         "divergence_threshold",
         "lr",
+        "probe_every",
     ):
         if name in given:
             fixed[name] = given[name]
+    wanted = {*given.get("instruments", ()), *REQUIRED_INSTRUMENTS.get(study, ())}
+    fixed["instruments"] = [name for name in INSTRUMENTS if name in wanted]
     if "lrs" in given and "lr" not in AXES[study]:
         # A single rate given with --lrs is the fixed rate of this study.
         fixed["lr"] = given["lrs"][0]

@@ -75,10 +75,18 @@ class StudyTuner(kt.Tuner):
                     )
                     shutil.rmtree(stale, ignore_errors=True)
             self._configure_tensorboard_dir(callbacks, trial)
+            log_dirs = [
+                c.log_dir for c in callbacks if type(c).__name__ == "TensorBoard"
+            ]
             model = self.hypermodel.build(hp)
             fit_start = time.perf_counter()
             outcome = self.hypermodel.fit(
-                hp, model, *fit_args, callbacks=callbacks, **fit_kwargs
+                hp,
+                model,
+                *fit_args,
+                callbacks=callbacks,
+                log_dir=log_dirs[0] if log_dirs else None,
+                **fit_kwargs,
             )
             fit_seconds = time.perf_counter() - fit_start
             status, message = ("diverged" if outcome["diverged"] else "ok"), ""

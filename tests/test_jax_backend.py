@@ -56,3 +56,51 @@ print("jax ok")
         env={"KERAS_BACKEND": "jax"},
     )
     assert "jax ok" in out
+
+
+def test_callbacks_on_jax(tmp_path):
+    out = run_script(
+        f"""
+import keras, numpy as np
+assert keras.backend.backend() == "jax"
+import kbn
+from kbn.callbacks import ActivationPercentiles, LandscapeProbe
+rng = np.random.default_rng(0)
+x = rng.normal(size=(64, 5)).astype("float32")
+y = (x[:, 0] > 0).astype("int32")
+
+def model():
+    keras.utils.set_random_seed(1)
+    m = keras.Sequential([
+        keras.Input((5,)),
+        keras.layers.Dense(6, activation="sigmoid", name="fused"),
+        kbn.BatchNormalization(noise="covariate_shift", seed=2),
+        keras.layers.Dense(2),
+    ])
+    m.compile(keras.optimizers.Adam(0.01),
+              keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return m
+
+plain = model()
+plain.fit(x, y, batch_size=16, epochs=2, verbose=0)
+probed = model()
+probes = [
+    ActivationPercentiles(every_n_steps=3, log_dir=r"{tmp_path}", data=x[:32],
+                          training=True),
+    LandscapeProbe(every_n_steps=3, log_dir=r"{tmp_path}", data=(x, y), batch_size=16),
+]
+probed.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=probes)
+for a, b in zip(plain.variables + plain.optimizer.variables,
+                probed.variables + probed.optimizer.variables, strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+w, b = (np.float64(v) for v in probed.get_layer("fused").get_weights())
+pre = x[:32].astype(np.float64) @ w + b
+np.testing.assert_allclose(
+    probes[0].history["percentiles/fused/p85"][-1], np.percentile(pre, 85), atol=2e-5)
+assert probes[1].history["step"] == [0, 3, 6, 8]
+assert all(np.isfinite(v) and v > 0 for v in probes[1].history["landscape/loss_range"])
+print("jax callbacks ok")
+""",
+        env={"KERAS_BACKEND": "jax"},
+    )
+    assert "jax callbacks ok" in out
