@@ -98,6 +98,18 @@ def test_percentiles_follow_named_layers_and_outputs_of_other_layers():
         )
 
 
+def test_unit_indexes_the_pre_activation_of_a_fused_layer():
+    model = _percentile_model()  # `fused` maps 5 inputs to 6 units
+    probe = ActivationPercentiles(layers=["fused"], unit=5, log_dir=None, data=X)
+    model.fit(X, Y, epochs=1, verbose=0, callbacks=[probe])
+    first, _ = _numpy_pre_activations(model, X, training=False)
+    np.testing.assert_allclose(
+        probe.history["percentiles/fused/unit_5/p50"][-1],
+        np.percentile(first[:, 5], 50),
+        atol=2e-5,
+    )
+
+
 def _probed_model(seed=5):
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(

@@ -165,7 +165,7 @@ class ActivationPercentiles(StepCallback):
         return chosen
 
     def _plan(self, model):
-        """Builds one inference-mode extractor for every followed tensor."""
+        """Builds one extractor model that returns every followed tensor."""
         if not getattr(model, "inputs", None):
             raise ValueError(
                 "ActivationPercentiles needs a functional or Sequential model built "
@@ -185,7 +185,7 @@ class ActivationPercentiles(StepCallback):
             fused = _has_fused_activation(layer)
             prefix = f"percentiles/{layer.name}"
             if self.unit is not None:
-                width = tensors[-1].shape[-1]
+                width = layer.output.shape[-1]  # a fused layer's pre-activation too
                 if width is not None and self.unit >= width:
                     raise ValueError(
                         f"Argument `unit`={self.unit} is out of range for layer "
@@ -201,13 +201,16 @@ class ActivationPercentiles(StepCallback):
         # The scope drops the state a training-mode pass would write.
         with keras.StatelessScope():
             outputs = self._extractor(self.data, training=self.training)
-        if not isinstance(outputs, list | tuple):
-            outputs = [outputs]
+            if not isinstance(outputs, list | tuple):
+                outputs = [outputs]
+            tensors = [
+                tensor
+                if fused_layer is None
+                else _without_activation(fused_layer, tensor, self.training)
+                for (_, fused_layer), tensor in zip(self._probes, outputs, strict=True)
+            ]
         values = []
-        for (_, fused_layer), tensor in zip(self._probes, outputs, strict=True):
-            if fused_layer is not None:
-                with keras.StatelessScope():
-                    tensor = _without_activation(fused_layer, tensor, self.training)
+        for tensor in tensors:
             array = keras.ops.convert_to_numpy(tensor).astype(np.float64)
             if self.unit is not None:
                 array = array[..., self.unit]
