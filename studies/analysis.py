@@ -274,7 +274,7 @@ def _instrument_summary(rows, chance, study):
 
 
 def floats(values):
-    """A curve as floats (None, for a non-finite reading, becomes NaN)."""
+    """A curve as floats (a None reading, as JSON null, becomes NaN)."""
     return np.array([math.nan if v is None else v for v in values], float)
 
 

@@ -16,8 +16,6 @@ TensorBoard callback, and the numbers go into the cell's record as `curves`,
 so the report is rebuilt from the study folder alone.
 """
 
-import math
-
 import keras
 import numpy as np
 
@@ -86,7 +84,7 @@ def callbacks(settings, x, y, validation_data, log_dir):
 
 
 def curves(instruments, steps_per_epoch):
-    """The instruments' histories as the record's `curves` (JSON-ready).
+    """The instruments' histories as the record's `curves`.
 
     Returns:
         `{}` without instruments; otherwise `steps_per_epoch` and, per
@@ -129,15 +127,4 @@ def curves(instruments, steps_per_epoch):
             }
     if result:
         result["steps_per_epoch"] = steps_per_epoch
-    return _finite_or_none(result)
-
-
-def _finite_or_none(value):
-    """JSON has no NaN: non-finite numbers become None (read back as NaN)."""
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_none(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return result

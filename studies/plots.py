@@ -178,7 +178,7 @@ def covariate_shift(axes, rows, chance, folder, filename="covariate_shift.png"):
             (
                 r
                 for r in rows
-                if r["variant"] == variant and "percentiles" in (r["curves"] or {})
+                if r["variant"] == variant and "percentiles" in r["curves"]
             ),
             None,
         )

@@ -72,13 +72,20 @@ def finished_keys(study_dir):
 
 
 def _jsonable(value):
-    # JSON has no NaN or inf; store them as strings that float() reads back.
+    # JSON has no NaN or inf; store them as strings that float() reads back,
+    # inside nested values (an instrument's curves) too.
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
 
 
-def _restore(record):
-    return {
-        k: float(v) if v in ("nan", "inf", "-inf") else v for k, v in record.items()
-    }
+def _restore(value):
+    if isinstance(value, dict):
+        return {k: _restore(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore(v) for v in value]
+    return float(value) if value in ("nan", "inf", "-inf") else value

@@ -67,17 +67,15 @@ class StudyTuner(kt.Tuner):
         fit_seconds = math.nan
         try:
             callbacks = self._deepcopy_callbacks(list(callbacks))
-            for callback in callbacks:
-                if type(callback).__name__ == "TensorBoard":
-                    # partial logs of an interrupted attempt at this cell
-                    stale = self._get_tensorboard_dir(
-                        callback.log_dir, trial.trial_id, 0
-                    )
-                    shutil.rmtree(stale, ignore_errors=True)
-            self._configure_tensorboard_dir(callbacks, trial)
             log_dirs = [
-                c.log_dir for c in callbacks if type(c).__name__ == "TensorBoard"
+                self._get_tensorboard_dir(c.log_dir, trial.trial_id, 0)
+                for c in callbacks
+                if type(c).__name__ == "TensorBoard"
             ]
+            for folder in log_dirs:
+                # partial logs of an interrupted attempt at this cell
+                shutil.rmtree(folder, ignore_errors=True)
+            self._configure_tensorboard_dir(callbacks, trial)  # points them there
             model = self.hypermodel.build(hp)
             fit_start = time.perf_counter()
             outcome = self.hypermodel.fit(

@@ -173,8 +173,9 @@ class ActivationPercentiles(StepCallback):
             )
         tensors, probes = [], []
         for layer in self._chosen_layers(model):
+            fused = _has_fused_activation(layer)
             try:
-                if _is_activation_layer(layer) or _has_fused_activation(layer):
+                if fused or _is_activation_layer(layer):
                     tensors.append(layer.input)
                 else:
                     tensors.append(layer.output)
@@ -182,7 +183,6 @@ class ActivationPercentiles(StepCallback):
                 raise ValueError(
                     f"ActivationPercentiles cannot follow layer {layer.name!r}: {error}"
                 ) from None
-            fused = _has_fused_activation(layer)
             prefix = f"percentiles/{layer.name}"
             if self.unit is not None:
                 width = layer.output.shape[-1]  # a fused layer's pre-activation too

@@ -83,13 +83,14 @@ class StepCallback(keras.callbacks.Callback):
         self._epoch_start_step = 0
 
     def __deepcopy__(self, memo):
+        # Fresh runtime state first (subclasses' included), so the model,
+        # writer and anything built for one fit are never deep-copied.
         clone = copy.copy(self)
         memo[id(self)] = clone
-        runtime = {"_model", "_writer"}
-        for name, value in self.__dict__.items():
-            if name not in runtime:
-                setattr(clone, name, copy.deepcopy(value, memo))
         clone._reset_runtime_state()
+        clone.__dict__.update(
+            {name: copy.deepcopy(value, memo) for name, value in vars(clone).items()}
+        )
         return clone
 
     def measure(self, step):

@@ -171,3 +171,14 @@ def test_percentile_drift_and_instrument_summary_by_hand():
     assert analysis._instrument_summary(rows, 0.1, "covariate-shift")[
         "final_test_accuracy"
     ] == pytest.approx(0.7)
+
+
+def test_records_keep_non_finite_readings_inside_curves(tmp_path):
+    cell = {"variant": "none", "seed": 0}
+    curves = {"landscape": {"step": [0, 10], "loss_range": [float("nan"), 2.0]}}
+    records.write(str(tmp_path), cell, {"score": float("inf"), "curves": curves})
+    record = records.read_all(str(tmp_path))["variant=none,seed=0"]
+    assert record["score"] == math.inf
+    loss_range = record["curves"]["landscape"]["loss_range"]
+    assert math.isnan(loss_range[0]) and loss_range[1] == 2.0
+    assert record["curves"]["landscape"]["step"] == [0, 10]
