@@ -12,16 +12,22 @@ Numerical decisions:
   inputs are upcast inside the kernel, so no float32 copy is materialized.
 - Moments are *shifted one-pass* sums: `d = x - k`, with `k` the first sample
   of each channel (a constant), then `mean = k + E[d]` and
-  `var = max(E[d^2] - E[d]^2, 0)`. XLA fuses both sums into one read of `x`.
+  `var = max(E[d^2] - E[d]^2, 0)`. Both sums come from one read of `x`
+  (`_channel_sums` explains how, on XLA:CPU).
   Shifting by a sample removes any common offset (1e7 with unit spread keeps
   its variance to 1e-6), and by Samuelson's inequality a sample lies within
   `sqrt(n - 1)` standard deviations of the mean, which bounds the cancellation
   at about `n * eps` relative even when the first sample is an outlier.
 - Normalization is `(x - mean) * (gamma * rsqrt(var + eps)) + beta`.
 - The gradient saves only `x` and the per-channel mean and variance; `xhat` is
-  recomputed in the backward kernel, which reads `x` and `dy` twice (two fused
-  reductions, then `dx`). Upstream gradients of the returned mean and variance
-  are honoured, folded into the per-channel coefficients of `dx` at no cost.
+  recomputed in the backward kernel, which reads `x` and `dy` twice (both
+  reductions in one pass, then `dx`). Upstream gradients of the returned mean
+  and variance are honoured, folded into the per-channel coefficients of `dx`
+  at no cost.
+
+Memory traffic is the cost (see benchmarks/): the forward pass reads `x` twice
+and writes `y`; the backward reads `x` and `dy` twice and writes `dx`. That is
+the 8-pass floor, with no full-size intermediate.
 """
 
 import functools
@@ -58,6 +64,58 @@ def batch_norm_infer(x, mean, variance, gamma, beta, *, epsilon, out_dtype):
     return kernel(x, mean, variance, gamma, beta)
 
 
+# Rows added elementwise per row of the partial sums in `_channel_sums`: enough
+# to make the partial small (1/32 of the input), few enough that the unrolled
+# loop fusion stays cheap to compile and its 32 input streams stay in cache.
+_SLICES = 32
+
+
+def _channel_sums(terms, inputs, axes):
+    """Sums each of `terms(*inputs)` over `axes` (keepdims), in one read.
+
+    XLA:CPU does not fuse elementwise work into a reduction over a major
+    dimension, which is what the batch axis of channels-last data is: it
+    would write each term out in full and read it back (two extra passes
+    per term). Instead the outermost reduced axis, of size n, is split into
+    (n // S, S), and the S slices are added elementwise. That is a loop fusion
+    computing the terms on the fly; it writes a partial sum S times smaller
+    than the input, whose plain reduction is cheap. The `n % S` rows left
+    over are summed directly.
+
+    Args:
+        terms: Function from slices of `inputs` to a tuple of same-shaped
+            tensors; elementwise, so it applies to any slice.
+        inputs: Tensors of one shape.
+        axes: Reduced axes, sorted.
+
+    Returns:
+        A list with one keepdims sum per term.
+    """
+    rank = inputs[0].shape.rank
+    a = axes[0]
+    shape = tf.shape(inputs[0])
+    n = shape[a]
+    main = n - n % _SLICES
+    split = tf.concat([shape[:a], [n // _SLICES, _SLICES], shape[a + 1 :]], 0)
+    along = tf.one_hot(a, rank, dtype=shape.dtype)
+    main_size = shape + (main - n) * along
+    heads = [tf.reshape(tf.slice(t, [0] * rank, main_size), split) for t in inputs]
+    partial = None
+    for r in range(_SLICES):
+        index = (slice(None),) * (a + 1) + (r,)
+        # Stacking next to the split axis keeps each row's terms adjacent in
+        # memory, so the fusion reads every input element once.
+        row = tf.stack(terms(*[h[index] for h in heads]), axis=a + 1)
+        partial = row if partial is None else partial + row
+    stacked_axes = tuple(i if i <= a else i + 1 for i in axes)
+    sums = tf.reduce_sum(partial, axis=stacked_axes, keepdims=True)
+    rest = [tf.slice(t, main * along, shape - main * along) for t in inputs]
+    return [
+        s + tf.reduce_sum(t, axis=axes, keepdims=True)
+        for s, t in zip(tf.unstack(sums, axis=a + 1), terms(*rest), strict=True)
+    ]
+
+
 def _compute_dtype(dtype):
     return tf.float64 if dtype == tf.float64 else tf.float32
 
@@ -82,27 +140,35 @@ def _train_kernel(param_shape, axes, epsilon, out_dtype):
     @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
     def forward(x, gamma, beta):
         ct = _compute_dtype(x.dtype)
-        x = tf.cast(x, ct)
-        shift = tf.stop_gradient(_first_sample(x, axes))
-        d = x - shift
-        centred_mean = tf.reduce_mean(d, axis=axes, keepdims=True)
-        mean_sq = tf.reduce_mean(d * d, axis=axes, keepdims=True)
+        shift = tf.cast(_first_sample(x, axes), ct)
+
+        def shifted(v):
+            d = tf.cast(v, ct) - shift
+            return d, d * d
+
+        centred_sum, square_sum = _channel_sums(shifted, [x], axes)
+        n = tf.cast(tf.size(x) // tf.size(shift), ct)
+        centred_mean = centred_sum / n
         mean = shift + centred_mean
-        variance = tf.maximum(mean_sq - centred_mean * centred_mean, 0.0)
+        variance = tf.maximum(square_sum / n - centred_mean * centred_mean, 0.0)
         scale = tf.cast(gamma, ct) * tf.math.rsqrt(variance + epsilon)
-        y = (x - mean) * scale + tf.cast(beta, ct)
+        y = (tf.cast(x, ct) - mean) * scale + tf.cast(beta, ct)
         return tf.cast(y, out_dtype), mean, variance
 
     @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
     def backward(dy, dmean, dvar, x, gamma, mean, variance):
         ct = mean.dtype
-        xc = tf.cast(x, ct)
-        dy = tf.cast(dy, ct)
+
+        def upstream(e, v):
+            e = tf.cast(e, ct)
+            return e, e * (tf.cast(v, ct) - mean)
+
+        sum_dy, sum_dy_centred = _channel_sums(upstream, [dy, x], axes)
         n = tf.cast(tf.size(x) // tf.size(mean), ct)
         rstd = tf.math.rsqrt(variance + epsilon)
-        centred = xc - mean
-        sum_dy = tf.reduce_sum(dy, axis=axes, keepdims=True)
-        sum_dy_xhat = tf.reduce_sum(dy * centred, axis=axes, keepdims=True) * rstd
+        sum_dy_xhat = sum_dy_centred * rstd
+        centred = tf.cast(x, ct) - mean
+        dy = tf.cast(dy, ct)
         g = tf.cast(gamma, ct) * rstd
         # dx = g * (dy - mean(dy) - xhat * mean(dy * xhat)) + dmean / n
         #      + dvar * 2 (x - mean) / n, with per-channel coefficients.
@@ -119,7 +185,12 @@ def _train_kernel(param_shape, axes, epsilon, out_dtype):
 
     @tf.custom_gradient
     def kernel(x, gamma, beta):
-        y, mean, variance = forward(x, gamma, beta)
+        # Without stop_gradient, a tape around a graph would make TensorFlow
+        # call a variant of `forward` that also returns its intermediates for
+        # autodiff, which this hand-written gradient never uses.
+        y, mean, variance = forward(
+            tf.stop_gradient(x), tf.stop_gradient(gamma), tf.stop_gradient(beta)
+        )
 
         def grad(dy, dmean, dvar):
             dmean = tf.zeros_like(mean) if dmean is None else dmean

@@ -84,6 +84,47 @@ def test_compiled_kernel_honours_gradients_of_returned_statistics():
     np.testing.assert_allclose(dx, expected, atol=1e-10)
 
 
+@pytest.mark.parametrize(
+    "shape,axes",
+    [
+        ((64, 3, 1), (0, 2)),  # reduced rows a multiple of the 32 summed slices
+        ((100, 3, 1), (0, 2)),  # with rows left over
+        ((5, 3, 1), (0, 2)),  # fewer rows than slices
+        ((2, 70, 3, 1), (1, 3)),  # ghost batches
+        ((40, 3, 7), (0, 2)),  # channels first
+        ((3, 4, 5, 6), (0, 2)),  # non-contiguous feature axes
+    ],
+)
+def test_compiled_kernel_matches_float64_reference(shape, axes):
+    from kbn import xla_kernel
+
+    rng = np.random.default_rng(1)
+    param_shape = tuple(1 if i in axes else n for i, n in enumerate(shape))
+    x = tf.constant(rng.normal(size=shape) * 2 + 5)
+    dy = tf.constant(rng.normal(size=shape))
+    gamma = tf.constant(rng.uniform(0.5, 1.5, size=param_shape))
+    beta = tf.constant(rng.normal(size=param_shape))
+
+    def reference(x, gamma, beta):
+        mean = tf.reduce_mean(x, axis=axes, keepdims=True)
+        var = tf.reduce_mean(tf.square(x - mean), axis=axes, keepdims=True)
+        return (x - mean) * tf.math.rsqrt(var + 1e-3) * gamma + beta, mean, var
+
+    def kernel(x, gamma, beta):
+        return xla_kernel.batch_norm_train(
+            x, gamma, beta, axes=axes, epsilon=1e-3, out_dtype="float64"
+        )
+
+    results = []
+    for fn in (kernel, reference):
+        with tf.GradientTape() as tape:
+            tape.watch([x, gamma, beta])
+            y, mean, var = fn(x, gamma, beta)
+        results.append([y, mean, var, *tape.gradient(y, [x, gamma, beta], dy)])
+    for got, want in zip(*results, strict=True):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("compile_moments", ["auto", False])
 @pytest.mark.parametrize("offset", [0.0, 1e2, 1e4, 1e5, 1e6, 1e7])
 def test_large_offset_moments_stay_accurate_in_float32(offset, compile_moments):
