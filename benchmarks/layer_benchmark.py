@@ -1,16 +1,19 @@
-"""Forward+backward time of batch normalization, side by side in one process.
+"""Batch normalization alone: kbn against the stock layer and fused_batch_norm.
 
-Compares, on the same tensors and in one run (so ratios are meaningful on a
-noisy machine):
+Candidates, timed side by side in one process on the same tensors:
 
-- `kbn`:          kbn.BatchNormalization (compiled kernel), step in tf.function
-- `stock`:        keras.layers.BatchNormalization, step in tf.function
-- `stock_xla`:    the stock layer with the whole step under XLA (jit_compile)
-- `fused`:        tf.compat.v1.nn.fused_batch_norm (4-D NHWC only)
+- `kbn`:       kbn.BatchNormalization (compiled kernel), step in tf.function
+- `stock`:     keras.layers.BatchNormalization, step in tf.function
+- `stock_xla`: the stock layer with the whole step under XLA (jit_compile)
+- `fused`:     tf.compat.v1.nn.fused_batch_norm (4-D NHWC only)
 
-Each step is a training-mode forward, the gradient for the input, gamma and
-beta, and the moving-statistics update. Times are medians over repeats after
-warm-up.
+Modes:
+
+- `train`: training-mode forward, then the gradients for the input, gamma and
+  beta given an upstream gradient (the layers also update their moving
+  statistics). The floor is 8 passes over the tensor.
+- `infer`: forward with the moving statistics (training=False). The floor is
+  2 passes (read x, write y).
 
 Usage:
     python -m benchmarks.layer_benchmark [--quick] [--out benchmarks/results]
@@ -19,9 +22,8 @@ Usage:
 import argparse
 import json
 import os
-import platform
-import statistics
-import time
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -30,124 +32,156 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import kbn  # noqa: E402
+from benchmarks import tables, timing  # noqa: E402
 
-SHAPES = [(64, 32, 32, 64), (1024, 512)]
+CONV_SHAPES = [(64, 32, 32, 64), (32, 56, 56, 128), (8, 112, 112, 64)]
+DENSE_SHAPES = [(1024, 512), (8192, 1024)]
+DTYPES = ["float32", "mixed_float16"]
+QUICK_SHAPES = [(64, 32, 32, 64), (1024, 512)]
+FLOOR_PASSES = {"train": 8, "infer": 2}
+CANDIDATES = ["kbn", "stock", "stock_xla", "fused"]
 
 
-def _layer_step(layer, jit):
+def _built(layer_class, shape, dtype):
+    layer = layer_class(dtype=dtype)
+    layer.build(shape)
+    return layer
+
+
+def _train_step(layer, jit):
     @tf.function(jit_compile=jit)
     def step(x, dy):
         with tf.GradientTape() as tape:
             tape.watch(x)
             y = layer(x, training=True)
-            loss = tf.reduce_sum(y * dy)
-        return tape.gradient(loss, [x, layer.gamma, layer.beta])
+        return tape.gradient(y, [x, layer.gamma, layer.beta], output_gradients=dy)
 
     return step
 
 
-def _fused_step(channels):
+def _infer_step(layer, jit):
+    @tf.function(jit_compile=jit)
+    def step(x, dy):
+        return layer(x, training=False)
+
+    return step
+
+
+def _fused_step(channels, mode):
     gamma = tf.Variable(tf.ones(channels))
     beta = tf.Variable(tf.zeros(channels))
+    mean = tf.zeros(channels)
+    variance = tf.ones(channels)
 
     @tf.function
-    def step(x, dy):
+    def train(x, dy):
         with tf.GradientTape() as tape:
             tape.watch(x)
             y, _, _ = tf.compat.v1.nn.fused_batch_norm(
                 x, gamma, beta, epsilon=1e-3, is_training=True
             )
-            loss = tf.reduce_sum(y * dy)
-        return tape.gradient(loss, [x, gamma, beta])
+        return tape.gradient(y, [x, gamma, beta], output_gradients=dy)
 
-    return step
+    @tf.function
+    def infer(x, dy):
+        y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            x, gamma, beta, mean, variance, epsilon=1e-3, is_training=False
+        )
+        return y
+
+    return train if mode == "train" else infer
 
 
-def candidates(shape):
+def candidates(shape, dtype, mode):
+    """The timed steps for one shape, dtype policy and mode, by name."""
+    make = _train_step if mode == "train" else _infer_step
     out = {
-        "kbn": _layer_step(kbn.BatchNormalization(), jit=False),
-        "stock": _layer_step(keras.layers.BatchNormalization(), jit=False),
-        "stock_xla": _layer_step(keras.layers.BatchNormalization(), jit=True),
+        "kbn": make(_built(kbn.BatchNormalization, shape, dtype), jit=False),
+        "stock": make(_built(keras.layers.BatchNormalization, shape, dtype), False),
+        "stock_xla": make(_built(keras.layers.BatchNormalization, shape, dtype), True),
     }
     if len(shape) == 4:
-        out["fused"] = _fused_step(shape[-1])
+        out["fused"] = _fused_step(shape[-1], mode)
     return out
 
 
-def median_ms(step, x, dy, repeats, warmup):
-    for _ in range(warmup):
-        _sync(step(x, dy))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        _sync(step(x, dy))
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+def activation_dtype(dtype):
+    return "float16" if dtype == "mixed_float16" else dtype
 
 
-def _sync(result):
-    for t in result:
-        t.numpy()
-
-
-def run(quick=False):
-    repeats, warmup, rounds = (5, 2, 1) if quick else (15, 5, 3)
+def measure(shape, dtype, mode, bandwidth_gbs, rounds, repeats, warmup):
+    """One table row: times, the floor and the ratios for one configuration."""
     rng = np.random.default_rng(0)
-    results = []
-    for shape in SHAPES:
-        x = tf.constant(rng.normal(size=shape).astype("float32"))
-        dy = tf.constant(rng.normal(size=shape).astype("float32"))
-        steps = candidates(shape)
-        # Interleave rounds so slow phases of the machine hit every candidate.
-        samples = {name: [] for name in steps}
-        for _ in range(rounds):
-            for name, step in steps.items():
-                samples[name].append(median_ms(step, x, dy, repeats, warmup))
-        row = {"shape": list(shape), "ms": {k: min(v) for k, v in samples.items()}}
-        row["speedup_vs"] = {
-            k: row["ms"][k] / row["ms"]["kbn"] for k in row["ms"] if k != "kbn"
-        }
-        results.append(row)
+    act = activation_dtype(dtype)
+    x = tf.constant(rng.normal(size=shape).astype(act))
+    dy = tf.constant(rng.normal(size=shape).astype(act))
+    ms = timing.interleaved_ms(
+        candidates(shape, dtype, mode), (x, dy), rounds, repeats, warmup
+    )
+    floor = timing.floor_ms(x.numpy().nbytes, FLOOR_PASSES[mode], bandwidth_gbs)
     return {
-        "benchmark": "layer forward+backward, float32, training mode",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "quick": quick,
-        "results": results,
+        "shape": list(shape),
+        "dtype": dtype,
+        "mode": mode,
+        "ms": ms,
+        "floor_ms": floor,
+        # > 1 means kbn is faster; kbn/floor is how far kbn is above the floor.
+        "speedup_vs": {k: v / ms["kbn"] for k, v in ms.items() if k != "kbn"},
+        "kbn_over_floor": ms["kbn"] / floor,
     }
 
 
-def markdown(report):
-    names = ["kbn", "stock", "stock_xla", "fused"]
-    lines = [
-        "| shape | "
-        + " | ".join(f"{n} (ms)" for n in names)
-        + " | stock / kbn | stock_xla / kbn | fused / kbn |",
-        "|---" * (len(names) + 4) + "|",
-    ]
-    for row in report["results"]:
-        ms = [f"{row['ms'][n]:.2f}" if n in row["ms"] else "n/a" for n in names]
-        ratios = [
-            f"{row['speedup_vs'][n]:.2f}x" if n in row["speedup_vs"] else "n/a"
-            for n in names[1:]
-        ]
-        shape = "x".join(map(str, row["shape"]))
-        lines.append(f"| {shape} | " + " | ".join(ms + ratios) + " |")
-    return "\n".join(lines)
+def run(quick=False, bandwidth_gbs=None):
+    """All layer rows; quick: the two issue-2 shapes, float32, few repeats.
+
+    A full run measures each row in a fresh process. Rows of 32 MiB and more
+    make the C allocator map fresh pages for every output, and the heap a
+    long run leaves behind changed later rows' times by up to 5x; a fresh
+    process gives every row the same start (its candidates still share it).
+    """
+    bandwidth_gbs = bandwidth_gbs or timing.copy_bandwidth_gbs()
+    shapes = QUICK_SHAPES if quick else CONV_SHAPES + DENSE_SHAPES
+    dtypes = ["float32"] if quick else DTYPES
+    rows = []
+    for mode in ("train", "infer"):
+        for dtype in dtypes:
+            for shape in shapes:
+                config = (shape, dtype, mode, bandwidth_gbs)
+                if quick:
+                    rows.append(measure(*config, rounds=1, repeats=5, warmup=2))
+                else:
+                    rows.append(_measure_in_fresh_process(*config))
+    return {"copy_bandwidth_gbs": bandwidth_gbs, "rows": rows}
+
+
+def _measure_in_fresh_process(shape, dtype, mode, bandwidth_gbs):
+    row = ",".join([mode, dtype, "x".join(map(str, shape)), str(bandwidth_gbs)])
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.layer_benchmark", "--row", row],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="few repeats (smoke run)")
+    parser.add_argument("--quick", action="store_true", help="few shapes and repeats")
     parser.add_argument(
         "--out",
         default=os.path.join("benchmarks", "results"),
         help="folder for layer.json and layer.md",
     )
+    parser.add_argument("--row", help=argparse.SUPPRESS)  # one row, as JSON
     args = parser.parse_args(argv)
-    report = run(quick=args.quick)
-    table = markdown(report)
+    if args.row:
+        mode, dtype, shape, bandwidth = args.row.split(",")
+        shape = tuple(int(n) for n in shape.split("x"))
+        print(json.dumps(measure(shape, dtype, mode, float(bandwidth), 3, 10, 3)))
+        return
+    report = {**tables.environment(), "quick": args.quick, **run(quick=args.quick)}
+    table = tables.layer_table(report["rows"])
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "layer.json"), "w") as f:
         json.dump(report, f, indent=2)

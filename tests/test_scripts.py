@@ -6,18 +6,77 @@ import sys
 from conftest import ROOT, run_script
 
 
-def test_layer_benchmark_quick_mode_writes_its_files(tmp_path):
+def test_benchmark_suite_quick_mode_writes_its_files(tmp_path):
     out = run_script(
-        "from benchmarks.layer_benchmark import main\n"
+        "from benchmarks.__main__ import main\n"
         f"main(['--quick', '--out', {str(tmp_path)!r}])"
     )
-    assert "stock / kbn" in out
-    report = json.loads((tmp_path / "layer.json").read_text())
-    shapes = [row["shape"] for row in report["results"]]
-    assert shapes == [[64, 32, 32, 64], [1024, 512]]
-    for row in report["results"]:
-        assert row["ms"]["kbn"] > 0 and {"stock", "stock_xla"} <= set(row["ms"])
-    assert (tmp_path / "layer.md").read_text().startswith("| shape |")
+    assert "stock / kbn" in out and "Targets:" in out
+    report = json.loads((tmp_path / "suite.json").read_text())
+    assert report["layer"]["copy_bandwidth_gbs"] > 0
+    rows = {(r["mode"], tuple(r["shape"])) for r in report["layer"]["rows"]}
+    shapes = {(64, 32, 32, 64), (1024, 512)}
+    assert rows == {(m, s) for m in ("train", "infer") for s in shapes}
+    for row in report["layer"]["rows"]:
+        assert set(row["ms"]) >= {"kbn", "stock", "stock_xla"}
+        assert row["kbn_over_floor"] == row["ms"]["kbn"] / row["floor_ms"]
+        assert ("fused" in row["ms"]) == (len(row["shape"]) == 4)
+    (memory,) = report["memory"]
+    assert memory["tensor_mib"] == 16.0
+    assert all(v > 0 for v in memory["mib"].values())
+    compiles = [row["compile"] for row in report["model"]]
+    assert compiles == [
+        "default",
+        "jit_compile=True",
+        "default, MirroredStrategy (2 CPUs)",
+    ]
+    for row in report["model"]:
+        assert row["ms"]["kbn"] > 0 and row["ms"]["stock"] > 0
+    assert len(report["targets"]) == 4 + 1 + 2 + 1 + 3
+    text = (tmp_path / "suite.md").read_text()
+    assert text.count("| mode | dtype | shape |") == 1 and "| target |" in text
+
+
+def test_benchmark_targets_compare_each_ratio_with_its_bound():
+    from benchmarks import tables
+
+    def layer_row(shape, mode, stock, floor_ratio=2.0, **others):
+        return {
+            "shape": list(shape),
+            "dtype": "float32",
+            "mode": mode,
+            "speedup_vs": {"stock": stock, **others},
+            "kbn_over_floor": floor_ratio,
+        }
+
+    report = {
+        "layer": {
+            "rows": [
+                layer_row(
+                    (64, 32, 32, 64), "train", 3.1, 3.5, fused=1.2, stock_xla=1.0
+                ),
+                layer_row((1024, 512), "train", 1.4),
+                layer_row((1024, 512), "infer", 1.0),
+            ]
+        },
+        "memory": [{"shape": [1024, 512], "mib": {"kbn": 2.0, "stock": 8.0}}],
+        "model": [
+            {"compile": "default", "ms": {"kbn": 10.0, "stock": 12.0}},
+            {"compile": "jit_compile=True", "ms": {"kbn": 10.0, "stock": 10.0}},
+        ],
+    }
+    met = {row["target"]: row["met"] for row in tables.targets(report)}
+    assert met == {
+        "conv fwd+bwd: stock / kbn >= 3": True,
+        "conv fwd+bwd: fused / kbn >= 1.3": False,
+        "conv fwd+bwd: stock_xla / kbn >= 1": True,
+        "conv fwd+bwd: kbn / floor <= 3": False,
+        "dense 1024x512 float32 fwd+bwd: stock / kbn >= 1.5": False,
+        "inference 1024x512 float32: stock / kbn >= 1": True,
+        "peak step memory 1024x512: stock / kbn >= 1": True,
+        "model step, default: stock / kbn >= 1.3": False,
+        "model step, jit_compile=True: stock / kbn >= 1": True,
+    }
 
 
 def test_quickstart_trains_all_three_variants():

@@ -1,0 +1,183 @@
+"""`model.fit` step time of a small residual CNN with kbn against stock BN.
+
+The model: a 3x3 stem, then residual blocks of depthwise 3x3 and pointwise
+1x1 convolutions (MobileNet-style separable blocks in a ResNet layout), each
+convolution followed by batch normalization: 1 + 2 * blocks BN layers (9 by
+default). Separable convolutions keep the arithmetic small, so normalization
+is a real share of the step, as in the mobile and efficient networks where BN
+cost matters most.
+
+Rows: the default `compile()` (on CPU Keras does not XLA-compile the step),
+`jit_compile=True`, and the default compile under `tf.distribute`'s
+MirroredStrategy on two logical CPU devices (measured in a fresh process,
+since logical devices must be configured before TensorFlow starts).
+
+Usage:
+    python -m benchmarks.model_benchmark [--quick] [--rounds N]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Importing TensorFlow does not start its devices, so the mirrored run can
+# still split the CPU into two logical devices after these imports.
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import kbn  # noqa: E402
+from benchmarks import tables  # noqa: E402
+
+
+def build_model(bn_class, image=32, width=32, blocks=4, classes=10):
+    """The residual separable CNN, with `bn_class` for every normalization."""
+    layers = keras.layers
+    inputs = keras.Input((image, image, 3))
+    h = layers.Conv2D(width, 3, padding="same", use_bias=False)(inputs)
+    h = layers.ReLU()(bn_class()(h))
+    for _ in range(blocks):
+        skip = h
+        h = layers.DepthwiseConv2D(3, padding="same", use_bias=False)(h)
+        h = layers.ReLU()(bn_class()(h))
+        h = layers.Conv2D(width, 1, use_bias=False)(h)
+        h = bn_class()(h)
+        h = layers.ReLU()(layers.Add()([h, skip]))
+    h = layers.GlobalAveragePooling2D()(h)
+    return keras.Model(inputs, layers.Dense(classes)(h))
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Wall time of every training batch, from Keras's batch hooks."""
+
+    def __init__(self):
+        super().__init__()
+        self.ms = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ms.append((time.perf_counter() - self._start) * 1e3)
+
+
+def step_ms(bn_class, jit_compile, config, strategy=None):
+    """Median `fit` step time after the first epoch (tracing, compilation)."""
+    keras.utils.set_random_seed(0)
+    n = config["batch"] * config["steps"]
+    rng = np.random.default_rng(0)
+    image = config["image"]
+    x = rng.normal(size=(n, image, image, 3)).astype("float32")
+    y = rng.integers(0, 10, n)
+
+    def compiled():
+        model = build_model(bn_class, image=image, blocks=config["blocks"])
+        model.compile(
+            optimizer="sgd",
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=jit_compile,
+        )
+        return model
+
+    if strategy is None:
+        model = compiled()
+    else:
+        with strategy.scope():
+            model = compiled()
+    timer = StepTimer()
+    model.fit(
+        x,
+        y,
+        batch_size=config["batch"],
+        epochs=config["epochs"],
+        verbose=0,
+        callbacks=[timer],
+    )
+    return statistics.median(timer.ms[config["steps"] :])
+
+
+def config(quick):
+    if quick:
+        return {"image": 16, "blocks": 4, "batch": 32, "steps": 3, "epochs": 2}
+    return {"image": 32, "blocks": 4, "batch": 64, "steps": 8, "epochs": 4}
+
+
+def _pair(jit_compile, cfg, rounds, strategy=None):
+    classes = {"kbn": kbn.BatchNormalization, "stock": keras.layers.BatchNormalization}
+    samples = {name: [] for name in classes}
+    for _ in range(rounds):
+        for name, cls in classes.items():
+            samples[name].append(step_ms(cls, jit_compile, cfg, strategy))
+    return {name: min(v) for name, v in samples.items()}
+
+
+def run(quick=False, rounds=None):
+    """The default-compile and jit_compile rows, then the mirrored one."""
+    cfg = config(quick)
+    rounds = rounds or (1 if quick else 2)
+    rows = [
+        {"compile": "default", "ms": _pair(False, cfg, rounds)},
+        {"compile": "jit_compile=True", "ms": _pair(True, cfg, rounds)},
+        mirrored(quick),
+    ]
+    for row in rows:
+        row.update(model=f"residual separable CNN, {1 + 2 * cfg['blocks']} BN", **cfg)
+    return rows
+
+
+def measure(quick=False):
+    """`run()` in a fresh process, so that no earlier benchmark's heap state
+    (see layer_benchmark.run) slows one model down more than the other."""
+    return _fresh_process("--json", quick)
+
+
+def mirrored(quick):
+    """The MirroredStrategy row, measured in a fresh process."""
+    return _fresh_process("--mirrored", quick)
+
+
+def _fresh_process(flag, quick):
+    args = [sys.executable, "-m", "benchmarks.model_benchmark", flag]
+    if quick:
+        args.append("--quick")
+    out = subprocess.run(args, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _mirrored_main(quick):
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+    )
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    cfg = config(quick)
+    ms = _pair(False, cfg, 1 if quick else 2, strategy)
+    print(json.dumps({"compile": "default, MirroredStrategy (2 CPUs)", "ms": ms}))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller model input")
+    parser.add_argument(
+        "--mirrored", action="store_true", help="only the MirroredStrategy row (JSON)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 2)")
+    args = parser.parse_args(argv)
+    if args.mirrored:
+        _mirrored_main(args.quick)
+        return
+    if args.json:
+        print(json.dumps(run(args.quick)))
+        return
+    print(tables.model_table(run(args.quick, args.rounds)))
+
+
+if __name__ == "__main__":
+    main()
