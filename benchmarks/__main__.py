@@ -10,7 +10,6 @@ memory-traffic floor kbn takes. `--quick` runs every part at small size.
 """
 
 import argparse
-import json
 import os
 import time
 
@@ -72,11 +71,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     report = run(quick=args.quick)
     text = markdown(report)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "suite.json"), "w") as f:
-        json.dump(report, f, indent=2)
-    with open(os.path.join(args.out, "suite.md"), "w") as f:
-        f.write(text + "\n")
+    tables.write(args.out, "suite", report, text)
     print(text)
     print(f"\nWritten to {args.out} in {report['seconds']:.0f} s.")
 

@@ -22,8 +22,6 @@ Usage:
 import argparse
 import json
 import os
-import subprocess
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -32,7 +30,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import kbn  # noqa: E402
-from benchmarks import tables, timing  # noqa: E402
+from benchmarks import processes, tables, timing  # noqa: E402
 
 CONV_SHAPES = [(64, 32, 32, 64), (32, 56, 56, 128), (8, 112, 112, 64)]
 DENSE_SHAPES = [(1024, 512), (8192, 1024)]
@@ -156,13 +154,7 @@ def run(quick=False, bandwidth_gbs=None):
 
 def _measure_in_fresh_process(shape, dtype, mode, bandwidth_gbs):
     row = ",".join([mode, dtype, "x".join(map(str, shape)), str(bandwidth_gbs)])
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.layer_benchmark", "--row", row],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return processes.run_json("benchmarks.layer_benchmark", "--row", row)
 
 
 def main(argv=None):
@@ -182,11 +174,7 @@ def main(argv=None):
         return
     report = {**tables.environment(), "quick": args.quick, **run(quick=args.quick)}
     table = tables.layer_table(report["rows"])
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "layer.json"), "w") as f:
-        json.dump(report, f, indent=2)
-    with open(os.path.join(args.out, "layer.md"), "w") as f:
-        f.write(table + "\n")
+    tables.write(args.out, "layer", report, table)
     print(table)
     print("Ratios > 1 mean kbn is faster. Written to", args.out)
 

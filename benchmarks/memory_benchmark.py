@@ -14,9 +14,9 @@ Usage (what `measure()` runs):
 """
 
 import json
-import os
-import subprocess
 import sys
+
+from benchmarks import processes
 
 
 def measure(shapes):
@@ -25,16 +25,12 @@ def measure(shapes):
     Returns:
         A list of `{"shape", "mib": {candidate: MiB}}`.
     """
-    env = dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC="true", TF_CPP_MIN_LOG_LEVEL="2")
     args = ["x".join(map(str, s)) for s in shapes]
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.memory_benchmark", *args],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
+    return processes.run_json(
+        "benchmarks.memory_benchmark",
+        *args,
+        env={"TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _peak_mib(step, x, dy):

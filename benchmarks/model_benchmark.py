@@ -20,8 +20,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -33,7 +31,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import kbn  # noqa: E402
-from benchmarks import tables  # noqa: E402
+from benchmarks import processes, tables  # noqa: E402
 
 
 def build_model(bn_class, image=32, width=32, blocks=4, classes=10):
@@ -143,11 +141,8 @@ def mirrored(quick):
 
 
 def _fresh_process(flag, quick):
-    args = [sys.executable, "-m", "benchmarks.model_benchmark", flag]
-    if quick:
-        args.append("--quick")
-    out = subprocess.run(args, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    args = [flag, "--quick"] if quick else [flag]
+    return processes.run_json("benchmarks.model_benchmark", *args)
 
 
 def _mirrored_main(quick):

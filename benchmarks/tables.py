@@ -1,6 +1,7 @@
 """Markdown tables, the issue targets, and the machine description."""
 
 import datetime
+import json
 import os
 import platform
 
@@ -18,6 +19,15 @@ def environment():
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
+
+
+def write(out, stem, report, text):
+    """Writes `stem.json` (the report) and `stem.md` (the tables) into `out`."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, f"{stem}.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    with open(os.path.join(out, f"{stem}.md"), "w") as f:
+        f.write(text + "\n")
 
 
 def _ms(value):

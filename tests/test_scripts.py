@@ -37,6 +37,22 @@ def test_benchmark_suite_quick_mode_writes_its_files(tmp_path):
     assert text.count("| mode | dtype | shape |") == 1 and "| target |" in text
 
 
+def test_benchmark_row_in_a_fresh_process_is_what_a_full_run_collects():
+    from benchmarks import processes
+
+    row = processes.run_json(
+        "benchmarks.layer_benchmark", "--row", "infer,mixed_float16,4x3x5x8,10.0"
+    )
+    assert (row["mode"], row["dtype"], row["shape"]) == (
+        "infer",
+        "mixed_float16",
+        [4, 3, 5, 8],
+    )
+    assert set(row["ms"]) == {"kbn", "stock", "stock_xla", "fused"}
+    # 2 passes of 480 float16 values at 10 GB/s.
+    assert abs(row["floor_ms"] - 2 * 480 * 2 / 10e9 * 1e3) < 1e-12
+
+
 def test_benchmark_targets_compare_each_ratio_with_its_bound():
     from benchmarks import tables
 
