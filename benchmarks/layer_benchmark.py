@@ -37,7 +37,6 @@ DENSE_SHAPES = [(1024, 512), (8192, 1024)]
 DTYPES = ["float32", "mixed_float16"]
 QUICK_SHAPES = [(64, 32, 32, 64), (1024, 512)]
 FLOOR_PASSES = {"train": 8, "infer": 2}
-CANDIDATES = ["kbn", "stock", "stock_xla", "fused"]
 
 
 def _built(layer_class, shape, dtype):
@@ -103,16 +102,18 @@ def candidates(shape, dtype, mode):
     return out
 
 
-def activation_dtype(dtype):
-    return "float16" if dtype == "mixed_float16" else dtype
+def inputs(shape, dtype):
+    """The seeded input and upstream gradient, in the policy's activation dtype."""
+    rng = np.random.default_rng(0)
+    act = "float16" if dtype == "mixed_float16" else dtype
+    x = tf.constant(rng.normal(size=shape).astype(act))
+    dy = tf.constant(rng.normal(size=shape).astype(act))
+    return x, dy
 
 
 def measure(shape, dtype, mode, bandwidth_gbs, rounds, repeats, warmup):
     """One table row: times, the floor and the ratios for one configuration."""
-    rng = np.random.default_rng(0)
-    act = activation_dtype(dtype)
-    x = tf.constant(rng.normal(size=shape).astype(act))
-    dy = tf.constant(rng.normal(size=shape).astype(act))
+    x, dy = inputs(shape, dtype)
     ms = timing.interleaved_ms(
         candidates(shape, dtype, mode), (x, dy), rounds, repeats, warmup
     )

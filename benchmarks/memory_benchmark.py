@@ -16,7 +16,10 @@ Usage (what `measure()` runs):
 import json
 import sys
 
+import tensorflow as tf
+
 from benchmarks import processes
+from benchmarks.layer_benchmark import candidates, inputs
 
 
 def measure(shapes):
@@ -34,8 +37,6 @@ def measure(shapes):
 
 
 def _peak_mib(step, x, dy):
-    import tensorflow as tf
-
     for _ in range(2):
         step(x, dy)
     tf.config.experimental.reset_memory_stats("CPU:0")
@@ -47,17 +48,10 @@ def _peak_mib(step, x, dy):
 
 
 def main(argv=None):
-    import numpy as np
-    import tensorflow as tf
-
-    from benchmarks.layer_benchmark import candidates
-
     rows = []
     for arg in argv if argv is not None else sys.argv[1:]:
         shape = tuple(int(n) for n in arg.split("x"))
-        rng = np.random.default_rng(0)
-        x = tf.constant(rng.normal(size=shape).astype("float32"))
-        dy = tf.constant(rng.normal(size=shape).astype("float32"))
+        x, dy = inputs(shape, "float32")
         steps = candidates(shape, "float32", "train")
         rows.append(
             {

@@ -89,11 +89,8 @@ def model_table(rows):
 
 
 def _row(rows, shape, dtype="float32", mode="train"):
-    for row in rows:
-        if row["shape"] == list(shape) and row["dtype"] == dtype:
-            if row["mode"] == mode:
-                return row
-    return None
+    key = (list(shape), dtype, mode)
+    return next((r for r in rows if (r["shape"], r["dtype"], r["mode"]) == key), None)
 
 
 def targets(report):
