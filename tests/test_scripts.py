@@ -53,6 +53,19 @@ def test_benchmark_row_in_a_fresh_process_is_what_a_full_run_collects():
     assert abs(row["floor_ms"] - 2 * 480 * 2 / 10e9 * 1e3) < 1e-12
 
 
+def test_model_benchmark_rejects_bad_rounds():
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.model_benchmark", "--rounds", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "--rounds: must be an integer >= 1, got '0'" in result.stderr
+
+
 def test_benchmark_targets_compare_each_ratio_with_its_bound():
     from benchmarks import tables
 
