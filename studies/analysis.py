@@ -1,204 +1,453 @@
-"""Sensitivity numbers from a study's results (plain rows, no Keras).
+"""Sensitivity numbers, with intervals, from a study's results (plain rows, no Keras).
 
-The accuracy of a cell is its final validation accuracy; a diverged cell
-counts as chance (its accuracy is capped at chance), and a cell that raised
-an error is left out of the means. Curves are seed means along one axis
-(`lr` or `init_scale`), taken separately at each value of the other
-non-seed axes (for example each init family) and then averaged.
+A cell counts through `studies.outcomes`: its final validation accuracy if it
+trained, chance if it diverged or errored, unknown (NaN) if it has no record
+yet. A *point* is one combination of the non-seed axes; its accuracy is the
+mean over its finished seeds. Selection uses the validation split; the test
+split is only reported, at the point selected on validation.
 
-Per variant:
+Generic over axes: every numeric axis with more than one value (`lr`,
+`init_scale`, ...) is a *swept* axis. Along it, one curve per combination of
+the other non-seed axes (e.g. per init family); per-curve numbers are
+averaged over the curves. Per variant:
 
-- `best_val_accuracy`: the best seed-mean accuracy over the grid.
-- `seed_std`: the mean over grid points of the std across seeds.
-- `diverged_fraction`: the fraction of the variant's cells that diverged.
-- `usable_lr_decades_1pt` / `_5pt`: the width, in decades, of the contiguous
-  LR range around the best LR whose seed-mean accuracy is within 1 (5)
-  accuracy points of the best (0 when only the best LR qualifies, or when
-  even the best is within that tolerance of chance; the resolution is the
-  grid's spacing).
-- `max_stable_lr`: the largest LR with no diverged seed (the smallest such
-  value over the other axes, so it is stable everywhere in the grid).
-- `lr_sensitivity`: the mean over the LR grid of the gap to the best
-  seed-mean accuracy (Wortsman et al.'s LR sensitivity, on accuracy).
-- `init_scale_decades_5pt`: the usable width along the init-scale axis.
-- `accuracy_spread`: best minus worst seed-mean accuracy over the init grid.
-- `final_train_accuracy` and `generalization_gap` (train minus validation
-  accuracy, seed mean) for the `noise` study.
+- `trained`: the best point's accuracy is at least `TRAINED_MARGIN` above
+  chance and, with two or more seeds, the lower end of its seed bootstrap
+  interval is above chance. A variant that did not train gets no usable
+  range and no stable range (nothing it does counts as robust).
+- `best_val_accuracy`: the best point's accuracy; `best_point`: where it is.
+- `test_accuracy`: the test accuracy (seed mean) at that point.
+- `reference_accuracy` (study-wide): the best `best_val_accuracy` of any
+  variant. Ranges and sensitivity are measured against it, never against a
+  variant's own best, so a network that barely trains cannot look robust.
+- `usable_<axis>_decades_1pt` / `_5pt`: width, in decades, of the contiguous
+  run of points around the curve's best whose accuracy is within 1 (5)
+  points of the reference (0 if the curve's best is not; a single point is 0
+  too: the resolution is the grid's spacing). `usable_<axis>_ranges_5pt`
+  lists each curve's `[low, high]` and whether the grid cuts it off
+  (`censored_low` / `censored_high`: the range touches the grid's edge, so
+  the true range may be wider).
+- `max_stable_<axis>`: the top of the contiguous run of stable points (every
+  seed ok) from the curve's best point upwards; a diverged, errored or
+  missing cell ends it. The smallest over the curves; None if the best point
+  itself is not stable or the variant did not train.
+  `max_stable_<axis>_censored`: it is the grid's largest value.
+- `<axis>_sensitivity`: mean over the curve's points of the gap between the
+  reference and the point's accuracy (Wortsman et al.'s LR sensitivity, on
+  accuracy; failed cells count as chance).
+- `best_at_edge`: the best point sits on an edge of a swept axis (the optimum
+  may lie outside the grid).
+- `seed_std`: mean over points of the std across seeds (ddof 1); only with
+  two or more seeds.
+- `diverged_fraction`, `errors`, `cells`, `missing`.
 
-From the instruments' curves (the `covariate-shift` and `landscape` studies,
-or any study run with `--instruments`), seed means:
-
-- `final_test_accuracy`: the final validation (test) accuracy.
-- `percentile_drift`: the mean absolute change of the followed unit's
-  15/50/85th input percentiles between consecutive readings, after the first
-  epoch.
-- `mean_loss_range` / `mean_grad_change`: the loss range and the largest
-  gradient change along the gradient, averaged over the probe steps.
-- `max_beta_smoothness`: the largest effective beta-smoothness over the
-  probe steps (and seeds).
-- `final_train_accuracy` (`landscape` study): the accuracy on the training
-  set at the end of training, in inference mode.
+Uncertainty: `intervals` holds a 95% percentile bootstrap interval over
+seeds (`RESAMPLES` resamples of the seed indices, the same resample for every
+variant, so differences are paired by seed; a fixed generator, so the same
+results give the same intervals) for each headline number, and
+`differences` holds every variant minus `none` with its paired interval.
+With fewer than two seeds there are no intervals. The extra metric groups
+(`EXTRA_METRICS`: the noise study's generalization gap, the instruments'
+curve numbers) are seed means with the same bootstrap.
 """
 
 import itertools
 import math
+import warnings
 
 import numpy as np
 
+from studies import outcomes
 
-def accuracy(row, chance):
-    """The accuracy a cell counts for: chance if it diverged, NaN on error."""
-    if row.get("status") == "error":
-        return math.nan
-    if row["diverged"]:
-        return min(float(row["final_val_accuracy"]), chance)
-    return float(row["final_val_accuracy"])
-
-
-def _points(axes, rows, variant):
-    """Rows of one variant grouped by grid point (all axis values but the seed)."""
-    names = [n for n in axes if n != "seed"]
-    points = {}
-    for row in rows:
-        if row["variant"] == variant:
-            points.setdefault(tuple(row[n] for n in names), []).append(row)
-    return names, points
+TOLERANCES = {"1pt": 0.01, "5pt": 0.05}
+TRAINED_MARGIN = 0.05  # accuracy points above chance a trained variant must reach
+RESAMPLES = 1000
+LEVEL = 0.95
+_SEED = 0  # the bootstrap's generator: same results, same intervals
 
 
-def seed_mean(group, chance):
-    values = [accuracy(r, chance) for r in group]
-    values = [v for v in values if not math.isnan(v)]
-    return float(np.mean(values)) if values else math.nan
+# ---------------------------------------------------------------- the grid
 
 
-def seed_std(group, chance):
-    values = [accuracy(r, chance) for r in group]
-    values = [v for v in values if not math.isnan(v)]
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+def point_axes(axes):
+    """The non-seed axes other than the variant, in grid order."""
+    return [n for n in axes if n not in ("variant", "seed")]
 
 
-def curves(axes, rows, variant, along, chance):
-    """Seed-mean accuracy along `along`, one curve per value of the other axes.
+def swept_axes(axes):
+    """Numeric axes with more than one value: the ones ranges are measured on."""
+    return [
+        name
+        for name in point_axes(axes)
+        if len(axes[name]) > 1
+        and all(isinstance(v, int | float) and v > 0 for v in axes[name])
+    ]
+
+
+def points(axes):
+    """Every point (tuple of non-seed axis values), in grid order."""
+    return list(itertools.product(*(axes[n] for n in point_axes(axes))))
+
+
+def grid(axes, rows, key="final_val_accuracy", chance=0.0):
+    """Per-cell scores and stability as arrays `[variant, point, seed]`.
 
     Returns:
-        A list of `(other_values, xs, means, stds, any_diverged)`, with `xs`
-        sorted ascending and the arrays aligned with it.
+        `(scores, stable)`: scores through `outcomes.score` (NaN where the
+        cell is missing), and whether each cell is stable (False if missing).
     """
-    others = [n for n in axes if n not in ("variant", "seed", along)]
-    xs = sorted(axes[along])
-    result = []
-    for combo in itertools.product(*(axes[n] for n in others)):
-        where = dict(zip(others, combo, strict=True))
-        means, stds, diverged = [], [], []
-        for x in xs:
-            group = [
-                r
-                for r in rows
-                if r["variant"] == variant
-                and r[along] == x
-                and all(r[n] == v for n, v in where.items())
+    names = point_axes(axes)
+    index = {(r["variant"], tuple(r[n] for n in names), r["seed"]): r for r in rows}
+    shape = (len(axes["variant"]), len(points(axes)), len(axes["seed"]))
+    scores, stable = np.full(shape, np.nan), np.zeros(shape, bool)
+    for (v, variant), (p, point), (s, seed) in itertools.product(
+        enumerate(axes["variant"]), enumerate(points(axes)), enumerate(axes["seed"])
+    ):
+        row = index.get((variant, point, seed))
+        scores[v, p, s] = outcomes.score(row, chance, key)
+        stable[v, p, s] = outcomes.stable(row)
+    return scores, stable
+
+
+def _nanmean(values, axis=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
+        return np.nanmean(values, axis=axis)
+
+
+def _along(axes, values, along):
+    """Per-point `values` as curves along `along`: `(curves, xs, wheres)`.
+
+    `curves` has one row per combination of the other point axes, columns
+    sorted by increasing `along`.
+    """
+    names = point_axes(axes)
+    shaped = np.asarray(values).reshape([len(axes[n]) for n in names])
+    k = names.index(along)
+    order = np.argsort(axes[along])
+    curves = np.moveaxis(shaped, k, -1)[..., order].reshape(-1, len(order))
+    others = [n for n in names if n != along]
+    wheres = [
+        dict(zip(others, combo, strict=True))
+        for combo in itertools.product(*(axes[n] for n in others))
+    ]
+    return curves, np.asarray(axes[along], float)[order], wheres
+
+
+# ------------------------------------------------------ metrics on a curve
+
+
+def usable_run(means, reference, tolerance):
+    """`(lo, hi)` indices of the run within `tolerance` of `reference` around
+    the curve's best, or None if the curve's best is not within it."""
+    if np.all(np.isnan(means)):
+        return None
+    best = int(np.nanargmax(means))
+    floor = reference - tolerance
+    if not means[best] >= floor:
+        return None
+    lo = hi = best
+    while lo > 0 and means[lo - 1] >= floor:  # NaN (missing) ends the run
+        lo -= 1
+    while hi < len(means) - 1 and means[hi + 1] >= floor:
+        hi += 1
+    return lo, hi
+
+
+def decades(xs, run):
+    return 0.0 if run is None else float(np.log10(xs[run[1]]) - np.log10(xs[run[0]]))
+
+
+def max_stable_index(means, stable):
+    """Index of the top of the stable run from the curve's best upwards, or None."""
+    if np.all(np.isnan(means)):
+        return None
+    top = int(np.nanargmax(means))
+    if not stable[top]:
+        return None
+    while top < len(stable) - 1 and stable[top + 1]:
+        top += 1
+    return top
+
+
+def sensitivity(means, reference):
+    """Mean gap to `reference` over the curve (missing points left out)."""
+    return float(_nanmean(reference - means)) if reference == reference else math.nan
+
+
+# --------------------------------------------------------- per variant
+
+
+def _metrics(axes, scores, stable, test, chance):
+    """The headline numbers of every variant from one (resampled) grid.
+
+    Args:
+        scores, stable, test: `[variant, point, seed]` arrays.
+
+    Returns:
+        `{variant: {name: number}}` (the numbers that get intervals) and,
+        for the point estimate, the details (ranges, best point, flags).
+    """
+    means = _nanmean(scores, axis=2)
+    point_stable = stable.all(axis=2)
+    test_means = _nanmean(test, axis=2)
+    reference = float(np.nanmax(means)) if not np.all(np.isnan(means)) else math.nan
+    numbers, details = {}, {}
+    for v, variant in enumerate(axes["variant"]):
+        m = means[v]
+        if np.all(np.isnan(m)):
+            numbers[variant], details[variant] = {}, {}
+            continue
+        best = int(np.nanargmax(m))
+        trained = bool(m[best] - chance >= TRAINED_MARGIN)
+        out = {
+            "best_val_accuracy": float(m[best]),
+            "test_accuracy": test_means[v][best],
+        }
+        info = {"best": best, "trained": trained, "reference": reference}
+        for along in swept_axes(axes):
+            curves, xs, wheres = _along(axes, m, along)
+            stables, _, _ = _along(axes, point_stable[v], along)
+            for label, tolerance in TOLERANCES.items():
+                runs = [
+                    usable_run(c, reference, tolerance) if trained else None
+                    for c in curves
+                ]
+                out[f"usable_{along}_decades_{label}"] = float(
+                    np.mean([decades(xs, r) for r in runs])
+                )
+                info[f"runs_{along}_{label}"] = (xs, wheres, runs)
+            tops = [
+                max_stable_index(c, s) for c, s in zip(curves, stables, strict=True)
             ]
-            means.append(seed_mean(group, chance))
-            stds.append(seed_std(group, chance))
-            diverged.append(any(r["diverged"] for r in group))
-        result.append(
-            (
-                where,
-                np.array(xs, float),
-                np.array(means),
-                np.array(stds),
-                np.array(diverged),
+            info[f"max_stable_{along}"] = (
+                None if not trained or None in tops else min(xs[t] for t in tops)
             )
+            info[f"grid_top_{along}"] = xs[-1]
+            out[f"{along}_sensitivity"] = float(
+                np.mean([sensitivity(c, reference) for c in curves])
+            )
+        numbers[variant], details[variant] = out, info
+    return numbers, details
+
+
+def _bootstrap(axes, scores, stable, test, chance):
+    """`{variant: {name: samples}}` of the headline numbers over seed resamples."""
+    n = scores.shape[2]
+    rng = np.random.default_rng(_SEED)
+    samples = {}
+    for _ in range(RESAMPLES):
+        idx = rng.integers(0, n, n)
+        numbers, _ = _metrics(
+            axes, scores[..., idx], stable[..., idx], test[..., idx], chance
         )
+        for variant, values in numbers.items():
+            for name, value in values.items():
+                samples.setdefault(variant, {}).setdefault(name, []).append(value)
+    return {
+        v: {k: np.asarray(s, float) for k, s in d.items()} for v, d in samples.items()
+    }
+
+
+def interval(samples):
+    """The central `LEVEL` percentile interval of bootstrap samples, or None."""
+    samples = np.asarray(samples, float)
+    samples = samples[np.isfinite(samples)]
+    if samples.size == 0:
+        return None
+    tail = (1 - LEVEL) / 2 * 100
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return [float(low), float(high)]
+
+
+def variant_summary(axes, rows, variant, chance, scores, numbers, details, samples):
+    """The summary of one variant (see the module docstring).
+
+    Args:
+        scores: The variant's `[point, seed]` scores.
+    """
+    own = [r for r in rows if r["variant"] == variant]
+    states = [outcomes.status(r) for r in own]
+    summary = {
+        "cells": len(own),
+        "missing": len(points(axes)) * len(axes["seed"]) - len(own),
+        "errors": states.count(outcomes.ERROR),
+        "diverged_fraction": (
+            states.count(outcomes.DIVERGED) / len(own) if own else math.nan
+        ),
+    }
+    info = details.get(variant) or {}
+    if not info:
+        return summary
+    summary["trained"] = info["trained"]
+    summary.update(numbers[variant])
+    best_point = points(axes)[info["best"]]
+    summary["best_point"] = dict(zip(point_axes(axes), best_point, strict=True))
+    swept = swept_axes(axes)
+    summary["best_at_edge"] = any(
+        summary["best_point"][a] in (min(axes[a]), max(axes[a])) for a in swept
+    )
+    for along in swept:
+        xs, wheres, runs = info[f"runs_{along}_5pt"]
+        summary[f"usable_{along}_ranges_5pt"] = [
+            {
+                **({"where": where} if where else {}),
+                "low": None if run is None else float(xs[run[0]]),
+                "high": None if run is None else float(xs[run[1]]),
+                "censored_low": run is not None and run[0] == 0,
+                "censored_high": run is not None and run[1] == len(xs) - 1,
+            }
+            for where, run in zip(wheres, runs, strict=True)
+        ]
+        top = info[f"max_stable_{along}"]
+        summary[f"max_stable_{along}"] = None if top is None else float(top)
+        summary[f"max_stable_{along}_censored"] = (
+            top is not None and top == info[f"grid_top_{along}"]
+        )
+    summary["seed_std"] = _seed_std(scores)
+    if samples:
+        lower = interval(samples[variant]["best_val_accuracy"])
+        # "Trained" needs the interval's lower end above chance too.
+        summary["trained"] = info["trained"] and (lower is None or lower[0] > chance)
+        summary["intervals"] = {
+            name: interval(values) for name, values in samples[variant].items()
+        }
+    return summary
+
+
+def _seed_std(per_point):
+    """Mean over points with two or more finished seeds of the std across seeds."""
+    finished = np.sum(np.isfinite(per_point), axis=1) >= 2
+    if not finished.any():
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.mean(np.nanstd(per_point[finished], axis=1, ddof=1)))
+
+
+def differences(axes, numbers, samples, baseline="none"):
+    """Every variant minus `baseline`, per headline number, paired by seed."""
+    if baseline not in numbers or not numbers[baseline]:
+        return {}
+    result = {}
+    for variant in axes["variant"]:
+        if variant == baseline or not numbers.get(variant):
+            continue
+        entry = {}
+        for name, value in numbers[variant].items():
+            if name not in numbers[baseline]:
+                continue
+            diff = _finite_or_none(value - numbers[baseline][name])
+            paired = (
+                interval(samples[variant][name] - samples[baseline][name])
+                if samples
+                else None
+            )
+            entry[name] = {"value": diff, "interval": paired}
+        result[variant] = entry
     return result
 
 
-def usable_decades(xs, means, tolerance, chance=0.0):
-    """Width in decades of the contiguous range around the best within `tolerance`.
-
-    A variant whose best is not above chance by more than `tolerance` never
-    trained, so it has no usable range (0 decades).
-    """
-    if np.all(np.isnan(means)):
-        return math.nan
-    best = int(np.nanargmax(means))
-    if means[best] <= chance + tolerance:
-        return 0.0
-    floor = means[best] - tolerance
-    lo = hi = best
-    while lo > 0 and means[lo - 1] >= floor:
-        lo -= 1
-    while hi < len(xs) - 1 and means[hi + 1] >= floor:
-        hi += 1
-    return float(np.log10(xs[hi]) - np.log10(xs[lo]))
+# ----------------------------------------------------- extra metric groups
 
 
-def max_stable(xs, diverged):
-    """The largest x with no diverged seed, or None."""
-    stable = [x for x, d in zip(xs, diverged, strict=True) if not d]
-    return float(max(stable)) if stable else None
+def _seed_groups(axes, rows, variant, value):
+    """`value(row)` of `variant`'s finished cells, averaged per seed."""
+    per_seed = {}
+    for row in rows:
+        if row["variant"] == variant:
+            x = value(row)
+            if x is not None and math.isfinite(x):
+                per_seed.setdefault(row["seed"], []).append(x)
+    return np.array([np.mean(v) for _, v in sorted(per_seed.items())])
 
 
-def sensitivity(means):
-    """Mean gap to the best over the grid (NaN points left out)."""
-    if np.all(np.isnan(means)):
-        return math.nan
-    return float(np.nanmean(np.nanmax(means) - means))
+def seed_mean_with_interval(values):
+    """`(mean, interval)` of per-seed values, bootstrapped over the seeds."""
+    values = np.asarray(values, float)
+    if values.size == 0:
+        return math.nan, None
+    if values.size < 2:
+        return float(values.mean()), None
+    rng = np.random.default_rng(_SEED)
+    means = values[rng.integers(0, values.size, (RESAMPLES, values.size))].mean(1)
+    return float(values.mean()), interval(means)
 
 
-def _mean(values):
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    return float(np.mean(values)) if values else math.nan
+def _generalization(axes, rows, variant, chance):
+    def gap(row):
+        return outcomes.score(row, chance, "final_train_accuracy") - outcomes.score(
+            row, chance
+        )
+
+    return {
+        "final_train_accuracy": _seed_groups(
+            axes,
+            rows,
+            variant,
+            lambda r: outcomes.score(r, chance, "final_train_accuracy"),
+        ),
+        "generalization_gap": _seed_groups(axes, rows, variant, gap),
+    }
 
 
-def variant_summary(axes, rows, variant, chance, study):
-    """The sensitivity numbers of one variant (see the module docstring)."""
-    _, points = _points(axes, rows, variant)
-    own = [r for r in rows if r["variant"] == variant]
-    point_means = [seed_mean(g, chance) for g in points.values()]
-    summary = {
-        "cells": len(own),
-        "errors": sum(r.get("status") == "error" for r in own),
-        "best_val_accuracy": _max(point_means),
-        "seed_std": _mean([seed_std(g, chance) for g in points.values()]),
-        "diverged_fraction": (
-            sum(bool(r["diverged"]) for r in own) / len(own) if own else math.nan
+def _train_accuracy(axes, rows, variant, chance):
+    def last(row):
+        if not outcomes.stable(row) or "accuracy" not in (row.get("curves") or {}):
+            return float(chance)
+        return float(floats(row["curves"]["accuracy"]["train"])[-1])
+
+    return {"final_train_accuracy": _seed_groups(axes, rows, variant, last)}
+
+
+def _instrument_numbers(axes, rows, variant, chance):
+    """The numbers read from the instruments' curves, where there are any."""
+
+    def from_curves(section, reduce):
+        def value(row):
+            curve = (row.get("curves") or {}).get(section)
+            return None if not curve else reduce(row["curves"], curve)
+
+        return _seed_groups(axes, rows, variant, value)
+
+    groups = {
+        "percentile_drift": from_curves(
+            "percentiles", lambda c, p: percentile_drift(p, c["steps_per_epoch"])
+        ),
+        "mean_loss_range": from_curves(
+            "landscape", lambda c, p: _nan_reduce(np.mean, floats(p["loss_range"]))
+        ),
+        "mean_grad_change": from_curves(
+            "landscape",
+            lambda c, p: _nan_reduce(np.mean, floats(p["max_grad_change"])),
+        ),
+        "max_beta_smoothness": from_curves(
+            "landscape",
+            lambda c, p: _nan_reduce(np.max, floats(p["beta_smoothness"])),
         ),
     }
-    if "lr" in axes and len(axes["lr"]) > 1:
-        lr_curves = curves(axes, rows, variant, "lr", chance)
-        stable = [max_stable(xs, d) for _, xs, _, _, d in lr_curves]
-        summary.update(
-            usable_lr_decades_1pt=_mean(
-                [usable_decades(xs, m, 0.01, chance) for _, xs, m, _, _ in lr_curves]
-            ),
-            usable_lr_decades_5pt=_mean(
-                [usable_decades(xs, m, 0.05, chance) for _, xs, m, _, _ in lr_curves]
-            ),
-            max_stable_lr=None if None in stable else min(stable),
-            lr_sensitivity=_mean([sensitivity(m) for _, _, m, _, _ in lr_curves]),
-        )
-    if "init_scale" in axes and len(axes["init_scale"]) > 1:
-        scale_curves = curves(axes, rows, variant, "init_scale", chance)
-        summary.update(
-            init_scale_decades_5pt=_mean(
-                [usable_decades(xs, m, 0.05, chance) for _, xs, m, _, _ in scale_curves]
-            ),
-            accuracy_spread=_max(point_means) - _min(point_means),
-        )
-    summary.update(_instrument_summary(own, chance, study))
-    if study == "noise":
-        ok = [r for r in own if r.get("status") != "error" and not r["diverged"]]
-        summary.update(
-            final_train_accuracy=_mean([float(r["final_train_accuracy"]) for r in ok]),
-            generalization_gap=_mean(
-                [
-                    float(r["final_train_accuracy"]) - float(r["final_val_accuracy"])
-                    for r in ok
-                ]
-            ),
-        )
-    return summary
+    return {k: v for k, v in groups.items() if v.size}
+
+
+# name -> function(axes, rows, variant, chance) -> {metric: per-seed values}
+EXTRA_METRICS = {
+    "generalization": _generalization,
+    "train_accuracy": _train_accuracy,
+}
+
+
+def _extra(definition_metrics, axes, rows, variant, chance):
+    groups = {}
+    for name in definition_metrics:
+        groups.update(EXTRA_METRICS[name](axes, rows, variant, chance))
+    groups.update(_instrument_numbers(axes, rows, variant, chance))
+    values, intervals = {}, {}
+    for name, per_seed in groups.items():
+        values[name], intervals[name] = seed_mean_with_interval(per_seed)
+    return values, intervals
+
+
+# ------------------------------------------------------- instrument curves
 
 
 def percentile_drift(curve, steps_per_epoch):
@@ -238,39 +487,31 @@ def mean_curve(rows, section, key):
     )
 
 
-def _instrument_summary(rows, chance, study):
-    """The numbers read from the curves of `rows` (one variant)."""
-    curves = [r["curves"] for r in rows if r.get("curves")]
-    if not curves:
-        return {}
-    summary = {}
-    if study == "covariate-shift":
-        summary["final_test_accuracy"] = seed_mean(rows, chance)
-    drifts = [
-        percentile_drift(c["percentiles"], c["steps_per_epoch"])
-        for c in curves
-        if "percentiles" in c
-    ]
-    if drifts:
-        summary["percentile_drift"] = _mean(drifts)
-    probes = [c["landscape"] for c in curves if "landscape" in c]
-    if probes:
-        if study == "landscape":
-            summary["final_train_accuracy"] = _mean(
-                [floats(c["accuracy"]["train"])[-1] for c in curves]
-            )
-        summary.update(
-            mean_loss_range=_mean(
-                [_nan_reduce(np.mean, floats(p["loss_range"])) for p in probes]
-            ),
-            mean_grad_change=_mean(
-                [_nan_reduce(np.mean, floats(p["max_grad_change"])) for p in probes]
-            ),
-            max_beta_smoothness=_max(
-                [_nan_reduce(np.max, floats(p["beta_smoothness"])) for p in probes]
-            ),
+def curves(axes, rows, variant, along, chance):
+    """Seed-mean accuracy along `along` for plots, one curve per other-axes value.
+
+    Returns:
+        A list of `(where, xs, means, stds, any_failed)`, with `xs` ascending;
+        `stds` is NaN with one seed.
+    """
+    scores, stable = grid(axes, rows, chance=chance)
+    v = axes["variant"].index(variant)
+    means = _nanmean(scores[v], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        stds = (
+            np.nanstd(scores[v], axis=1, ddof=1)
+            if scores.shape[2] > 1
+            else (np.full(means.shape, np.nan))
         )
-    return summary
+    finished = np.isfinite(scores[v])
+    failed = (finished & ~stable[v]).any(axis=1)
+    m, xs, wheres = _along(axes, means, along)
+    s, _, _ = _along(axes, stds, along)
+    f, _, _ = _along(axes, failed, along)
+    return [
+        (where, xs, m[i], s[i], f[i].astype(bool)) for i, where in enumerate(wheres)
+    ]
 
 
 def floats(values):
@@ -283,35 +524,76 @@ def _nan_reduce(reduce, values):
     return float(reduce(values)) if values.size else math.nan
 
 
-def summarize(spec, rows, chance):
-    """The `summary.json` content: study, command, and per-variant numbers."""
+# ------------------------------------------------------------ the summary
+
+
+def summarize(spec, rows, chance, test_chance=None, metrics=()):
+    """The `summary.json` content: study, command, per-variant numbers, differences.
+
+    Args:
+        spec: The `StudySpec`.
+        rows: The result rows (`results.rows`).
+        chance: Majority-class accuracy on the validation split.
+        test_chance: The same on the test split (defaults to `chance`).
+        metrics: The study's extra metric groups (`EXTRA_METRICS` names).
+    """
+    axes = spec.axes
+    test_chance = chance if test_chance is None else test_chance
+    scores, stable = grid(axes, rows, chance=chance)
+    test, _ = grid(axes, rows, "final_test_accuracy", test_chance)
+    numbers, details = _metrics(axes, scores, stable, test, chance)
+    seeds = len(axes["seed"])
+    samples = _bootstrap(axes, scores, stable, test, chance) if seeds > 1 else {}
+    variants = {}
+    for v, variant in enumerate(axes["variant"]):
+        summary = variant_summary(
+            axes, rows, variant, chance, scores[v], numbers, details, samples
+        )
+        values, intervals = _extra(metrics, axes, rows, variant, chance)
+        summary.update(values)
+        if seeds > 1:
+            summary.setdefault("intervals", {}).update(intervals)
+        variants[variant] = _jsonable(summary)
+    references = [d["reference"] for d in details.values() if d]
     return {
         "study": spec.study,
         "command": spec.command,
         "chance": chance,
+        "test_chance": test_chance,
         "cells_finished": len(rows),
         "cells_total": spec.size,
-        "variants": {
-            variant: _jsonable(
-                variant_summary(spec.axes, rows, variant, chance, spec.study)
-            )
-            for variant in spec.axes["variant"]
-        },
+        "reference_accuracy": _finite_or_none(references[0]) if references else None,
+        "interval": {
+            "method": "percentile bootstrap over seeds, paired across variants",
+            "level": LEVEL,
+            "resamples": RESAMPLES,
+            "seeds": seeds,
+        }
+        if seeds > 1
+        else None,
+        "variants": variants,
+        "differences": _jsonable(differences(axes, numbers, samples)),
     }
 
 
-def _max(values):
-    values = [v for v in values if not math.isnan(v)]
-    return max(values) if values else math.nan
+def _finite_or_none(value):
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
-def _min(values):
-    values = [v for v in values if not math.isnan(v)]
-    return min(values) if values else math.nan
-
-
-def _jsonable(summary):
-    return {
-        k: None if isinstance(v, float) and not math.isfinite(v) else v
-        for k, v in summary.items()
-    }
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, str) or value is None:
+        return value
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return _finite_or_none(value)
+    return value

@@ -11,19 +11,8 @@ import os
 import shlex
 import sys
 
+from studies import definitions
 from studies import spec as specs
-
-_DESCRIPTIONS = {
-    "lr": "learning rate x normalization variant x seed",
-    "init": "init family x init scale x normalization variant x seed",
-    "lr-init": "the 2-D grid learning rate x init scale, per variant and seed",
-    "noise": "normalization variants incl. kbn.noise models on a small training "
-    "set: the train/validation gap",
-    "covariate-shift": "Ioffe & Szegedy's Figure 1: test accuracy and the "
-    "15/50/85th percentiles of a sigmoid's input over training, with and without BN",
-    "landscape": "Santurkar et al.'s Figures 2 and 4: training accuracy, loss range "
-    "and gradient predictiveness of no BN, BN and noisy BN",
-}
 
 
 class UsageError(Exception):
@@ -90,8 +79,8 @@ def _add_study_options(parser):
     add(
         "--model",
         choices=specs.MODELS,
-        help="mlp-sigmoid (3x100 sigmoid, the BN paper's, default), mlp-relu "
-        "(6x100 ReLU), cnn (small VGG-style)",
+        help="mlp-relu (6x100 ReLU, He init; the default), mlp-sigmoid (3x100 "
+        "sigmoid, the BN paper's; covariate-shift's default), cnn (small VGG-style)",
     )
     add(
         "--variants",
@@ -102,14 +91,26 @@ def _add_study_options(parser):
         help="comma-separated learning rates (the grid for lr and "
         "lr-init; one fixed rate for init and noise)",
     )
-    add("--inits", help=f"comma-separated init families: {', '.join(specs.INITS)}")
+    add(
+        "--inits",
+        help=f"comma-separated init families: {', '.join(specs.INITS)} (the grid "
+        "of init and lr-init; one fixed family elsewhere; default: the model's "
+        "standard init, He for ReLU, 4x Glorot for sigmoid)",
+    )
     add(
         "--init-scales",
         help="comma-separated multipliers of the initial weights' "
-        "std, e.g. 0.01,0.1,1,10",
+        "std, e.g. 0.01,0.1,1,10 (one fixed scale for studies without that axis)",
     )
     add("--seeds", type=int, help="number of seeds (an axis of its own)")
-    add("--epochs", type=int, help="epochs per cell (>= 1)")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, help="epochs per cell (>= 1)")
+    budget.add_argument(
+        "--steps",
+        type=int,
+        help="budget per cell in optimizer steps instead of epochs (fair across "
+        "batch sizes)",
+    )
     add("--batch-size", type=int, help="batch size (default 60, as the BN paper)")
     add(
         "--optimizer",
@@ -159,12 +160,12 @@ def build_parser():
         "sensitivity to learning rate and initialization.",
     )
     sub = parser.add_subparsers(dest="study", metavar="STUDY", required=True)
-    for name in specs.STUDIES:
+    for definition in definitions.DEFINITIONS.values():
         _add_study_options(
             sub.add_parser(
-                name,
-                help=_DESCRIPTIONS[name],
-                description=f"Study {name}: {_DESCRIPTIONS[name]}.",
+                definition.name,
+                help=definition.description,
+                description=f"Study {definition.name}: {definition.description}.",
             )
         )
     report = sub.add_parser(
@@ -187,6 +188,7 @@ def spec_from_args(args, argv):
     for name, option in (
         ("seeds", "--seeds"),
         ("epochs", "--epochs"),
+        ("steps", "--steps"),
         ("batch_size", "--batch-size"),
         ("train_size", "--train-size"),
         ("probe_every", "--probe-every"),
@@ -200,11 +202,27 @@ def spec_from_args(args, argv):
             "or a .npz file"
         )
     lrs = _number_list(args.lrs, "--lrs") if args.lrs is not None else None
-    if lrs and len(lrs) > 1 and "lr" not in specs.AXES[args.study]:
-        raise UsageError(
-            f"study {args.study} trains at one fixed learning rate: give --lrs one "
-            "value (use lr or lr-init to sweep it)"
-        )
+    inits = (
+        _name_list(args.inits, "--inits", specs.INITS)
+        if args.inits is not None
+        else None
+    )
+    scales = (
+        _number_list(args.init_scales, "--init-scales")
+        if args.init_scales is not None
+        else None
+    )
+    axes = definitions.get(args.study).axes
+    for values, axis, what, option, sweeps in (
+        (lrs, "lr", "learning rate", "--lrs", "lr or lr-init"),
+        (inits, "init", "init family", "--inits", "init"),
+        (scales, "init_scale", "init scale", "--init-scales", "init or lr-init"),
+    ):
+        if values and len(values) > 1 and axis not in axes:
+            raise UsageError(
+                f"study {args.study} trains at one fixed {what}: give {option} "
+                f"one value (use {sweeps} to sweep it)"
+            )
     return specs.make_spec(
         args.study,
         args.preset,
@@ -213,14 +231,11 @@ def spec_from_args(args, argv):
         if args.variants is not None
         else None,
         lrs=lrs,
-        inits=_name_list(args.inits, "--inits", specs.INITS)
-        if args.inits is not None
-        else None,
-        init_scales=_number_list(args.init_scales, "--init-scales")
-        if args.init_scales is not None
-        else None,
+        inits=inits,
+        init_scales=scales,
         seeds=args.seeds,
         epochs=args.epochs,
+        steps=args.steps,
         batch_size=args.batch_size,
         optimizer=args.optimizer,
         model=args.model,

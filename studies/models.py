@@ -14,7 +14,10 @@ instruments' TensorBoard tags are the same in every cell.
 
 Initialization: every kernel gets `family` scaled by `scale`, where the scale
 multiplies the initial weights' standard deviation (VarianceScaling with
-`scale = scale**2 * base`, or a normal with `stddev = 0.05 * scale`).
+`scale = scale**2 * base`, or a normal with `stddev = 0.05 * scale`). Each
+model's default is the standard init for its nonlinearity
+(`STANDARD_INIT`): He for ReLU, and for sigmoid units Glorot & Bengio's
+advice of 4x the Glorot-uniform bound (`glorot_sigmoid`).
 """
 
 import functools
@@ -22,7 +25,8 @@ import functools
 import keras
 
 import kbn
-from studies.spec import MODELS as NAMES
+from studies.definitions import MODELS as NAMES
+from studies.definitions import STANDARD_INIT
 
 _NOISE = {
     "bn-batch-statistics": "batch_statistics",
@@ -34,6 +38,7 @@ _NOISE = {
 # family -> (VarianceScaling base scale, mode, distribution)
 _VARIANCE_SCALING = {
     "glorot_uniform": (1.0, "fan_avg", "uniform"),
+    "glorot_sigmoid": (16.0, "fan_avg", "uniform"),  # 4x the bound
     "he_normal": (2.0, "fan_in", "truncated_normal"),
     "lecun_normal": (1.0, "fan_in", "truncated_normal"),
 }
@@ -71,7 +76,7 @@ def build(
     variant,
     input_shape,
     num_classes,
-    init="glorot_uniform",
+    init=None,
     init_scale=1.0,
     seed=0,
 ):
@@ -85,7 +90,7 @@ def build(
         variant: The normalization variant.
         input_shape: Shape of one example.
         num_classes: Number of output logits.
-        init: Kernel initializer family.
+        init: Kernel initializer family; None for the model's standard init.
         init_scale: Multiplier of the initial weights' standard deviation.
         seed: Seeds the initializers and any noise.
 
@@ -95,6 +100,7 @@ def build(
     Raises:
         ModelError: `cnn` on flat (tabular) inputs.
     """
+    init = init or STANDARD_INIT.get(name)
     counter = iter(range(1000))
     blocks = iter(range(1, 1000))
 

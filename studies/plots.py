@@ -1,8 +1,11 @@
 """PNG plots of a study (matplotlib, no display needed).
 
 Each function takes the axes, the result rows and chance, writes one PNG and
-returns its file name. Accuracy is the analysis's cell accuracy: diverged
-cells count as chance and are marked with a cross.
+returns its file name. Accuracy is the analysis's cell accuracy
+(`studies.outcomes`): diverged and errored cells count as chance and are
+marked with a cross. Every swept axis gets an accuracy plot with the usable
+threshold (5 points below the best of any variant); two swept axes also get
+heatmaps; a study's definition names its extra plots (`EXTRA_PLOTS`).
 """
 
 import os
@@ -14,7 +17,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from studies import analysis  # noqa: E402
+from studies import analysis, outcomes  # noqa: E402
 
 
 def _variant_styles(variants):
@@ -31,10 +34,11 @@ def _label(where):
     return ", ".join(f"{k}={v}" for k, v in where.items())
 
 
-def accuracy_vs(axes, rows, chance, along, folder, filename):
+def accuracy_vs(axes, rows, chance, along, folder, filename, reference=None):
     """Seed-mean accuracy vs `along` (log x) per variant, with a +-1 std band.
 
-    One panel per value of the other non-seed axes (e.g. per init family).
+    One panel per value of the other non-seed axes (e.g. per init family); a
+    dashed line marks the usable threshold, 5 points below `reference`.
     """
     variants = axes["variant"]
     styles = _variant_styles(variants)
@@ -53,12 +57,20 @@ def accuracy_vs(axes, rows, chance, along, folder, filename):
             if diverged.any():
                 ax.plot(xs[diverged], means[diverged], "x", color=color, ms=11, mew=2)
         ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
+        if reference is not None:
+            ax.axhline(
+                reference - analysis.TOLERANCES["5pt"],
+                color="black",
+                ls="--",
+                lw=0.8,
+                label="usable (5 pt below best)",
+            )
         ax.set_xscale("log")
         ax.set_xlabel(along.replace("_", " "))
         ax.set_title(_label(where) or f"accuracy vs {along}")
         ax.grid(alpha=0.3)
     grid[0][0].set_ylabel("final validation accuracy (seed mean)")
-    grid[0][-1].legend(title="x: a seed diverged", fontsize=8)
+    grid[0][-1].legend(title="x: a seed diverged or failed", fontsize=8)
     return _save(fig, folder, filename)
 
 
@@ -69,20 +81,12 @@ def heatmaps(axes, rows, chance, folder, filename="lr_init_heatmap.png"):
     fig, grid = plt.subplots(
         1, len(variants), figsize=(4.6 * len(variants), 4.2), squeeze=False
     )
+    curves = {v: analysis.curves(axes, rows, v, "lr", chance) for v in variants}
     for ax, variant in zip(grid[0], variants, strict=True):
-        image = np.full((len(scales), len(lrs)), np.nan)
-        crossed = np.zeros_like(image, dtype=bool)
-        for i, scale in enumerate(scales):
-            for j, lr in enumerate(lrs):
-                group = [
-                    r
-                    for r in rows
-                    if r["variant"] == variant
-                    and r["lr"] == lr
-                    and r["init_scale"] == scale
-                ]
-                image[i, j] = analysis.seed_mean(group, chance) if group else np.nan
-                crossed[i, j] = any(r["diverged"] for r in group)
+        # one curve along lr per init scale, in ascending scale order
+        order = np.argsort(axes["init_scale"])
+        image = np.array([curves[variant][i][2] for i in order])
+        crossed = np.array([curves[variant][i][4] for i in order])
         shown = ax.imshow(
             image, origin="lower", vmin=0, vmax=1, cmap="viridis", aspect="auto"
         )
@@ -105,7 +109,7 @@ def heatmaps(axes, rows, chance, folder, filename="lr_init_heatmap.png"):
         ax.set_ylabel("init scale")
         ax.set_title(variant)
     fig.colorbar(
-        shown, ax=grid[0].tolist(), label="val accuracy (seed mean; x: diverged)"
+        shown, ax=grid[0].tolist(), label="val accuracy (seed mean; x: failed)"
     )
     return _save(fig, folder, filename, tight=False)
 
@@ -122,12 +126,10 @@ def train_vs_val(axes, rows, chance, folder, filename="noise_generalization.png"
         means, stds = [], []
         for variant in variants:
             values = [
-                float(r[key]) if not r["diverged"] else chance
-                for r in rows
-                if r["variant"] == variant and r.get("status") != "error"
+                outcomes.score(r, chance, key) for r in rows if r["variant"] == variant
             ]
-            means.append(np.mean(values) if values else np.nan)
-            stds.append(np.std(values) if values else np.nan)
+            means.append(np.nanmean(values) if values else np.nan)
+            stds.append(np.nanstd(values) if values else np.nan)
         ax.bar(
             np.arange(len(variants)) + offset,
             means,
@@ -237,31 +239,36 @@ def _save(fig, folder, filename, tight=True):
     return filename
 
 
-def for_study(spec, rows, chance, folder):
-    """Every plot that applies to `spec`; returns their file names."""
+# name -> function(axes, rows, chance, folder) -> file name; named by a
+# study's definition (`definitions.StudyDefinition.plots`).
+EXTRA_PLOTS = {
+    "train_vs_val": train_vs_val,
+    "covariate_shift": covariate_shift,
+    "landscape_accuracy": landscape_accuracy,
+    "landscape": landscape,
+}
+
+
+def for_study(spec, rows, chance, folder, summary=None, extra=()):
+    """Every plot that applies to `spec`; returns their file names.
+
+    Args:
+        summary: The analysis summary (its reference accuracy marks the
+            usable threshold), or None.
+        extra: Names from `EXTRA_PLOTS` (the study definition's plots).
+    """
     axes, names = spec.axes, []
     if not rows:
         return names
-    if "lr" in axes and len(axes["lr"]) > 1 and "init_scale" not in axes:
-        names.append(
-            accuracy_vs(axes, rows, chance, "lr", folder, "accuracy_vs_lr.png")
-        )
-    if "init_scale" in axes and len(axes["init_scale"]) > 1 and "lr" not in axes:
+    reference = (summary or {}).get("reference_accuracy")
+    swept = analysis.swept_axes(axes)
+    if set(swept) == {"lr", "init_scale"}:
+        names.append(heatmaps(axes, rows, chance, folder))
+    for along in swept:
         names.append(
             accuracy_vs(
-                axes, rows, chance, "init_scale", folder, "accuracy_vs_init_scale.png"
+                axes, rows, chance, along, folder, f"accuracy_vs_{along}.png", reference
             )
         )
-    if "lr" in axes and "init_scale" in axes:
-        names.append(heatmaps(axes, rows, chance, folder))
-        names.append(
-            accuracy_vs(axes, rows, chance, "lr", folder, "accuracy_vs_lr.png")
-        )
-    if spec.study == "noise":
-        names.append(train_vs_val(axes, rows, chance, folder))
-    if spec.study == "covariate-shift":
-        names.append(covariate_shift(axes, rows, chance, folder))
-    if spec.study == "landscape":
-        names.append(landscape_accuracy(axes, rows, chance, folder))
-        names.append(landscape(axes, rows, chance, folder))
+    names += [EXTRA_PLOTS[name](axes, rows, chance, folder) for name in extra]
     return names

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from studies import analysis, plots, results
+from studies import analysis, definitions, findings, outcomes, plots, results
 from studies.spec import StudySpec
 
 SPEC = "study.json"
@@ -23,29 +23,35 @@ _ROLES = {
     "lr": "measured axis",
     "init": "measured axis",
     "init_scale": "measured axis",
-    "seed": "nuisance (averaged)",
+    "seed": "nuisance (averaged; intervals over it)",
 }
 
-# summary key -> (column title, format)
-_TABLE = (
-    ("best_val_accuracy", "best acc", "{:.3f}"),
-    ("usable_lr_decades_1pt", "LR decades within 1pt", "{:.2f}"),
-    ("usable_lr_decades_5pt", "LR decades within 5pt", "{:.2f}"),
-    ("max_stable_lr", "max stable LR", "{:g}"),
-    ("lr_sensitivity", "LR sensitivity", "{:.3f}"),
-    ("init_scale_decades_5pt", "init-scale decades within 5pt", "{:.2f}"),
-    ("accuracy_spread", "spread over init grid", "{:.3f}"),
-    ("final_train_accuracy", "train acc", "{:.3f}"),
-    ("generalization_gap", "train - val gap", "{:.3f}"),
-    ("final_test_accuracy", "final test acc", "{:.3f}"),
-    ("percentile_drift", "percentile drift", "{:.4f}"),
-    ("mean_loss_range", "mean loss range", "{:.4f}"),
-    ("mean_grad_change", "mean grad change", "{:.3f}"),
-    ("max_beta_smoothness", "max beta-smoothness", "{:.2f}"),
-    ("seed_std", "seed std", "{:.3f}"),
-    ("diverged_fraction", "diverged", "{:.0%}"),
-    ("errors", "errors", "{:d}"),
-)
+
+def _columns(axes):
+    """(summary key, column title, format) of the summary table, for `axes`."""
+    columns = [
+        ("best_val_accuracy", "best val acc", "{:.3f}"),
+        ("test_accuracy", "test acc at best", "{:.3f}"),
+    ]
+    for a in analysis.swept_axes(axes):
+        name = a.replace("_", " ")
+        columns += [
+            (f"usable_{a}_decades_1pt", f"{name} decades within 1pt", "{:.2f}"),
+            (f"usable_{a}_decades_5pt", f"{name} decades within 5pt", "{:.2f}"),
+            (f"max_stable_{a}", f"max stable {name}", "{:g}"),
+            (f"{a}_sensitivity", f"{name} sensitivity", "{:.3f}"),
+        ]
+    return columns + [
+        ("final_train_accuracy", "train acc", "{:.3f}"),
+        ("generalization_gap", "train - val gap", "{:.3f}"),
+        ("percentile_drift", "percentile drift", "{:.4f}"),
+        ("mean_loss_range", "mean loss range", "{:.4f}"),
+        ("mean_grad_change", "mean grad change", "{:.3f}"),
+        ("max_beta_smoothness", "max beta-smoothness", "{:.2f}"),
+        ("seed_std", "seed std", "{:.3f}"),
+        ("diverged_fraction", "diverged", "{:.0%}"),
+        ("errors", "errors", "{:d}"),
+    ]
 
 
 def load_spec(study_dir):
@@ -53,24 +59,31 @@ def load_spec(study_dir):
         return StudySpec.from_json(f.read())
 
 
+def load_chances(study_dir):
+    """`(chance, test_chance)` from `dataset.json` (validation and test splits)."""
+    with open(os.path.join(study_dir, DATASET)) as f:
+        dataset = json.load(f)
+    return dataset["chance"], dataset.get("test_chance", dataset["chance"])
+
+
 def write(study_dir):
     """Writes results.csv, summary.json, plots and report.md; returns the summary."""
     spec = load_spec(study_dir)
-    with open(os.path.join(study_dir, DATASET)) as f:
-        chance = json.load(f)["chance"]
+    definition = definitions.get(spec.study)
+    chance, test_chance = load_chances(study_dir)
     table = results.rows(spec, study_dir)
     results.write_csv(os.path.join(study_dir, "results.csv"), spec, table)
-    summary = analysis.summarize(spec, table, chance)
+    summary = analysis.summarize(spec, table, chance, test_chance, definition.metrics)
     with open(os.path.join(study_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
-    images = plots.for_study(spec, table, chance, study_dir)
+    images = plots.for_study(spec, table, chance, study_dir, summary, definition.plots)
     with open(os.path.join(study_dir, "report.md"), "w") as f:
         f.write(markdown(spec, summary, table, images))
     return summary
 
 
 def markdown(spec, summary, table, images):
-    """The report: setup, summary table, plots, overhead and the command."""
+    """The report: setup, findings, tables with intervals, plots, cost, command."""
     lines = [f"# Study `{spec.study}`", ""]
     done, total = summary["cells_finished"], summary["cells_total"]
     if done < total:
@@ -85,26 +98,13 @@ def markdown(spec, summary, table, images):
         lines.append(f"| {name} | {_ROLES.get(name, 'axis')} | {shown} |")
     for name, value in spec.fixed.items():
         lines.append(f"| {name} | fixed | {value} |")
-    lines += [
-        "",
-        "Accuracy is the final validation accuracy, averaged over seeds. A "
-        "diverged cell (NaN/inf loss or loss above the divergence threshold) "
-        f"counts as chance ({summary['chance']:.3f}).",
-        "",
-        "## Summary",
-        "",
+    lines += ["", _SELECTION.format(chance=summary["chance"]), ""]
+    lines += ["## Findings", ""] + [
+        f"- {line}" for line in findings.lines(spec, summary)
     ]
-    keys = [
-        k for k, _, _ in _TABLE if any(k in v for v in summary["variants"].values())
-    ]
-    titles = {k: t for k, t, _ in _TABLE}
-    formats = {k: f for k, _, f in _TABLE}
-    lines.append("| variant | " + " | ".join(titles[k] for k in keys) + " |")
-    lines.append("|---" * (len(keys) + 1) + "|")
-    for variant, numbers in summary["variants"].items():
-        cells = [_fmt(numbers.get(k), formats[k]) for k in keys]
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-    lines += [""] + _definitions(keys) + _findings(summary)
+    lines += _ratios(spec, summary) + [""]
+    lines += _summary_table(spec, summary) + _differences_table(spec, summary)
+    lines += _definitions(spec.axes) + _errors(table)
     if images:
         lines += ["## Plots", ""] + [f"![{name}]({name})" for name in images] + [""]
     lines += [
@@ -128,74 +128,140 @@ def markdown(spec, summary, table, images):
     return "\n".join(lines)
 
 
-def _definitions(keys):
-    """The paragraphs that define the columns shown."""
-    shown = set(keys)
-    return [
-        text + "\n"
-        for columns, text in (
-            ({"usable_lr_decades_5pt", "accuracy_spread"}, _GRID_TERMS),
-            ({"percentile_drift"}, _DRIFT_TERMS),
-            ({"mean_loss_range"}, _LANDSCAPE_TERMS),
-            ({"seed_std"}, "Seed std: mean over grid points of the std across seeds."),
-        )
-        if columns & shown
+_SELECTION = (
+    "Selection is on the validation split (a stratified 20% of the training "
+    "data); the test split is held out and reported at the point selected on "
+    "validation. A cell's accuracy is its final validation accuracy; a "
+    "diverged (NaN/inf loss, or one batch's loss above the divergence "
+    "threshold) or errored cell counts as chance ({chance:.3f}) and is never "
+    "stable. Numbers in brackets are 95% percentile bootstrap intervals over "
+    "seeds; differences are paired by seed."
+)
+
+
+def _cell(numbers, key, fmt):
+    value = numbers.get(key)
+    if isinstance(value, float) and math.isnan(value):
+        value = None
+    interval = (numbers.get("intervals") or {}).get(key)
+    return findings.with_interval(value, interval, fmt)
+
+
+def _summary_table(spec, summary):
+    variants = summary["variants"]
+    columns = [
+        c for c in _columns(spec.axes) if any(c[0] in v for v in variants.values())
     ]
+    lines = ["## Summary", ""]
+    lines.append("| variant | trained | " + " | ".join(t for _, t, _ in columns) + " |")
+    lines.append("|---" * (len(columns) + 2) + "|")
+    for variant, numbers in variants.items():
+        trained = {True: "yes", False: "**no**"}.get(numbers.get("trained"), "-")
+        cells = [_cell(numbers, k, f) for k, _, f in columns]
+        lines.append(f"| {variant} | {trained} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
-def _findings(summary):
-    """One line per comparison the two reproduction studies exist to make."""
+def _differences_table(spec, summary):
+    differences = summary.get("differences") or {}
+    if not differences:
+        return []
+    keys = [k for k, _, _ in _columns(spec.axes) if not k.startswith("max_stable")]
+    keys = [k for k in keys if any(k in e for e in differences.values())]
+    titles = {k: t for k, t, _ in _columns(spec.axes)}
+    formats = {k: f for k, _, f in _columns(spec.axes)}
+    lines = ["## Differences to no BN (paired by seed)", ""]
+    lines.append("| variant - none | " + " | ".join(titles[k] for k in keys) + " |")
+    lines.append("|---" * (len(keys) + 1) + "|")
+    for variant, entry in differences.items():
+        cells = [
+            findings.with_interval(
+                entry[k]["value"], entry[k]["interval"], formats[k], signed=True
+            )
+            if k in entry
+            else "-"
+            for k in keys
+        ]
+        lines.append(f"| {variant} - none | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _definitions(axes):
+    """The paragraphs that define the columns shown."""
+    paragraphs = [_TERMS]
+    if analysis.swept_axes(axes):
+        paragraphs.append(_GRID_TERMS)
+    return [text + "\n" for text in paragraphs]
+
+
+def _ratios(spec, summary):
+    """The no BN / BN ratios a study exists to show (its definition's findings)."""
     numbers = summary["variants"]
     none, bn = numbers.get("none", {}), numbers.get("bn", {})
     lines = []
-    for key, what in (
-        ("percentile_drift", "percentile drift"),
-        ("mean_loss_range", "mean loss range"),
-        ("mean_grad_change", "mean gradient change"),
-    ):
+    for key, what in definitions.get(spec.study).findings:
         if none.get(key) and bn.get(key):
             lines.append(
                 f"- {what}, no BN / BN: {none[key] / bn[key]:.1f}x "
-                f"({none[key]:.4g} vs {bn[key]:.4g})"
+                f"({_cell(none, key, '{:.4g}')} vs {_cell(bn, key, '{:.4g}')})"
             )
-    return (["## Findings", "", *lines, ""]) if lines else []
+    return lines
 
 
-_DRIFT_TERMS = (
-    "Percentile drift: mean absolute change of the 15/50/85th percentiles of "
-    "one sigmoid's input (unit 0 of the last hidden layer, on a fixed probe "
-    "batch of 512 training examples, training-mode forward pass) between "
-    "consecutive readings, after the first epoch (Ioffe & Szegedy 2015, Fig. 1)."
-)
+def _errors(table):
+    failed = [r for r in table if outcomes.status(r) == outcomes.ERROR]
+    if not failed:
+        return []
+    lines = ["## Errors", ""]
+    for row in failed:
+        cell = ", ".join(
+            f"{k}={row[k]}" for k in row if k not in results.COLUMNS and k != "curves"
+        )
+        lines.append(f"- {cell}: {row.get('message') or '(no message)'}")
+    return lines + [""]
 
-_LANDSCAPE_TERMS = (
-    "At each probe step, on a training batch: g = grad L(theta), and for "
-    "lambda in {0.5, 1, 2, 4} the point theta' = theta - lambda * lr * g. Mean loss "
-    "range: max - min of L(theta'), averaged over probe steps. Mean grad "
-    "change: max over lambda of ||grad L(theta') - g|| (gradient "
-    "predictiveness; lower is more predictive), averaged over probe steps. "
-    "Max beta-smoothness: the largest ||grad L(theta') - g|| / ||theta' - theta|| "
-    "seen (Santurkar et al. 2018, Fig. 4). Train acc: accuracy on the training "
-    "set at the end, inference mode."
+
+_TERMS = (
+    "Trained: the best point's accuracy is at least 5 points above chance and, "
+    "with two or more seeds, its interval's lower end is above chance; a "
+    "variant that did not train gets no usable or stable range. Best val acc: "
+    "the best seed-mean validation accuracy over the grid; test acc at best: "
+    "the test accuracy at that point. Seed std: mean over grid points of the "
+    "std across seeds (two or more seeds only). Percentile drift: mean absolute "
+    "change of the 15/50/85th percentiles of one nonlinearity's input (unit 0 "
+    "of the last hidden layer, on a fixed probe batch of 512 training examples, "
+    "training-mode forward pass) between consecutive readings, after the first "
+    "epoch (Ioffe & Szegedy 2015, Fig. 1). Landscape (Santurkar et al. 2018, "
+    "Fig. 4), at each probe step on a training batch, with g = grad L(theta) and "
+    "theta' = theta - lambda * lr * g for lambda in {0.5, 1, 2, 4}: mean loss "
+    "range is max - min of L(theta') averaged over probe steps; mean grad "
+    "change is the max over lambda of ||grad L(theta') - g|| averaged over "
+    "probe steps; max beta-smoothness is the largest ||grad L(theta') - g|| / "
+    "||theta' - theta|| of a cell, averaged over seeds. Train acc: accuracy on "
+    "the training set at the end (inference mode)."
 )
 
 _GRID_TERMS = (
-    "LR decades within 1pt / 5pt: width, in decades of learning rate, of the "
-    "contiguous range around the best LR whose accuracy stays within 1 / 5 "
-    "points of the best. Max stable LR: the largest LR at which no seed "
-    "diverged. LR sensitivity: mean over the LR grid of the accuracy gap to "
-    "the variant's own best (a variant that never trains scores low: read it "
-    "next to best acc). Spread over init grid: best minus worst accuracy over init "
-    "family x scale."
+    "Ranges are measured against the best accuracy of any variant (the "
+    "reference), never a variant's own best. Decades within 1pt / 5pt: width, "
+    "in decades, of the contiguous run of grid points around the variant's best "
+    "whose accuracy is within 1 / 5 points of the reference (0 for a single "
+    "point: the resolution is the grid spacing); `<=` and `>=` mark a range cut "
+    "off by the grid's edge. Max stable: the top of the contiguous run of points "
+    "from the best upwards where every seed trained without diverging or "
+    "failing (a missing cell ends it too). Sensitivity: mean over the grid of "
+    "the gap between the reference and the point's accuracy (Wortsman et al.'s "
+    "LR sensitivity, on accuracy). With several curves along an axis (e.g. one "
+    "per init family) the widths and sensitivities are averaged over them."
 )
 
 
 def _cost(table):
     if not table:
         return "No finished cells."
-    fit = np.array([r["fit_seconds"] for r in table], float)
+    fit = np.array([_float(r.get("fit_seconds")) for r in table], float)
     total = np.array([r["seconds"] for r in table], float)
-    tuner = np.array([r["tuner_seconds"] for r in table], float)
+    tuner = np.array([_float(r.get("tuner_seconds")) for r in table], float)
     build = total - fit
     return (
         f"{len(table)} cells, {np.nansum(total) / 60:.1f} min of cell time. Per "
@@ -210,7 +276,5 @@ def _median(values):
     return float(np.median(values)) if values.size else math.nan
 
 
-def _fmt(value, fmt):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return fmt.format(value)
+def _float(value):
+    return math.nan if value is None else float(value)

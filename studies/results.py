@@ -20,6 +20,8 @@ COLUMNS = (
     "fit_seconds",
     "tuner_seconds",
     "message",
+    "final_test_accuracy",
+    "steps_run",
 )
 
 

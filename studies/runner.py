@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 
-from studies import data, models, records, report, tensorboard_config
+from studies import data, findings, models, records, report, tensorboard_config
 from studies.spec import StudySpec
 
 _TMP = ".tmp-"
@@ -133,7 +133,13 @@ def run(spec: StudySpec, study_dir, role="single", stream=None):
     if not os.path.exists(dataset_path):
         _write_text(
             dataset_path,
-            json.dumps({"description": dataset.describe(), "chance": dataset.chance}),
+            json.dumps(
+                {
+                    "description": dataset.describe(),
+                    "chance": dataset.chance,
+                    "test_chance": dataset.test_chance,
+                }
+            ),
         )
     logdir = tensorboard_dir(study_dir)
     tensorboard_config.write(logdir, spec)
@@ -153,7 +159,12 @@ def run(spec: StudySpec, study_dir, role="single", stream=None):
         flush=True,
     )
     hypermodel = CellHyperModel(
-        spec, dataset.input_shape, dataset.num_classes, dataset.chance
+        spec,
+        dataset.input_shape,
+        dataset.num_classes,
+        dataset.chance,
+        test_data=(dataset.x_test, dataset.y_test),
+        test_chance=dataset.test_chance,
     )
     tuner = StudyTuner(spec, study_dir, hypermodel, Progress(spec, study_dir, stream))
     tuner.search(
@@ -173,23 +184,10 @@ def run(spec: StudySpec, study_dir, role="single", stream=None):
 
 
 def print_summary(summary, study_dir, stream):
-    keys = (
-        "best_val_accuracy",
-        "usable_lr_decades_5pt",
-        "max_stable_lr",
-        "init_scale_decades_5pt",
-        "generalization_gap",
-        "final_test_accuracy",
-        "percentile_drift",
-        "final_train_accuracy",
-        "mean_loss_range",
-        "mean_grad_change",
-        "max_beta_smoothness",
-        "diverged_fraction",
-    )
-    for variant, numbers in summary["variants"].items():
-        shown = ", ".join(f"{k}={_short(numbers[k])}" for k in keys if k in numbers)
-        print(f"  {variant:20} {shown}", file=stream)
+    """The findings, one line per variant and per difference, then the files."""
+    spec = report.load_spec(study_dir)
+    for line in findings.lines(spec, summary):
+        print(f"  {line}", file=stream)
     print(
         f"report: {os.path.join(study_dir, 'report.md')}\n"
         f"results: {os.path.join(study_dir, 'results.csv')}, "
@@ -198,7 +196,3 @@ def print_summary(summary, study_dir, stream):
         file=stream,
         flush=True,
     )
-
-
-def _short(value):
-    return "-" if value is None else f"{value:.3g}"

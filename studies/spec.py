@@ -17,138 +17,23 @@ import itertools
 import json
 import math
 
-STUDIES = ("lr", "init", "lr-init", "noise", "covariate-shift", "landscape")
+from studies import definitions
+from studies.definitions import (  # noqa: F401  (the studies' vocabulary)
+    INITS,
+    INSTRUMENTS,
+    MODELS,
+    OPTIMIZERS,
+    STANDARD_INIT,
+    STUDIES,
+    VARIANTS,
+)
 
-MODELS = ("mlp-sigmoid", "mlp-relu", "cnn")
-OPTIMIZERS = ("sgd", "momentum", "adam")
-INITS = ("glorot_uniform", "he_normal", "lecun_normal", "random_normal")
-BASE_VARIANTS = ("none", "keras", "bn")
-NOISE_VARIANTS = ("bn-batch-statistics", "bn-covariate-shift", "bn-adjustment")
-# Santurkar et al.'s name for BN followed by their covariate-shift noise.
-VARIANTS = BASE_VARIANTS + NOISE_VARIANTS + ("noisy-bn",)
-
-# Callbacks a cell can run (kbn.callbacks), and those a study needs.
-INSTRUMENTS = ("percentiles", "landscape")
-REQUIRED_INSTRUMENTS = {
-    "covariate-shift": ("percentiles",),
-    "landscape": ("landscape",),
-}
-
-# Axis order per study: the CSV columns and the grid loops follow it, with the
-# seed innermost so that a cell's seeds finish together.
-AXES = {
-    "lr": ("variant", "lr", "seed"),
-    "init": ("variant", "init", "init_scale", "seed"),
-    "lr-init": ("variant", "lr", "init_scale", "seed"),
-    "noise": ("variant", "seed"),
-    "covariate-shift": ("variant", "seed"),
-    "landscape": ("variant", "seed"),
-}
-
-_COMMON = {
-    "model": "mlp-sigmoid",
-    "dataset": "digits",
-    "batch_size": 60,  # the original paper's MNIST batch
-    "optimizer": "sgd",
-    "divergence_threshold": 1e3,  # Bjorck et al. 2018
-    "train_size": None,
-    "init": "glorot_uniform",
-    "init_scale": 1.0,
-    "lr": 1.0,
-    "instruments": [],
-    "probe_every": 10,  # optimizer steps between instrument readings
-}
-
-# Preset values; command-line options override them. "quick" runs in under
-# three minutes on two cores for digits; "full" is the publishable grid.
-PRESETS = {
-    ("lr", "quick"): {
-        "variant": ("none", "keras", "bn"),
-        "lr": (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0),
-        "seeds": 2,
-        "epochs": 10,
-    },
-    ("lr", "full"): {
-        "variant": ("none", "keras", "bn"),
-        "lr": (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0),
-        "seeds": 3,
-        "epochs": 30,
-    },
-    ("init", "quick"): {
-        "variant": ("none", "bn"),
-        "init": ("glorot_uniform", "random_normal"),
-        "init_scale": (0.01, 0.1, 1.0, 10.0),
-        "seeds": 2,
-        "epochs": 10,
-    },
-    ("init", "full"): {
-        "variant": ("none", "keras", "bn"),
-        "init": INITS,
-        "init_scale": (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
-        "seeds": 3,
-        "epochs": 30,
-    },
-    ("lr-init", "quick"): {
-        "variant": ("none", "bn"),
-        "lr": (0.01, 0.1, 1.0, 10.0),
-        "init_scale": (0.1, 1.0, 10.0),
-        "seeds": 2,
-        "epochs": 10,
-    },
-    ("lr-init", "full"): {
-        "variant": ("none", "bn"),
-        "lr": (0.001, 0.01, 0.1, 1.0, 10.0, 100.0),
-        "init_scale": (0.01, 0.1, 1.0, 10.0),
-        "seeds": 3,
-        "epochs": 30,
-    },
-    ("noise", "quick"): {
-        "variant": ("none", "bn") + NOISE_VARIANTS,
-        "seeds": 2,
-        "epochs": 40,
-        "train_size": 300,
-        "lr": 0.3,
-    },
-    ("noise", "full"): {
-        "variant": ("none", "keras", "bn") + NOISE_VARIANTS,
-        "seeds": 5,
-        "epochs": 100,
-        "train_size": 300,
-        "lr": 0.3,
-    },
-    # Ioffe & Szegedy's Figure 1: the 3x100 sigmoid MLP, batch 60, plain SGD.
-    ("covariate-shift", "quick"): {
-        "variant": ("none", "bn"),
-        "seeds": 2,
-        "epochs": 40,
-        "lr": 0.5,
-        "probe_every": 10,
-    },
-    ("covariate-shift", "full"): {
-        "variant": ("none", "bn"),
-        "seeds": 5,
-        "epochs": 150,
-        "lr": 0.5,
-        "probe_every": 20,
-    },
-    # Santurkar et al.'s Figures 2 and 4: no BN, BN and noisy BN at one rate,
-    # on the 6x100 ReLU MLP (deep enough for its landscape to matter).
-    ("landscape", "quick"): {
-        "variant": ("none", "bn", "noisy-bn"),
-        "model": "mlp-relu",
-        "seeds": 2,
-        "epochs": 15,
-        "lr": 0.5,
-        "probe_every": 10,
-    },
-    ("landscape", "full"): {
-        "variant": ("none", "bn", "noisy-bn"),
-        "model": "mlp-relu",
-        "seeds": 5,
-        "epochs": 60,
-        "lr": 0.5,
-        "probe_every": 10,
-    },
+# The command-line override of each axis.
+AXIS_OPTIONS = {
+    "variant": "variants",
+    "lr": "lrs",
+    "init": "inits",
+    "init_scale": "init_scales",
 }
 
 
@@ -157,10 +42,11 @@ class StudySpec:
     """One study: named axes with their grid values, and fixed settings.
 
     Attributes:
-        study: The study name, one of `STUDIES`.
+        study: The study name, one of `STUDIES` (`definitions`).
         axes: Axis name -> tuple of grid values, in loop order (seed last).
-        fixed: Settings held constant: `model`, `dataset`, `epochs`,
-            `batch_size`, `optimizer`, `divergence_threshold`, `train_size`,
+        fixed: Settings held constant: `model`, `dataset`, `epochs` or
+            `steps` (the budget), `batch_size`, `optimizer`,
+            `divergence_threshold`, `train_size`,
             `instruments` (the `kbn.callbacks` each cell runs), `probe_every`
             (their interval in optimizer steps), and the value of `lr`,
             `init` or `init_scale` when they are not axes.
@@ -228,51 +114,38 @@ def cell_key(cell):
 
 
 def make_spec(study, preset="quick", command="", **overrides):
-    """Builds a study from a preset and overrides (None means "keep the preset").
+    """Builds a study from its preset and overrides (None means "keep the preset").
 
-    Overrides: `variants`, `lrs`, `inits`, `init_scales`, `seeds` (a count),
-    `epochs`, `batch_size`, `optimizer`, `model`, `dataset`, `train_size`,
-    `divergence_threshold`, `lr` (the fixed rate of the studies without an
-    `lr` axis), `instruments` (added to those the study needs) and
-    `probe_every`.
-    Values are validated by the command line; this only assembles them.
+    Overrides: `variants`, `lrs`, `inits`, `init_scales` (the axes; one value
+    for a study without that axis fixes the setting instead), `seeds` (a
+    count), `epochs` or `steps` (the budget; `steps` replaces `epochs`),
+    `batch_size`, `optimizer`, `model`, `dataset`, `train_size`,
+    `divergence_threshold`, `lr`, `instruments` (added to those the study
+    needs) and `probe_every`. Values are validated by the command line; this
+    only assembles them.
     """
-    base = PRESETS[(study, preset)]
+    definition = definitions.get(study)
+    base = definition.presets[preset]
     given = {k: v for k, v in overrides.items() if v is not None}
-    fixed = dict(_COMMON, epochs=base["epochs"])
-    for name in ("train_size", "lr", "model", "probe_every"):
-        if name in base and name not in AXES[study]:
-            fixed[name] = base[name]
-    for name in (
-        "model",
-        "dataset",
-        "epochs",
-        "batch_size",
-        "optimizer",
-        "train_size",
-        "divergence_threshold",
-        "lr",
-        "probe_every",
-    ):
-        if name in given:
-            fixed[name] = given[name]
-    wanted = {*given.get("instruments", ()), *REQUIRED_INSTRUMENTS.get(study, ())}
+    fixed = dict(definitions.COMMON)
+    fixed.update({k: v for k, v in base.items() if k in fixed})
+    fixed.update({k: v for k, v in given.items() if k in fixed})
+    if "steps" in given:
+        fixed["epochs"] = None
+    for axis, option in AXIS_OPTIONS.items():
+        # A single value of an axis this study does not sweep fixes it.
+        if axis not in definition.axes and option in given:
+            fixed[axis] = given[option][0]
+    if fixed["init"] is None:
+        fixed["init"] = STANDARD_INIT[fixed["model"]]
+    wanted = {*given.get("instruments", ()), *definition.instruments}
     fixed["instruments"] = [name for name in INSTRUMENTS if name in wanted]
-    if "lrs" in given and "lr" not in AXES[study]:
-        # A single rate given with --lrs is the fixed rate of this study.
-        fixed["lr"] = given["lrs"][0]
-    options = {
-        "variant": "variants",
-        "lr": "lrs",
-        "init": "inits",
-        "init_scale": "init_scales",
-    }
     axes = {}
-    for name in AXES[study]:
+    for name in definition.axes:
         if name == "seed":
             axes[name] = tuple(range(given.get("seeds", base["seeds"])))
         else:
-            axes[name] = tuple(given.get(options[name], base[name]))
+            axes[name] = tuple(given.get(AXIS_OPTIONS[name], base[name]))
     for name in axes:
         fixed.pop(name, None)
     return StudySpec(study=study, axes=axes, fixed=fixed, command=command)

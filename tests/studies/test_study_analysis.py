@@ -1,11 +1,12 @@
-"""Sensitivity metrics on hand-made results, against values worked out by hand."""
+"""Sensitivity metrics on hand-made grids, against values worked out by hand."""
 
+import json
 import math
 
 import numpy as np
 import pytest
 
-from studies import analysis
+from studies import analysis, outcomes
 from studies.spec import StudySpec
 
 CHANCE = 0.1
@@ -17,6 +18,7 @@ def row(variant, lr, seed, acc, diverged=0, status="ok", **extra):
         lr=lr,
         seed=seed,
         final_val_accuracy=acc,
+        final_test_accuracy=acc - 0.01,
         diverged=diverged,
         status=status,
         **extra,
@@ -24,7 +26,7 @@ def row(variant, lr, seed, acc, diverged=0, status="ok", **extra):
 
 
 LRS = (0.01, 0.1, 1.0, 10.0, 100.0)
-# seed-mean accuracy per LR, and which LRs have a diverged seed
+# per-seed accuracy per LR; None: that seed diverged
 BN = {
     0.01: (0.80, 0.82),
     0.1: (0.90, 0.92),
@@ -41,9 +43,9 @@ NONE = {
 }
 
 
-def table():
+def table(grids=(("bn", BN), ("none", NONE))):
     rows = []
-    for variant, accs in (("bn", BN), ("none", NONE)):
+    for variant, accs in grids:
         for lr, pair in accs.items():
             for seed, acc in enumerate(pair):
                 if acc is None:  # diverged: whatever it recorded counts as chance
@@ -53,18 +55,45 @@ def table():
     return rows
 
 
-def spec():
-    return StudySpec("lr", {"variant": ("bn", "none"), "lr": LRS, "seed": (0, 1)}, {})
+def spec(variants=("bn", "none"), lrs=LRS, seeds=(0, 1)):
+    axes = {"variant": tuple(variants), "lr": tuple(lrs), "seed": tuple(seeds)}
+    return StudySpec("lr", axes, {})
+
+
+def summarize(rows, study=None, **kwargs):
+    return analysis.summarize(study or spec(), rows, CHANCE, **kwargs)
+
+
+def test_outcomes_decide_status_and_score_in_one_place():
+    assert outcomes.status(None) == outcomes.MISSING
+    assert outcomes.status(row("bn", 1, 0, 0.9)) == outcomes.OK
+    assert outcomes.status(row("bn", 1, 0, 0.9, diverged="1")) == outcomes.DIVERGED
+    assert outcomes.status(row("bn", 1, 0, 0.9, status="error")) == outcomes.ERROR
+    assert outcomes.score(row("bn", 1, 0, 0.9), CHANCE) == 0.9
+    assert outcomes.score(row("bn", 1, 0, 0.9, diverged=1), CHANCE) == CHANCE
+    assert outcomes.score(row("bn", 1, 0, 0.9, status="error"), CHANCE) == CHANCE
+    assert math.isnan(outcomes.score(None, CHANCE))
+    assert outcomes.stable(row("bn", 1, 0, 0.9))
+    assert not outcomes.stable(row("bn", 1, 0, 0.9, status="error"))
+    assert not outcomes.stable(None)
 
 
 def test_lr_metrics_match_hand_computation():
-    summary = analysis.summarize(spec(), table(), CHANCE)["variants"]
-    bn, none = summary["bn"], summary["none"]
+    summary = summarize(table())
+    bn, none = summary["variants"]["bn"], summary["variants"]["none"]
     # bn means: .81 .91 .95 .92 .30 (the diverged seed counts as chance .1)
+    # none means: .1 .55 .7 .1 .1; the reference is the best of any variant
+    assert summary["reference_accuracy"] == pytest.approx(0.95)
     assert bn["best_val_accuracy"] == pytest.approx(0.95)
+    assert bn["test_accuracy"] == pytest.approx(0.94)  # at the val-selected point
+    assert bn["best_point"] == {"lr": 1.0}
     assert bn["usable_lr_decades_5pt"] == pytest.approx(2.0)  # 0.1 .. 10
     assert bn["usable_lr_decades_1pt"] == pytest.approx(0.0)
+    assert bn["usable_lr_ranges_5pt"] == [
+        {"low": 0.1, "high": 10.0, "censored_low": False, "censored_high": False}
+    ]
     assert bn["max_stable_lr"] == pytest.approx(10.0)
+    assert bn["max_stable_lr_censored"] is False
     gaps = 0.95 - np.array([0.81, 0.91, 0.95, 0.92, 0.30])
     assert bn["lr_sensitivity"] == pytest.approx(gaps.mean())
     assert bn["diverged_fraction"] == pytest.approx(1 / 10)
@@ -73,35 +102,119 @@ def test_lr_metrics_match_hand_computation():
         for p in ((0.8, 0.82), (0.9, 0.92), (0.95, 0.95), (0.93, 0.91), (0.5, 0.1))
     ]
     assert bn["seed_std"] == pytest.approx(np.mean(stds))
-    # none means: .1 .55 .7 .1 .1; within 5pt of .7 is only 1.0
-    assert none["usable_lr_decades_5pt"] == pytest.approx(0.0)
+    # none trains (0.7 at LR 1) but never within 5 points of the reference
+    assert none["trained"] and bn["trained"]
+    assert none["usable_lr_decades_5pt"] == 0.0
+    assert none["usable_lr_ranges_5pt"][0]["low"] is None
     assert none["max_stable_lr"] == pytest.approx(1.0)
+    none_gaps = 0.95 - np.array([0.1, 0.55, 0.7, 0.1, 0.1])
+    assert none["lr_sensitivity"] == pytest.approx(none_gaps.mean())
     assert none["diverged_fraction"] == pytest.approx(4 / 10)
+    diff = summary["differences"]["bn"]
+    assert diff["best_val_accuracy"]["value"] == pytest.approx(0.25)
+    assert diff["usable_lr_decades_5pt"]["value"] == pytest.approx(2.0)
 
 
-def test_usable_width_is_contiguous_and_zero_at_chance():
-    xs = np.array([0.01, 0.1, 1.0, 10.0])
-    # a gap at 0.1 cuts the range even though 0.01 is good again
-    assert analysis.usable_decades(xs, np.array([0.86, 0.2, 0.9, 0.88]), 0.05) == (
-        pytest.approx(1.0)
-    )
-    assert (
-        analysis.usable_decades(xs, np.array([0.1, 0.1, 0.12, 0.1]), 0.05, 0.1) == 0.0
-    )
+def test_a_variant_barely_above_chance_cannot_look_robust():
+    flat = {lr: (0.12, 0.13) for lr in LRS}  # never diverges, never trains
+    summary = summarize(table((("bn", BN), ("none", flat))))
+    none = summary["variants"]["none"]
+    assert none["trained"] is False
+    assert none["usable_lr_decades_5pt"] == none["usable_lr_decades_1pt"] == 0.0
+    assert none["max_stable_lr"] is None  # not "stable at every LR"
+    # its sensitivity is measured against BN's best: the worst, not the best
+    assert none["lr_sensitivity"] == pytest.approx(0.95 - 0.125)
+    assert none["lr_sensitivity"] > summary["variants"]["bn"]["lr_sensitivity"]
 
 
-def test_errors_are_left_out_and_counted():
-    rows = table() + [row("bn", 1.0, 2, math.nan, status="error")]
-    bn = analysis.summarize(spec(), rows, CHANCE)["variants"]["bn"]
+def test_one_seed_gives_no_seed_std_and_no_intervals():
+    rows = [r for r in table() if r["seed"] == 0]
+    summary = summarize(rows, spec(seeds=(0,)))
+    bn = summary["variants"]["bn"]
+    assert bn["seed_std"] is None
+    assert "intervals" not in bn
+    assert summary["interval"] is None
+    assert summary["differences"]["bn"]["best_val_accuracy"]["interval"] is None
+
+
+def test_an_optimum_on_the_grid_edge_is_flagged_as_censored():
+    rising = {0.01: (0.5, 0.5), 0.1: (0.7, 0.7), 1.0: (0.9, 0.92), 10.0: (0.95, 0.96)}
+    summary = summarize(table((("bn", rising),)), spec(("bn",), tuple(rising)))
+    bn = summary["variants"]["bn"]
+    assert bn["best_at_edge"] is True
+    assert bn["usable_lr_ranges_5pt"] == [
+        {"low": 1.0, "high": 10.0, "censored_low": False, "censored_high": True}
+    ]
+    assert bn["max_stable_lr"] == 10.0 and bn["max_stable_lr_censored"] is True
+
+
+def test_an_errored_cell_ends_the_stable_range_and_counts_as_chance():
+    rows = table()
+    broken = next(r for r in rows if r["variant"] == "bn" and r["lr"] == 10.0)
+    broken.update(status="error", message="simulated OOM")
+    bn = summarize(rows)["variants"]["bn"]
     assert bn["errors"] == 1
-    assert bn["best_val_accuracy"] == pytest.approx(0.95)
+    assert bn["max_stable_lr"] == pytest.approx(1.0)  # the error at 10 ends it
+    # the errored seed counts as chance: (0.1 + 0.91) / 2 = 0.505 < 0.90
+    assert bn["usable_lr_ranges_5pt"][0]["high"] == 1.0
+
+
+def test_an_unfinished_grid_counts_missing_cells_as_unknown():
+    rows = [r for r in table() if not (r["variant"] == "bn" and r["lr"] == 0.1)]
+    summary = summarize(rows)
+    bn = summary["variants"]["bn"]
+    assert summary["cells_finished"] == 18 and summary["cells_total"] == 20
+    assert bn["missing"] == 2
+    # LR 0.1 is unknown: the range around the best stops before it
+    assert bn["usable_lr_ranges_5pt"][0]["low"] == 1.0
+    # the sensitivity is over the known points only
+    assert bn["lr_sensitivity"] == pytest.approx(
+        np.mean(0.95 - np.array([0.81, 0.95, 0.92, 0.30]))
+    )
+    empty = summarize([r for r in rows if r["variant"] == "none"])
+    assert empty["variants"]["bn"]["cells"] == 0
+    assert "best_val_accuracy" not in empty["variants"]["bn"]
+
+
+def test_intervals_bracket_the_estimate_and_differences_pair_by_seed():
+    rng = np.random.default_rng(1)
+    seeds = tuple(range(6))
+    offsets = rng.uniform(-0.08, 0.08, len(seeds))  # a shared per-seed effect
+    rows = []
+    for seed, offset in zip(seeds, offsets, strict=True):
+        for lr, base in ((0.1, 0.6), (1.0, 0.8)):
+            rows.append(row("none", lr, seed, base + offset))
+            rows.append(row("bn", lr, seed, base + 0.1 + offset))
+    summary = summarize(rows, spec(("none", "bn"), (0.1, 1.0), seeds))
+    bn = summary["variants"]["bn"]
+    low, high = bn["intervals"]["best_val_accuracy"]
+    per_seed = 0.9 + offsets
+    assert per_seed.min() <= low <= bn["best_val_accuracy"] <= high <= per_seed.max()
+    assert high - low > 0.02  # the seeds disagree, so the interval is not a point
+    # paired by seed, the shared per-seed effect cancels exactly
+    diff = summary["differences"]["bn"]["best_val_accuracy"]
+    assert diff["value"] == pytest.approx(0.1)
+    assert diff["interval"] == pytest.approx([0.1, 0.1])
+    assert summary["interval"]["seeds"] == 6
+    # the same results give the same intervals (a seeded bootstrap)
+    assert summarize(rows, spec(("none", "bn"), (0.1, 1.0), seeds)) == summary
+
+
+def test_trained_needs_the_interval_above_chance():
+    # seed means 0.175 at best, 7.5 points above chance, but one seed at chance
+    noisy = {0.1: (0.10, 0.25), 1.0: (0.10, 0.10)}
+    summary = summarize(table((("none", noisy),)), spec(("none",), (0.1, 1.0)))
+    none = summary["variants"]["none"]
+    assert none["best_val_accuracy"] == pytest.approx(0.175)
+    assert none["intervals"]["best_val_accuracy"][0] <= CHANCE
+    assert none["trained"] is False
 
 
 def test_init_metrics_per_family_then_averaged():
     axes = {
         "variant": ("bn",),
         "init": ("a", "b"),
-        "init_scale": (0.1, 1.0, 10.0),
+        "init_scale": (10.0, 0.1, 1.0),  # not sorted: curves sort by value
         "seed": (0,),
     }
     accs = {
@@ -110,7 +223,7 @@ def test_init_metrics_per_family_then_averaged():
         ("a", 10.0): 0.50,
         ("b", 0.1): 0.40,
         ("b", 1.0): 0.80,
-        ("b", 10.0): 0.78,
+        ("b", 10.0): 0.89,
     }
     rows = [
         dict(
@@ -124,13 +237,20 @@ def test_init_metrics_per_family_then_averaged():
         )
         for (f, s), a in accs.items()
     ]
-    bn = analysis.summarize(StudySpec("init", axes, {}), rows, CHANCE)["variants"]["bn"]
-    assert bn["init_scale_decades_5pt"] == pytest.approx((1.0 + 1.0) / 2)
-    assert bn["accuracy_spread"] == pytest.approx(0.92 - 0.40)
+    bn = summarize(rows, StudySpec("init", axes, {}))["variants"]["bn"]
+    # reference .92: family a 0.1..1 (1 decade); family b only 10 (0 decades)
+    assert bn["usable_init_scale_decades_5pt"] == pytest.approx((1.0 + 0.0) / 2)
+    assert [r["where"] for r in bn["usable_init_scale_ranges_5pt"]] == [
+        {"init": "a"},
+        {"init": "b"},
+    ]
+    assert bn["usable_init_scale_ranges_5pt"][1]["low"] == 10.0
+    assert bn["best_point"] == {"init": "a", "init_scale": 1.0}
     assert "usable_lr_decades_5pt" not in bn
+    assert analysis.swept_axes(axes) == ["init_scale"]
 
 
-def test_noise_study_reports_the_generalization_gap():
+def test_noise_study_reports_the_generalization_gap_with_intervals():
     axes = {"variant": ("bn",), "seed": (0, 1)}
     rows = [
         dict(
@@ -143,16 +263,27 @@ def test_noise_study_reports_the_generalization_gap():
         )
         for s, (t, v) in enumerate(((1.0, 0.8), (0.9, 0.8)))
     ]
-    bn = analysis.summarize(StudySpec("noise", axes, {}), rows, CHANCE)["variants"][
-        "bn"
-    ]
+    bn = summarize(rows, StudySpec("noise", axes, {}), metrics=("generalization",))[
+        "variants"
+    ]["bn"]
     assert bn["final_train_accuracy"] == pytest.approx(0.95)
     assert bn["generalization_gap"] == pytest.approx(0.15)
+    assert bn["intervals"]["generalization_gap"] == pytest.approx([0.1, 0.2])
 
 
 def test_summary_is_json_ready():
-    import json
-
-    summary = analysis.summarize(spec(), [], CHANCE)
+    summary = summarize([])
     text = json.dumps(summary, allow_nan=False)  # NaN would be invalid JSON
-    assert json.loads(text)["variants"]["bn"]["best_val_accuracy"] is None
+    assert json.loads(text)["variants"]["bn"]["cells"] == 0
+    full = json.dumps(summarize(table()), allow_nan=False)
+    assert json.loads(full)["variants"]["bn"]["trained"] is True
+
+
+def test_usable_run_is_contiguous():
+    xs = np.array([0.01, 0.1, 1.0, 10.0])
+    # a gap at 0.1 cuts the range even though 0.01 is good again
+    run = analysis.usable_run(np.array([0.86, 0.2, 0.9, 0.88]), 0.9, 0.05)
+    assert run == (2, 3) and analysis.decades(xs, run) == pytest.approx(1.0)
+    # a curve whose best is not within the tolerance of the reference: no run
+    assert analysis.usable_run(np.array([0.5, 0.6, 0.55, 0.5]), 0.9, 0.05) is None
+    assert analysis.decades(xs, None) == 0.0

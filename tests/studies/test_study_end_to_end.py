@@ -83,7 +83,13 @@ def test_study_writes_its_folder(study, tmp_path, capsys):
         f"python -m studies {study}"
     )
     assert list(summary["variants"]) == variants
-    expected_keys = {"best_val_accuracy", "seed_std", "diverged_fraction"}
+    expected_keys = {
+        "best_val_accuracy",
+        "test_accuracy",
+        "trained",
+        "seed_std",
+        "diverged_fraction",
+    }
     if "lr" in axes:
         expected_keys |= {
             "usable_lr_decades_1pt",
@@ -92,7 +98,11 @@ def test_study_writes_its_folder(study, tmp_path, capsys):
             "lr_sensitivity",
         }
     if "init_scale" in axes:
-        expected_keys |= {"init_scale_decades_5pt", "accuracy_spread"}
+        expected_keys |= {
+            "usable_init_scale_decades_5pt",
+            "max_stable_init_scale",
+            "init_scale_sensitivity",
+        }
     if study == "noise":
         expected_keys |= {"generalization_gap", "final_train_accuracy"}
     for numbers in summary["variants"].values():

@@ -40,7 +40,7 @@ def test_covariate_shift_study(tmp_path):
     assert summary["study"] == "covariate-shift"
     assert list(summary["variants"]) == ["none", "bn"]
     for numbers in summary["variants"].values():
-        assert 0 <= numbers["final_test_accuracy"] <= 1
+        assert 0 <= numbers["test_accuracy"] <= 1
         assert numbers["percentile_drift"] >= 0
     record = records.read_all(str(out))["variant=none,seed=1"]
     curve = record["curves"]["percentiles"]
@@ -80,7 +80,7 @@ def test_landscape_study(tmp_path):
     assert "steps/train_accuracy" in tags
     text = _rebuilds_identically(out, summary)
     assert "mean gradient change, no BN / BN" in text
-    assert "Max beta-smoothness" in text
+    assert "max beta-smoothness is the largest" in text
 
 
 def test_instruments_option_adds_callbacks_to_any_study(tmp_path):
@@ -92,7 +92,7 @@ def test_instruments_option_adds_callbacks_to_any_study(tmp_path):
     curves = records.read_all(str(out))["variant=bn,lr=1.0,seed=0"]["curves"]
     assert set(curves) == {"accuracy", "percentiles", "landscape", "steps_per_epoch"}
     tags = _tags(out / "tensorboard" / "variant=bn,lr=1.0,seed=0" / "train")
-    assert {"landscape/loss_range", "percentiles/sigmoid_2/unit_0/p50"} <= tags
+    assert {"landscape/loss_range", "percentiles/relu_2/unit_0/p50"} <= tags
     assert (out / "accuracy_vs_lr.png").exists()
 
 
@@ -141,8 +141,10 @@ def test_percentile_drift_and_instrument_summary_by_hand():
     rows = [
         {
             "variant": "bn",
+            "seed": seed,
             "diverged": 0,
             "final_val_accuracy": acc,
+            "final_test_accuracy": acc,
             "curves": {
                 "steps_per_epoch": 5,
                 "percentiles": curve,
@@ -154,23 +156,37 @@ def test_percentile_drift_and_instrument_summary_by_hand():
                 },
             },
         }
-        for acc, train in ((0.8, 0.9), (0.6, 0.7))
+        for seed, (acc, train) in enumerate(((0.8, 0.9), (0.6, 0.7)))
     ]
-    numbers = analysis._instrument_summary(rows, 0.1, "landscape")
-    assert numbers == pytest.approx(
+    axes = {"variant": ("bn",), "seed": (0, 1)}
+    summary = analysis.summarize(
+        spec.StudySpec("landscape", axes, {}), rows, 0.1, metrics=("train_accuracy",)
+    )
+    numbers = summary["variants"]["bn"]
+    assert {k: numbers[k] for k in _INSTRUMENT_NUMBERS} == pytest.approx(
         {
             "percentile_drift": 0.8,
             "final_train_accuracy": 0.8,
             "mean_loss_range": 2.0,
             "mean_grad_change": 2.0,
             "max_beta_smoothness": 7.0,
+            "test_accuracy": 0.7,
         }
     )
+    # per-seed values 0.9 and 0.7: the bootstrap interval spans them
+    assert numbers["intervals"]["final_train_accuracy"] == pytest.approx([0.7, 0.9])
     steps, means = analysis.mean_curve(rows, "accuracy", "test")
     assert list(steps) == [0, 10] and means == pytest.approx([0.1, 0.7])
-    assert analysis._instrument_summary(rows, 0.1, "covariate-shift")[
-        "final_test_accuracy"
-    ] == pytest.approx(0.7)
+
+
+_INSTRUMENT_NUMBERS = (
+    "percentile_drift",
+    "final_train_accuracy",
+    "mean_loss_range",
+    "mean_grad_change",
+    "max_beta_smoothness",
+    "test_accuracy",
+)
 
 
 def test_records_keep_non_finite_readings_inside_curves(tmp_path):

@@ -1,0 +1,246 @@
+"""The registry of studies: what each one varies, its presets, and what it shows.
+
+A study is data, not code: its axes (in loop order, seed last), its presets,
+the instruments it needs, the extra metric groups (`analysis.EXTRA_METRICS`)
+and plots (`plots.EXTRA_PLOTS`) it adds to the generic ones, and the numbers
+its findings compare between no BN and BN. The generic parts need no entry:
+every numeric axis with more than one value gets its range metrics, curves
+and intervals (`analysis`), and its accuracy plot (`plots`).
+
+Presets are chosen so that the baseline gets a fair chance (the tuning
+playbook's rule: tune every nuisance setting in the baseline's favour as much
+as in BN's): each model starts from the standard init for its nonlinearity
+(`models.STANDARD_INIT`), the budget lets the network without BN reach a
+plateau at its best learning rate, and the swept axis reaches failure on both
+sides for every variant. Measured on digits, 2 cores (see the README).
+"""
+
+import dataclasses
+
+MODELS = ("mlp-relu", "mlp-sigmoid", "cnn")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+INITS = (
+    "he_normal",
+    "glorot_uniform",
+    "glorot_sigmoid",
+    "lecun_normal",
+    "random_normal",
+)
+BASE_VARIANTS = ("none", "keras", "bn")
+NOISE_VARIANTS = ("bn-batch-statistics", "bn-covariate-shift", "bn-adjustment")
+# Santurkar et al.'s name for BN followed by their covariate-shift noise.
+VARIANTS = BASE_VARIANTS + NOISE_VARIANTS + ("noisy-bn",)
+INSTRUMENTS = ("percentiles", "landscape")
+
+# The init a model starts from unless told otherwise: He for ReLU units;
+# Glorot & Bengio's 4x-Glorot uniform for sigmoid units.
+STANDARD_INIT = {
+    "mlp-relu": "he_normal",
+    "mlp-sigmoid": "glorot_sigmoid",
+    "cnn": "he_normal",
+}
+
+# Half-decade grids (x ~3.16): fine enough to locate where training fails.
+HALF_DECADES = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+SCALE_DECADES = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+
+# Settings every study starts from; a preset or the command line overrides them.
+COMMON = {
+    "model": "mlp-relu",
+    "dataset": "digits",
+    "batch_size": 60,  # the original paper's MNIST batch
+    "optimizer": "sgd",
+    "divergence_threshold": 1e3,  # Bjorck et al. 2018
+    "train_size": None,
+    "init": None,  # None: the model's standard init (models.STANDARD_INIT)
+    "init_scale": 1.0,
+    "lr": 0.1,
+    "epochs": 15,
+    "steps": None,  # a budget in optimizer steps replaces epochs when set
+    "instruments": [],
+    "probe_every": 10,  # optimizer steps between instrument readings
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyDefinition:
+    """One kind of study.
+
+    Attributes:
+        name: The command-line name.
+        description: One line for `--help` and the README.
+        axes: Axis names in loop order; `seed` last, so a point's seeds
+            finish together.
+        presets: `quick` and `full`: axis values (`variant`, `lr`, ...,
+            `seeds` as a count) and fixed settings over `COMMON`.
+        instruments: The `kbn.callbacks` every cell needs.
+        metrics: Extra metric groups (`analysis.EXTRA_METRICS`).
+        plots: Extra plots (`plots.EXTRA_PLOTS`).
+        findings: `(summary key, label)` pairs compared as no BN / BN.
+    """
+
+    name: str
+    description: str
+    axes: tuple
+    presets: dict
+    instruments: tuple = ()
+    metrics: tuple = ()
+    plots: tuple = ()
+    findings: tuple = ()
+
+
+_DEFINITIONS = (
+    StudyDefinition(
+        "lr",
+        "learning rate x normalization variant x seed",
+        ("variant", "lr", "seed"),
+        {
+            # 6x100 ReLU MLP, He init: without BN it trains to ~0.96 between
+            # LR 0.03 and 0.3 and diverges above; the grid reaches failure on
+            # both sides for both variants.
+            "quick": {
+                "variant": ("none", "bn"),
+                "lr": HALF_DECADES[2:10],
+                "seeds": 2,
+                "epochs": 15,
+            },
+            "full": {
+                "variant": ("none", "keras", "bn"),
+                "lr": HALF_DECADES,
+                "seeds": 3,
+                "epochs": 30,
+            },
+        },
+    ),
+    StudyDefinition(
+        "init",
+        "init family x init scale x normalization variant x seed",
+        ("variant", "init", "init_scale", "seed"),
+        {
+            "quick": {
+                "variant": ("none", "bn"),
+                "init": ("he_normal",),
+                "init_scale": SCALE_DECADES,
+                "seeds": 2,
+                "epochs": 15,
+            },
+            "full": {
+                "variant": ("none", "bn"),
+                "init": ("he_normal", "glorot_uniform"),
+                "init_scale": SCALE_DECADES,
+                "seeds": 3,
+                "epochs": 30,
+            },
+        },
+    ),
+    StudyDefinition(
+        "lr-init",
+        "the 2-D grid learning rate x init scale, per variant and seed",
+        ("variant", "lr", "init_scale", "seed"),
+        {
+            "quick": {
+                "variant": ("none", "bn"),
+                "lr": (0.01, 0.1, 1.0, 10.0),
+                "init_scale": (0.1, 1.0, 10.0),
+                "seeds": 2,
+                "epochs": 15,
+            },
+            "full": {
+                "variant": ("none", "bn"),
+                "lr": (0.001, 0.01, 0.1, 1.0, 10.0),
+                "init_scale": (0.01, 0.1, 1.0, 10.0, 100.0),
+                "seeds": 2,
+                "epochs": 30,
+            },
+        },
+    ),
+    StudyDefinition(
+        "noise",
+        "normalization variants incl. kbn.noise models on a small training "
+        "set: the train/validation gap",
+        ("variant", "seed"),
+        {
+            "quick": {
+                "variant": ("none", "bn") + NOISE_VARIANTS,
+                "seeds": 2,
+                "epochs": 40,
+                "train_size": 300,
+            },
+            "full": {
+                "variant": ("none", "keras", "bn") + NOISE_VARIANTS,
+                "seeds": 5,
+                "epochs": 100,
+                "train_size": 300,
+            },
+        },
+        metrics=("generalization",),
+        plots=("train_vs_val",),
+    ),
+    StudyDefinition(
+        "covariate-shift",
+        "Ioffe & Szegedy's Figure 1: test accuracy and the 15/50/85th "
+        "percentiles of a sigmoid's input over training, with and without BN",
+        ("variant", "seed"),
+        {
+            # The 3x100 sigmoid MLP, batch 60, plain SGD; Glorot & Bengio's
+            # init for sigmoid units.
+            "quick": {
+                "variant": ("none", "bn"),
+                "model": "mlp-sigmoid",
+                "seeds": 2,
+                "epochs": 40,
+                "lr": 0.5,
+            },
+            "full": {
+                "variant": ("none", "bn"),
+                "model": "mlp-sigmoid",
+                "seeds": 5,
+                "epochs": 100,
+                "lr": 0.5,
+                "probe_every": 20,
+            },
+        },
+        instruments=("percentiles",),
+        plots=("covariate_shift",),
+        findings=(("percentile_drift", "percentile drift"),),
+    ),
+    StudyDefinition(
+        "landscape",
+        "Santurkar et al.'s Figures 2 and 4: training accuracy, loss range "
+        "and gradient predictiveness of no BN, BN and noisy BN",
+        ("variant", "seed"),
+        {
+            # One rate for all three nets, inside the no-BN net's usable
+            # range (the lr study), so the comparison is not a divergence.
+            "quick": {
+                "variant": ("none", "bn", "noisy-bn"),
+                "seeds": 2,
+                "epochs": 15,
+                "lr": 0.1,
+            },
+            "full": {
+                "variant": ("none", "bn", "noisy-bn"),
+                "seeds": 5,
+                "epochs": 40,
+                "lr": 0.1,
+            },
+        },
+        instruments=("landscape",),
+        metrics=("train_accuracy",),
+        plots=("landscape_accuracy", "landscape"),
+        findings=(
+            ("mean_loss_range", "mean loss range"),
+            ("mean_grad_change", "mean gradient change"),
+            ("max_beta_smoothness", "max beta-smoothness"),
+        ),
+    ),
+)
+
+DEFINITIONS = {d.name: d for d in _DEFINITIONS}
+STUDIES = tuple(DEFINITIONS)
+PRESETS = ("quick", "full")
+
+
+def get(name):
+    """The definition of study `name` (KeyError for an unknown study)."""
+    return DEFINITIONS[name]

@@ -1,0 +1,116 @@
+"""The study's findings in words: one line per variant, one per difference.
+
+Shared by the console summary at the end of a run and by `report.md`, so the
+two always say the same thing. Every number comes with its interval where the
+summary has one (`value [low, high]`), and a range the grid cuts off says so
+(`<=0.01`, `>=30`).
+"""
+
+from studies.analysis import swept_axes
+
+_ACCURACY = ("best_val_accuracy", "test_accuracy")
+
+
+def number(value, fmt="{:.3f}", signed=False):
+    if value is None:
+        return "-"
+    return (fmt.replace("{:", "{:+") if signed else fmt).format(value)
+
+
+def with_interval(value, bounds, fmt="{:.3f}", signed=False):
+    """`0.967 [0.960, 0.972]`, or the value alone when there is no interval."""
+    text = number(value, fmt, signed)
+    if bounds is None or value is None:
+        return text
+    low, high = (number(b, fmt) for b in bounds)
+    return f"{text} [{low}, {high}]"
+
+
+def _range(entry):
+    if entry["low"] is None:
+        return "none"
+    low = f"{'<=' if entry['censored_low'] else ''}{entry['low']:g}"
+    high = f"{'>=' if entry['censored_high'] else ''}{entry['high']:g}"
+    return low if entry["low"] == entry["high"] else f"{low}-{high}"
+
+
+def _where(entry):
+    where = entry.get("where") or {}
+    return ", ".join(f"{v}" for v in where.values())
+
+
+def variant_line(axes, variant, numbers, reference):
+    """One line: trained or not, best and test accuracy, ranges, stability."""
+    if "best_val_accuracy" not in numbers:
+        return f"{variant}: no finished cells"
+    intervals = numbers.get("intervals") or {}
+    point = ", ".join(
+        f"{k}={v:g}" if _num(v) else f"{k}={v}"
+        for k, v in numbers["best_point"].items()
+    )
+    best, test = (
+        with_interval(numbers[k], intervals.get(k))
+        for k in ("best_val_accuracy", "test_accuracy")
+    )
+    parts = [
+        "trained" if numbers["trained"] else "DID NOT TRAIN (not above chance)",
+        f"best val {best}"
+        + (f" at {point}" if point else "")
+        + (" (grid edge)" if numbers.get("best_at_edge") else ""),
+        f"test {test}",
+    ]
+    for along in swept_axes(axes):
+        ranges = numbers.get(f"usable_{along}_ranges_5pt") or []
+        shown = "; ".join(
+            (f"{_where(e)}: " if _where(e) else "") + _range(e) for e in ranges
+        )
+        width = with_interval(
+            numbers.get(f"usable_{along}_decades_5pt"),
+            intervals.get(f"usable_{along}_decades_5pt"),
+            "{:.2f}",
+        )
+        parts.append(
+            f"usable {along} (within 5 pt of {number(reference)}) {shown}, "
+            f"{width} decades"
+        )
+        top = numbers.get(f"max_stable_{along}")
+        censored = numbers.get(f"max_stable_{along}_censored")
+        parts.append(
+            f"max stable {along} {'>=' if censored else ''}{number(top, '{:g}')}"
+        )
+    return f"{variant}: " + "; ".join(parts)
+
+
+def difference_line(axes, variant, entry, baseline="none"):
+    """`bn - none: usable lr decades +1.00 [0.50, 1.50]; best val +0.014 [...]`."""
+    keys = [f"usable_{a}_decades_5pt" for a in swept_axes(axes)] + list(_ACCURACY)
+    parts = []
+    for key in keys:
+        if key in entry:
+            fmt = "{:.2f}" if "decades" in key else "{:.3f}"
+            label = key.replace("_5pt", "").replace("_", " ")
+            parts.append(
+                f"{label} "
+                + with_interval(
+                    entry[key]["value"], entry[key]["interval"], fmt, signed=True
+                )
+            )
+    return f"{variant} - {baseline}: " + "; ".join(parts)
+
+
+def lines(spec, summary):
+    """The findings of a study: per variant, then each variant minus `none`."""
+    reference = summary.get("reference_accuracy")
+    result = [
+        variant_line(spec.axes, variant, numbers, reference)
+        for variant, numbers in summary["variants"].items()
+    ]
+    result += [
+        difference_line(spec.axes, variant, entry)
+        for variant, entry in (summary.get("differences") or {}).items()
+    ]
+    return result
+
+
+def _num(value):
+    return isinstance(value, int | float)

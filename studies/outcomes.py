@@ -1,0 +1,63 @@
+"""What a cell's result means: ok, diverged, errored or missing, decided here only.
+
+Analysis, plots and report read results through these functions, so the rule
+"a failed cell counts as chance" is written once:
+
+- `ok`: training ran its budget; its accuracies count as measured.
+- `diverged`: the loss became NaN/inf or crossed the divergence threshold; the
+  cell counts as chance and is never "stable".
+- `error`: the cell raised (its message is in the record); it counts as
+  chance too (whatever broke, that setting did not train) and is listed in
+  the report.
+- `missing`: no record yet (an unfinished study); it counts as unknown (NaN),
+  is left out of means, and ends any contiguous range it falls in.
+"""
+
+import math
+
+OK = "ok"
+DIVERGED = "diverged"
+ERROR = "error"
+MISSING = "missing"
+
+
+def status(row):
+    """The status of a result row (None, for a cell without a record: missing)."""
+    if row is None:
+        return MISSING
+    if row.get("status") == ERROR:
+        return ERROR
+    if row.get("status") == DIVERGED or _truthy(row.get("diverged")):
+        return DIVERGED
+    return OK
+
+
+def stable(row):
+    """Whether the cell trained its whole budget without diverging or failing."""
+    return status(row) == OK
+
+
+def score(row, chance, key="final_val_accuracy"):
+    """The accuracy a cell counts for: measured if ok, chance if it failed.
+
+    Args:
+        row: A result row, or None for a missing cell.
+        chance: The accuracy of the majority class on the set `key` is on.
+        key: `final_val_accuracy`, `final_test_accuracy` or
+            `final_train_accuracy`.
+
+    Returns:
+        A float; NaN for a missing cell (or an ok cell without that value).
+    """
+    state = status(row)
+    if state == MISSING:
+        return math.nan
+    if state != OK:
+        return float(chance)
+    value = row.get(key)
+    return math.nan if value is None else float(value)
+
+
+def _truthy(value):
+    # CSV round trips turn 0/1 into strings
+    return value not in (None, 0, "0", "", False, "False")
