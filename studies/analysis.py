@@ -27,6 +27,9 @@ averaged over the curves. Per variant:
   lists each curve's `[low, high]` and whether the grid cuts it off
   (`censored_low` / `censored_high`: the range touches the grid's edge, so
   the true range may be wider).
+- `trainable_<axis>_decades` / `trainable_<axis>_ranges`: the same for the
+  run of points that train at all (accuracy at least `TRAINED_MARGIN` above
+  chance).
 - `max_stable_<axis>`: the top of the contiguous run of stable points (every
   seed ok) from the curve's best point upwards; a diverged, errored or
   missing cell ends it. The smallest over the curves; None if the best point
@@ -61,6 +64,17 @@ from studies import outcomes
 
 TOLERANCES = {"1pt": 0.01, "5pt": 0.05}
 TRAINED_MARGIN = 0.05  # accuracy points above chance a trained variant must reach
+# range metric -> its floor, given (reference, chance); "{a}" is the axis
+RANGES = {
+    "usable_{a}_decades_1pt": lambda reference, chance: reference - TOLERANCES["1pt"],
+    "usable_{a}_decades_5pt": lambda reference, chance: reference - TOLERANCES["5pt"],
+    "trainable_{a}_decades": lambda reference, chance: chance + TRAINED_MARGIN,
+}
+# the ranges whose bounds the summary lists: metric -> list key
+LISTED_RANGES = {
+    "usable_{a}_decades_5pt": "usable_{a}_ranges_5pt",
+    "trainable_{a}_decades": "trainable_{a}_ranges",
+}
 RESAMPLES = 1000
 LEVEL = 0.95
 _SEED = 0  # the bootstrap's generator: same results, same intervals
@@ -137,13 +151,12 @@ def _along(axes, values, along):
 # ------------------------------------------------------ metrics on a curve
 
 
-def usable_run(means, reference, tolerance):
-    """`(lo, hi)` indices of the run within `tolerance` of `reference` around
-    the curve's best, or None if the curve's best is not within it."""
+def usable_run(means, floor):
+    """`(lo, hi)` indices of the contiguous run at or above `floor` around the
+    curve's best, or None if the curve's best is below it."""
     if np.all(np.isnan(means)):
         return None
     best = int(np.nanargmax(means))
-    floor = reference - tolerance
     if not means[best] >= floor:
         return None
     lo = hi = best
@@ -208,15 +221,14 @@ def _metrics(axes, scores, stable, test, chance):
         for along in swept_axes(axes):
             curves, xs, wheres = _along(axes, m, along)
             stables, _, _ = _along(axes, point_stable[v], along)
-            for label, tolerance in TOLERANCES.items():
+            for template, floor in RANGES.items():
                 runs = [
-                    usable_run(c, reference, tolerance) if trained else None
+                    usable_run(c, floor(reference, chance)) if trained else None
                     for c in curves
                 ]
-                out[f"usable_{along}_decades_{label}"] = float(
-                    np.mean([decades(xs, r) for r in runs])
-                )
-                info[f"runs_{along}_{label}"] = (xs, wheres, runs)
+                name = template.format(a=along)
+                out[name] = float(np.mean([decades(xs, r) for r in runs]))
+                info[name] = (xs, wheres, runs)
             tops = [
                 max_stable_index(c, s) for c, s in zip(curves, stables, strict=True)
             ]
@@ -288,17 +300,18 @@ def variant_summary(axes, rows, variant, chance, scores, numbers, details, sampl
         summary["best_point"][a] in (min(axes[a]), max(axes[a])) for a in swept
     )
     for along in swept:
-        xs, wheres, runs = info[f"runs_{along}_5pt"]
-        summary[f"usable_{along}_ranges_5pt"] = [
-            {
-                **({"where": where} if where else {}),
-                "low": None if run is None else float(xs[run[0]]),
-                "high": None if run is None else float(xs[run[1]]),
-                "censored_low": run is not None and run[0] == 0,
-                "censored_high": run is not None and run[1] == len(xs) - 1,
-            }
-            for where, run in zip(wheres, runs, strict=True)
-        ]
+        for metric, listed in LISTED_RANGES.items():
+            xs, wheres, runs = info[metric.format(a=along)]
+            summary[listed.format(a=along)] = [
+                {
+                    **({"where": where} if where else {}),
+                    "low": None if run is None else float(xs[run[0]]),
+                    "high": None if run is None else float(xs[run[1]]),
+                    "censored_low": run is not None and run[0] == 0,
+                    "censored_high": run is not None and run[1] == len(xs) - 1,
+                }
+                for where, run in zip(wheres, runs, strict=True)
+            ]
         top = info[f"max_stable_{along}"]
         summary[f"max_stable_{along}"] = None if top is None else float(top)
         summary[f"max_stable_{along}_censored"] = (

@@ -73,6 +73,11 @@ def variant_line(axes, variant, numbers, reference):
             f"usable {along} (within 5 pt of {number(reference)}) {shown}, "
             f"{width} decades"
         )
+        trains = "; ".join(
+            (f"{_where(e)}: " if _where(e) else "") + _range(e)
+            for e in numbers.get(f"trainable_{along}_ranges") or []
+        )
+        parts.append(f"trains at {along} {trains}")
         top = numbers.get(f"max_stable_{along}")
         censored = numbers.get(f"max_stable_{along}_censored")
         parts.append(
@@ -83,7 +88,11 @@ def variant_line(axes, variant, numbers, reference):
 
 def difference_line(axes, variant, entry, baseline="none"):
     """`bn - none: usable lr decades +1.00 [0.50, 1.50]; best val +0.014 [...]`."""
-    keys = [f"usable_{a}_decades_5pt" for a in swept_axes(axes)] + list(_ACCURACY)
+    keys = [
+        key
+        for a in swept_axes(axes)
+        for key in (f"usable_{a}_decades_5pt", f"trainable_{a}_decades")
+    ] + list(_ACCURACY)
     parts = []
     for key in keys:
         if key in entry:

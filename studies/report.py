@@ -38,6 +38,7 @@ def _columns(axes):
         columns += [
             (f"usable_{a}_decades_1pt", f"{name} decades within 1pt", "{:.2f}"),
             (f"usable_{a}_decades_5pt", f"{name} decades within 5pt", "{:.2f}"),
+            (f"trainable_{a}_decades", f"{name} decades that train", "{:.2f}"),
             (f"max_stable_{a}", f"max stable {name}", "{:g}"),
             (f"{a}_sensitivity", f"{name} sensitivity", "{:.3f}"),
         ]
@@ -99,6 +100,9 @@ def markdown(spec, summary, table, images):
     for name, value in spec.fixed.items():
         lines.append(f"| {name} | fixed | {value} |")
     lines += ["", _SELECTION.format(chance=summary["chance"]), ""]
+    seeds = len(spec.axes["seed"])
+    if seeds < 5:
+        lines += [_FEW_SEEDS.format(seeds=seeds), ""]
     lines += ["## Findings", ""] + [
         f"- {line}" for line in findings.lines(spec, summary)
     ]
@@ -136,6 +140,14 @@ _SELECTION = (
     "threshold) or errored cell counts as chance ({chance:.3f}) and is never "
     "stable. Numbers in brackets are 95% percentile bootstrap intervals over "
     "seeds; differences are paired by seed."
+)
+
+
+_FEW_SEEDS = (
+    "With {seeds} seed(s), the bootstrap has few distinct resamples: an "
+    "interval is at best the spread of those seeds, and a point interval "
+    "means they agreed, not that the number is exact. Use `--seeds 5` or more "
+    "for intervals to publish."
 )
 
 
@@ -247,8 +259,9 @@ _GRID_TERMS = (
     "in decades, of the contiguous run of grid points around the variant's best "
     "whose accuracy is within 1 / 5 points of the reference (0 for a single "
     "point: the resolution is the grid spacing); `<=` and `>=` mark a range cut "
-    "off by the grid's edge. Max stable: the top of the contiguous run of points "
-    "from the best upwards where every seed trained without diverging or "
+    "off by the grid's edge. Decades that train: the same for the run of points "
+    "at least 5 points above chance. Max stable: the top of the contiguous run "
+    "of points from the best upwards where every seed trained without diverging or "
     "failing (a missing cell ends it too). Sensitivity: mean over the grid of "
     "the gap between the reference and the point's accuracy (Wortsman et al.'s "
     "LR sensitivity, on accuracy). With several curves along an axis (e.g. one "

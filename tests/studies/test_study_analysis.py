@@ -107,6 +107,11 @@ def test_lr_metrics_match_hand_computation():
     assert none["usable_lr_decades_5pt"] == 0.0
     assert none["usable_lr_ranges_5pt"][0]["low"] is None
     assert none["max_stable_lr"] == pytest.approx(1.0)
+    # ... but it trains (above chance + 5 points) from 0.1 to 1
+    assert none["trainable_lr_ranges"][0]["low"] == 0.1
+    assert none["trainable_lr_decades"] == pytest.approx(1.0)
+    assert bn["trainable_lr_decades"] == pytest.approx(4.0)  # all, .30 at 100
+    assert bn["trainable_lr_ranges"][0]["censored_high"] is True
     none_gaps = 0.95 - np.array([0.1, 0.55, 0.7, 0.1, 0.1])
     assert none["lr_sensitivity"] == pytest.approx(none_gaps.mean())
     assert none["diverged_fraction"] == pytest.approx(4 / 10)
@@ -282,8 +287,8 @@ def test_summary_is_json_ready():
 def test_usable_run_is_contiguous():
     xs = np.array([0.01, 0.1, 1.0, 10.0])
     # a gap at 0.1 cuts the range even though 0.01 is good again
-    run = analysis.usable_run(np.array([0.86, 0.2, 0.9, 0.88]), 0.9, 0.05)
+    run = analysis.usable_run(np.array([0.86, 0.2, 0.9, 0.88]), 0.85)
     assert run == (2, 3) and analysis.decades(xs, run) == pytest.approx(1.0)
     # a curve whose best is not within the tolerance of the reference: no run
-    assert analysis.usable_run(np.array([0.5, 0.6, 0.55, 0.5]), 0.9, 0.05) is None
+    assert analysis.usable_run(np.array([0.5, 0.6, 0.55, 0.5]), 0.85) is None
     assert analysis.decades(xs, None) == 0.0

@@ -138,7 +138,7 @@ def test_module_entry_point_exit_code_and_help():
 def test_presets_and_overrides():
     quick = make_spec("lr", "quick")
     assert quick.axis_names == ("variant", "lr", "seed")
-    assert quick.size == 2 * 8 * 2
+    assert quick.size == 2 * 7 * 2
     assert make_spec("lr", "full").size > quick.size
     init = make_spec("init", "quick", lrs=[0.5], seeds=3)
     assert init.fixed["lr"] == 0.5 and init.axes["seed"] == (0, 1, 2)
