@@ -6,6 +6,7 @@ summary has one (`value [low, high]`), and a range the grid cuts off says so
 (`<=0.01`, `>=30`).
 """
 
+from studies import definitions
 from studies.analysis import swept_axes
 
 _ACCURACY = ("best_val_accuracy", "test_accuracy")
@@ -24,6 +25,28 @@ def with_interval(value, bounds, fmt="{:.3f}", signed=False):
         return text
     low, high = (number(b, fmt) for b in bounds)
     return f"{text} [{low}, {high}]"
+
+
+def cell(numbers, key, fmt):
+    """A summary number with its interval, `>=` if the grid cut it off."""
+    value = numbers.get(key)
+    if isinstance(value, float) and value != value:  # NaN
+        value = None
+    interval = (numbers.get("intervals") or {}).get(key)
+    censored = ">=" if numbers.get(f"{key}_censored") else ""
+    return censored + with_interval(value, interval, fmt)
+
+
+def ratio_lines(study, summary):
+    """The no BN / BN ratios a study exists to show (its definition's findings)."""
+    numbers = summary["variants"]
+    none, bn = numbers.get("none", {}), numbers.get("bn", {})
+    return [
+        f"{what}, no BN / BN: {none[key] / bn[key]:.1f}x "
+        f"({cell(none, key, '{:.4g}')} vs {cell(bn, key, '{:.4g}')})"
+        for key, what in definitions.get(study).findings
+        if none.get(key) and bn.get(key)
+    ]
 
 
 def _range(entry):
@@ -118,7 +141,7 @@ def lines(spec, summary):
         difference_line(spec.axes, variant, entry)
         for variant, entry in (summary.get("differences") or {}).items()
     ]
-    return result
+    return result + ratio_lines(spec.study, summary)
 
 
 def _num(value):

@@ -3,7 +3,9 @@
 With instruments on (`--instruments`, or a study that needs them), every
 `probe_every` optimizer steps a cell measures:
 
-- always: the accuracy on the training set and on the validation (test) set,
+- always: the accuracy on the training set and on the validation split (the
+  series and tag keep the name `test` from before the three-way split; the
+  held-out test split is scored only once, at the end),
   in inference mode (`StepAccuracy`; tags `steps/train_accuracy`,
   `steps/test_accuracy`);
 - `percentiles`: `kbn.callbacks.ActivationPercentiles` on unit 0 of every

@@ -170,10 +170,12 @@ def covariate_shift(axes, rows, chance, folder, filename="covariate_shift.png"):
     fig, grid = plt.subplots(
         1, 1 + len(variants), figsize=(4.6 * (1 + len(variants)), 4.0)
     )
+    # the instruments' "test" set is the validation split (the test split is
+    # held out until the end)
     _curve_panel(grid[0], rows, variants, "accuracy", "test", styles)
     grid[0].axhline(chance, color="grey", ls=":", lw=1, label="chance")
-    grid[0].set_ylabel("test accuracy (seed mean)")
-    grid[0].set_title("(a) test accuracy")
+    grid[0].set_ylabel("validation accuracy (seed mean)")
+    grid[0].set_title("(a) validation accuracy")
     grid[0].legend(fontsize=8)
     for i, (ax, variant) in enumerate(zip(grid[1:], variants, strict=True)):
         first = next(

@@ -106,7 +106,7 @@ def markdown(spec, summary, table, images):
     lines += ["## Findings", ""] + [
         f"- {line}" for line in findings.lines(spec, summary)
     ]
-    lines += _ratios(spec, summary) + [""]
+    lines += [""]
     lines += _summary_table(spec, summary) + _differences_table(spec, summary)
     lines += _definitions(spec.axes) + _errors(table)
     if images:
@@ -151,14 +151,6 @@ _FEW_SEEDS = (
 )
 
 
-def _cell(numbers, key, fmt):
-    value = numbers.get(key)
-    if isinstance(value, float) and math.isnan(value):
-        value = None
-    interval = (numbers.get("intervals") or {}).get(key)
-    return findings.with_interval(value, interval, fmt)
-
-
 def _summary_table(spec, summary):
     variants = summary["variants"]
     columns = [
@@ -169,7 +161,7 @@ def _summary_table(spec, summary):
     lines.append("|---" * (len(columns) + 2) + "|")
     for variant, numbers in variants.items():
         trained = {True: "yes", False: "**no**"}.get(numbers.get("trained"), "-")
-        cells = [_cell(numbers, k, f) for k, _, f in columns]
+        cells = [findings.cell(numbers, k, f) for k, _, f in columns]
         lines.append(f"| {variant} | {trained} | " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -204,20 +196,6 @@ def _definitions(axes):
     if analysis.swept_axes(axes):
         paragraphs.append(_GRID_TERMS)
     return [text + "\n" for text in paragraphs]
-
-
-def _ratios(spec, summary):
-    """The no BN / BN ratios a study exists to show (its definition's findings)."""
-    numbers = summary["variants"]
-    none, bn = numbers.get("none", {}), numbers.get("bn", {})
-    lines = []
-    for key, what in definitions.get(spec.study).findings:
-        if none.get(key) and bn.get(key):
-            lines.append(
-                f"- {what}, no BN / BN: {none[key] / bn[key]:.1f}x "
-                f"({_cell(none, key, '{:.4g}')} vs {_cell(bn, key, '{:.4g}')})"
-            )
-    return lines
 
 
 def _errors(table):
