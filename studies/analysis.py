@@ -49,9 +49,12 @@ seeds (`RESAMPLES` resamples of the seed indices, the same resample for every
 variant, so differences are paired by seed; a fixed generator, so the same
 results give the same intervals) for each headline number, and
 `differences` holds every variant minus `none` with its paired interval.
-With fewer than two seeds there are no intervals. The extra metric groups
+With fewer than two seeds there are no intervals. The extra numbers
 (`EXTRA_METRICS`: the noise study's generalization gap, the instruments'
-curve numbers) are seed means with the same bootstrap.
+curve numbers) are seed means, resampled with the same seed indices, so
+they get intervals and paired differences too. `<name>_censored` flags a
+range width whose run touches the grid's edge on some curve (the true
+width may be larger).
 """
 
 import itertools
@@ -191,11 +194,15 @@ def sensitivity(means, reference):
 # --------------------------------------------------------- per variant
 
 
-def _metrics(axes, scores, stable, test, chance):
+def _metrics(axes, scores, stable, test, chance, extras=None, untrained=()):
     """The headline numbers of every variant from one (resampled) grid.
 
     Args:
         scores, stable, test: `[variant, point, seed]` arrays.
+        extras: `{name: [variant, seed] array}` of per-seed extra numbers,
+            averaged over the seeds given.
+        untrained: Variants to treat as not trained whatever their margin
+            (their interval reaches chance).
 
     Returns:
         `{variant: {name: number}}` (the numbers that get intervals) and,
@@ -212,11 +219,13 @@ def _metrics(axes, scores, stable, test, chance):
             numbers[variant], details[variant] = {}, {}
             continue
         best = int(np.nanargmax(m))
-        trained = bool(m[best] - chance >= TRAINED_MARGIN)
+        trained = bool(m[best] - chance >= TRAINED_MARGIN) and variant not in untrained
         out = {
             "best_val_accuracy": float(m[best]),
             "test_accuracy": test_means[v][best],
         }
+        for name, values in (extras or {}).items():
+            out[name] = float(_nanmean(values[v]))
         info = {"best": best, "trained": trained, "reference": reference}
         for along in swept_axes(axes):
             curves, xs, wheres = _along(axes, m, along)
@@ -243,19 +252,29 @@ def _metrics(axes, scores, stable, test, chance):
     return numbers, details
 
 
-def _bootstrap(axes, scores, stable, test, chance):
-    """`{variant: {name: samples}}` of the headline numbers over seed resamples."""
+def _bootstrap(axes, scores, stable, test, chance, extras, names):
+    """`{variant: {name: samples}}` of the headline numbers over seed resamples.
+
+    Every variant gets a sample (NaN where a resample leaves it without a
+    finished cell) for every name in `names` (`{variant: names}`), so the
+    samples of two variants stay paired resample by resample.
+    """
     n = scores.shape[2]
     rng = np.random.default_rng(_SEED)
-    samples = {}
+    samples = {v: {name: [] for name in names[v]} for v in names}
     for _ in range(RESAMPLES):
         idx = rng.integers(0, n, n)
         numbers, _ = _metrics(
-            axes, scores[..., idx], stable[..., idx], test[..., idx], chance
+            axes,
+            scores[..., idx],
+            stable[..., idx],
+            test[..., idx],
+            chance,
+            {name: values[:, idx] for name, values in extras.items()},
         )
-        for variant, values in numbers.items():
-            for name, value in values.items():
-                samples.setdefault(variant, {}).setdefault(name, []).append(value)
+        for variant, wanted in names.items():
+            for name in wanted:
+                samples[variant][name].append(numbers[variant].get(name, math.nan))
     return {
         v: {k: np.asarray(s, float) for k, s in d.items()} for v, d in samples.items()
     }
@@ -300,6 +319,12 @@ def variant_summary(axes, rows, variant, chance, scores, numbers, details, sampl
         summary["best_point"][a] in (min(axes[a]), max(axes[a])) for a in swept
     )
     for along in swept:
+        for template in RANGES:
+            _, _, runs = info[template.format(a=along)]
+            summary[template.format(a=along) + "_censored"] = any(
+                run is not None and (run[0] == 0 or run[1] == len(axes[along]) - 1)
+                for run in runs
+            )
         for metric, listed in LISTED_RANGES.items():
             xs, wheres, runs = info[metric.format(a=along)]
             summary[listed.format(a=along)] = [
@@ -319,9 +344,6 @@ def variant_summary(axes, rows, variant, chance, scores, numbers, details, sampl
         )
     summary["seed_std"] = _seed_std(scores)
     if samples:
-        lower = interval(samples[variant]["best_val_accuracy"])
-        # "Trained" needs the interval's lower end above chance too.
-        summary["trained"] = info["trained"] and (lower is None or lower[0] > chance)
         summary["intervals"] = {
             name: interval(values) for name, values in samples[variant].items()
         }
@@ -364,66 +386,57 @@ def differences(axes, numbers, samples, baseline="none"):
 # ----------------------------------------------------- extra metric groups
 
 
-def _seed_groups(axes, rows, variant, value):
-    """`value(row)` of `variant`'s finished cells, averaged per seed."""
-    per_seed = {}
+def per_seed(axes, rows, value):
+    """`[variant, seed]` array of `value(row)` averaged per seed (NaN where none)."""
+    variants = {v: i for i, v in enumerate(axes["variant"])}
+    seeds = {s: i for i, s in enumerate(axes["seed"])}
+    groups = {}
     for row in rows:
-        if row["variant"] == variant:
-            x = value(row)
-            if x is not None and math.isfinite(x):
-                per_seed.setdefault(row["seed"], []).append(x)
-    return np.array([np.mean(v) for _, v in sorted(per_seed.items())])
+        x = value(row)
+        if x is not None and math.isfinite(x) and row["variant"] in variants:
+            key = (variants[row["variant"]], seeds[row["seed"]])
+            groups.setdefault(key, []).append(x)
+    values = np.full((len(variants), len(seeds)), np.nan)
+    for (v, s), xs in groups.items():
+        values[v, s] = np.mean(xs)
+    return values
 
 
-def seed_mean_with_interval(values):
-    """`(mean, interval)` of per-seed values, bootstrapped over the seeds."""
-    values = np.asarray(values, float)
-    if values.size == 0:
-        return math.nan, None
-    if values.size < 2:
-        return float(values.mean()), None
-    rng = np.random.default_rng(_SEED)
-    means = values[rng.integers(0, values.size, (RESAMPLES, values.size))].mean(1)
-    return float(values.mean()), interval(means)
+def _generalization(chance):
+    def train(row):
+        return outcomes.score(row, chance, "final_train_accuracy")
 
-
-def _generalization(axes, rows, variant, chance):
     def gap(row):
-        return outcomes.score(row, chance, "final_train_accuracy") - outcomes.score(
-            row, chance
-        )
+        # a failed cell scores chance on both sets: a gap of 0 that would
+        # look like perfect generalization, so it is left out (its failure
+        # shows in diverged_fraction and errors)
+        if not outcomes.stable(row):
+            return None
+        return train(row) - outcomes.score(row, chance)
 
-    return {
-        "final_train_accuracy": _seed_groups(
-            axes,
-            rows,
-            variant,
-            lambda r: outcomes.score(r, chance, "final_train_accuracy"),
-        ),
-        "generalization_gap": _seed_groups(axes, rows, variant, gap),
-    }
+    return {"final_train_accuracy": train, "generalization_gap": gap}
 
 
-def _train_accuracy(axes, rows, variant, chance):
+def _train_accuracy(chance):
     def last(row):
         if not outcomes.stable(row) or "accuracy" not in (row.get("curves") or {}):
             return float(chance)
         return float(floats(row["curves"]["accuracy"]["train"])[-1])
 
-    return {"final_train_accuracy": _seed_groups(axes, rows, variant, last)}
+    return {"final_train_accuracy": last}
 
 
-def _instrument_numbers(axes, rows, variant, chance):
-    """The numbers read from the instruments' curves, where there are any."""
+def _instrument_values():
+    """Per-cell numbers read from the instruments' curves (None without them)."""
 
     def from_curves(section, reduce):
         def value(row):
-            curve = (row.get("curves") or {}).get(section)
-            return None if not curve else reduce(row["curves"], curve)
+            curves = row.get("curves") or {}
+            return reduce(curves, curves[section]) if curves.get(section) else None
 
-        return _seed_groups(axes, rows, variant, value)
+        return value
 
-    groups = {
+    return {
         "percentile_drift": from_curves(
             "percentiles", lambda c, p: percentile_drift(p, c["steps_per_epoch"])
         ),
@@ -439,25 +452,23 @@ def _instrument_numbers(axes, rows, variant, chance):
             lambda c, p: _nan_reduce(np.max, floats(p["beta_smoothness"])),
         ),
     }
-    return {k: v for k, v in groups.items() if v.size}
 
 
-# name -> function(axes, rows, variant, chance) -> {metric: per-seed values}
+# name -> function(chance) -> {metric: function(row) -> number or None}
 EXTRA_METRICS = {
     "generalization": _generalization,
     "train_accuracy": _train_accuracy,
 }
 
 
-def _extra(definition_metrics, axes, rows, variant, chance):
-    groups = {}
-    for name in definition_metrics:
-        groups.update(EXTRA_METRICS[name](axes, rows, variant, chance))
-    groups.update(_instrument_numbers(axes, rows, variant, chance))
-    values, intervals = {}, {}
-    for name, per_seed in groups.items():
-        values[name], intervals[name] = seed_mean_with_interval(per_seed)
-    return values, intervals
+def _extras(metric_groups, axes, rows, chance):
+    """`{name: [variant, seed] array}` of the study's extra numbers."""
+    values = {}
+    for group in metric_groups:
+        values.update(EXTRA_METRICS[group](chance))
+    values.update(_instrument_values())
+    arrays = {name: per_seed(axes, rows, value) for name, value in values.items()}
+    return {name: a for name, a in arrays.items() if np.isfinite(a).any()}
 
 
 # ------------------------------------------------------- instrument curves
@@ -554,19 +565,32 @@ def summarize(spec, rows, chance, test_chance=None, metrics=()):
     test_chance = chance if test_chance is None else test_chance
     scores, stable = grid(axes, rows, chance=chance)
     test, _ = grid(axes, rows, "final_test_accuracy", test_chance)
-    numbers, details = _metrics(axes, scores, stable, test, chance)
+    extras = _extras(metrics, axes, rows, chance)
+    numbers, details = _metrics(axes, scores, stable, test, chance, extras)
     seeds = len(axes["seed"])
-    samples = _bootstrap(axes, scores, stable, test, chance) if seeds > 1 else {}
-    variants = {}
-    for v, variant in enumerate(axes["variant"]):
-        summary = variant_summary(
-            axes, rows, variant, chance, scores[v], numbers, details, samples
+    samples = {}
+    if seeds > 1:
+        names = {v: list(numbers[v]) for v in axes["variant"]}
+        samples = _bootstrap(axes, scores, stable, test, chance, extras, names)
+        # "Trained" needs the interval's lower end above chance too.
+        untrained = {
+            v
+            for v in axes["variant"]
+            if numbers[v]
+            and (interval(samples[v]["best_val_accuracy"]) or [chance])[0] <= chance
+        }
+        if untrained:
+            numbers, details = _metrics(
+                axes, scores, stable, test, chance, extras, untrained
+            )
+    variants = {
+        variant: _jsonable(
+            variant_summary(
+                axes, rows, variant, chance, scores[v], numbers, details, samples
+            )
         )
-        values, intervals = _extra(metrics, axes, rows, variant, chance)
-        summary.update(values)
-        if seeds > 1:
-            summary.setdefault("intervals", {}).update(intervals)
-        variants[variant] = _jsonable(summary)
+        for v, variant in enumerate(axes["variant"])
+    }
     references = [d["reference"] for d in details.values() if d]
     return {
         "study": spec.study,

@@ -213,12 +213,15 @@ def spec_from_args(args, argv):
         else None
     )
     axes = definitions.get(args.study).axes
-    for values, axis, what, option, sweeps in (
-        (lrs, "lr", "learning rate", "--lrs", "lr or lr-init"),
-        (inits, "init", "init family", "--inits", "init"),
-        (scales, "init_scale", "init scale", "--init-scales", "init or lr-init"),
+    for values, axis, what, option in (
+        (lrs, "lr", "learning rate", "--lrs"),
+        (inits, "init", "init family", "--inits"),
+        (scales, "init_scale", "init scale", "--init-scales"),
     ):
         if values and len(values) > 1 and axis not in axes:
+            sweeps = " or ".join(
+                d.name for d in definitions.DEFINITIONS.values() if axis in d.axes
+            )
             raise UsageError(
                 f"study {args.study} trains at one fixed {what}: give {option} "
                 f"one value (use {sweeps} to sweep it)"

@@ -10,9 +10,11 @@ and intervals (`analysis`), and its accuracy plot (`plots`).
 Presets are chosen so that the baseline gets a fair chance (the tuning
 playbook's rule: tune every nuisance setting in the baseline's favour as much
 as in BN's): each model starts from the standard init for its nonlinearity
-(`models.STANDARD_INIT`), the budget lets the network without BN reach a
-plateau at its best learning rate, and the swept axis reaches failure on both
-sides for every variant. Measured on digits, 2 cores (see the README).
+(`STANDARD_INIT`; `None` in an `init` preset stands for it), the budget lets
+the network without BN reach a plateau at its best learning rate, and the
+swept axis reaches failure on both sides for every variant (or the report
+says where the grid cuts a range off). Measured on digits, 2 cores (see the
+README).
 """
 
 import dataclasses
@@ -52,7 +54,7 @@ COMMON = {
     "optimizer": "sgd",
     "divergence_threshold": 1e3,  # Bjorck et al. 2018
     "train_size": None,
-    "init": None,  # None: the model's standard init (models.STANDARD_INIT)
+    "init": None,  # None: the model's standard init (STANDARD_INIT)
     "init_scale": 1.0,
     "lr": 0.1,
     "epochs": 15,
@@ -124,14 +126,14 @@ _DEFINITIONS = (
             # small scales (too fast) and large ones (too slow).
             "quick": {
                 "variant": ("none", "bn"),
-                "init": ("he_normal",),
+                "init": (None,),  # the model's standard init
                 "init_scale": HALF_DECADE_SCALES[1:9],
                 "seeds": 2,
                 "epochs": 15,
             },
             "full": {
                 "variant": ("none", "bn"),
-                "init": ("he_normal", "glorot_uniform"),
+                "init": (None, "glorot_uniform"),
                 "init_scale": HALF_DECADE_SCALES,
                 "seeds": 3,
                 "epochs": 30,

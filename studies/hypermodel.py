@@ -14,7 +14,7 @@ import numpy as np
 
 from studies import instruments, models
 
-_TEST_CHUNK = 1024  # test examples per forward pass
+_CHUNK = 1024  # examples per forward pass when scoring a split
 
 
 class DivergenceMonitor(keras.callbacks.Callback):
@@ -170,7 +170,8 @@ class CellHyperModel(kt.HyperModel):
             A dict with `score` (the tuner's objective: the final validation
             accuracy, chance for a diverged cell), `final_val_accuracy`,
             `best_val_accuracy`, `final_val_loss`, `best_val_loss`,
-            `final_train_loss`, `final_train_accuracy`, `diverged` (0 or 1),
+            `final_train_loss`, `final_train_accuracy` (inference mode, on
+            the whole training split), `diverged` (0 or 1),
             `epochs_run`, `final_test_accuracy` (NaN without test data) and
             `steps_run`. Losses are NaN where training diverged. With
             instruments, also `curves` (see `instruments.curves`).
@@ -190,29 +191,25 @@ class CellHyperModel(kt.HyperModel):
             **kwargs,
         )
         outcome = self.outcome(history.history, monitor.diverged)
-        outcome["final_test_accuracy"] = self.test_accuracy(
-            model, s["batch_size"], outcome["diverged"]
-        )
+        if not outcome["diverged"]:
+            # inference mode, on the whole split: Keras's `accuracy` is a
+            # training-mode running mean over the last epoch (noise and
+            # dropout on), which would understate the train/validation gap
+            outcome["final_train_accuracy"] = accuracy(model, x, y)
+        outcome["final_test_accuracy"] = self.test_accuracy(model, outcome["diverged"])
         outcome["steps_run"] = budget.steps_run
         if probes:
             steps_per_epoch = math.ceil(len(x) / s["batch_size"])
             outcome["curves"] = instruments.curves(probes, steps_per_epoch)
         return outcome
 
-    def test_accuracy(self, model, batch_size, diverged):
+    def test_accuracy(self, model, diverged):
         """Accuracy on the held-out test split (chance if the cell diverged)."""
         if self.test_data is None:
             return math.nan
         if diverged:
             return float(self.test_chance)
-        x_test, y_test = self.test_data
-        # direct calls: `predict` would trace a new function for every cell
-        correct = 0
-        for start in range(0, len(x_test), _TEST_CHUNK):
-            logits = model(x_test[start : start + _TEST_CHUNK], training=False)
-            predicted = np.argmax(keras.ops.convert_to_numpy(logits), axis=-1)
-            correct += int(np.sum(predicted == y_test[start : start + _TEST_CHUNK]))
-        return correct / len(x_test)
+        return accuracy(model, *self.test_data)
 
     def failed_outcome(self):
         """The outcome recorded for a cell that raised an error."""
@@ -244,6 +241,19 @@ class CellHyperModel(kt.HyperModel):
             "diverged": int(diverged),
             "epochs_run": len(history.get("loss", [])),
         }
+
+
+def accuracy(model, x, y):
+    """Inference-mode accuracy of `model` on `(x, y)`.
+
+    Direct calls in chunks: `predict` would trace a new function per cell.
+    """
+    correct = 0
+    for start in range(0, len(x), _CHUNK):
+        logits = model(x[start : start + _CHUNK], training=False)
+        predicted = np.argmax(keras.ops.convert_to_numpy(logits), axis=-1)
+        correct += int(np.sum(predicted == y[start : start + _CHUNK]))
+    return correct / len(x)
 
 
 def _finite(values):

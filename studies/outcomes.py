@@ -59,5 +59,10 @@ def score(row, chance, key="final_val_accuracy"):
 
 
 def _truthy(value):
-    # CSV round trips turn 0/1 into strings
-    return value not in (None, 0, "0", "", False, "False")
+    """A 0/1 flag that may have been through a CSV (as a string) or JSON."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "false", ""):
+            return text == "true"
+        return float(text) != 0
+    return bool(value)

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from studies import analysis, definitions, findings, outcomes, plots, results
+from studies import analysis, data, definitions, findings, outcomes, plots, results
 from studies.spec import StudySpec
 
 SPEC = "study.json"
@@ -21,7 +21,7 @@ DATASET = "dataset.json"
 _ROLES = {
     "variant": "scientific (the question)",
     "lr": "measured axis",
-    "init": "measured axis",
+    "init": "axis (one curve per family)",
     "init_scale": "measured axis",
     "seed": "nuisance (averaged; intervals over it)",
 }
@@ -133,7 +133,8 @@ def markdown(spec, summary, table, images):
 
 
 _SELECTION = (
-    "Selection is on the validation split (a stratified 20% of the training "
+    f"Selection is on the validation split (a stratified "
+    f"{data.VALIDATION_FRACTION:.0%} of the training "
     "data); the test split is held out and reported at the point selected on "
     "validation. A cell's accuracy is its final validation accuracy; a "
     "diverged (NaN/inf loss, or one batch's loss above the divergence "
@@ -212,7 +213,8 @@ def _errors(table):
 
 
 _TERMS = (
-    "Trained: the best point's accuracy is at least 5 points above chance and, "
+    f"Trained: the best point's accuracy is at least "
+    f"{analysis.TRAINED_MARGIN * 100:.0f} points above chance and, "
     "with two or more seeds, its interval's lower end is above chance; a "
     "variant that did not train gets no usable or stable range. Best val acc: "
     "the best seed-mean validation accuracy over the grid; test acc at best: "
@@ -228,7 +230,9 @@ _TERMS = (
     "change is the max over lambda of ||grad L(theta') - g|| averaged over "
     "probe steps; max beta-smoothness is the largest ||grad L(theta') - g|| / "
     "||theta' - theta|| of a cell, averaged over seeds. Train acc: accuracy on "
-    "the training set at the end (inference mode)."
+    "the whole training split at the end, inference mode (landscape: the "
+    "instrument's last reading, up to 2048 examples). Train - val gap: seed "
+    "mean over the cells that trained (failed cells would add a gap of 0)."
 )
 
 _GRID_TERMS = (

@@ -146,6 +146,11 @@ def make_spec(study, preset="quick", command="", **overrides):
             axes[name] = tuple(range(given.get("seeds", base["seeds"])))
         else:
             axes[name] = tuple(given.get(AXIS_OPTIONS[name], base[name]))
+    if "init" in axes:  # None in a preset: the model's standard init
+        standard = STANDARD_INIT[fixed["model"]]
+        axes["init"] = tuple(
+            dict.fromkeys(standard if v is None else v for v in axes["init"])
+        )
     for name in axes:
         fixed.pop(name, None)
     return StudySpec(study=study, axes=axes, fixed=fixed, command=command)

@@ -73,6 +73,9 @@ def test_outcomes_decide_status_and_score_in_one_place():
     assert outcomes.score(row("bn", 1, 0, 0.9, diverged=1), CHANCE) == CHANCE
     assert outcomes.score(row("bn", 1, 0, 0.9, status="error"), CHANCE) == CHANCE
     assert math.isnan(outcomes.score(None, CHANCE))
+    assert outcomes.status(row("bn", 1, 0, 0.9, diverged="0")) == outcomes.OK
+    assert outcomes.status(row("bn", 1, 0, 0.9, diverged="0.0")) == outcomes.OK
+    assert outcomes.status(row("bn", 1, 0, 0.9, diverged="False")) == outcomes.OK
     assert outcomes.stable(row("bn", 1, 0, 0.9))
     assert not outcomes.stable(row("bn", 1, 0, 0.9, status="error"))
     assert not outcomes.stable(None)
@@ -213,6 +216,61 @@ def test_trained_needs_the_interval_above_chance():
     assert none["best_val_accuracy"] == pytest.approx(0.175)
     assert none["intervals"]["best_val_accuracy"][0] <= CHANCE
     assert none["trained"] is False
+    # an untrained variant gets no ranges and no stable range
+    assert none["max_stable_lr"] is None
+    assert none["usable_lr_decades_5pt"] == none["trainable_lr_decades"] == 0.0
+    assert none["trainable_lr_ranges"][0]["low"] is None
+
+
+def test_a_partly_finished_variant_keeps_its_samples_paired():
+    # bn has only seed 0 done: a quarter of the resamples have no bn cell
+    rows = [r for r in table() if r["variant"] == "none" or r["seed"] == 0]
+    summary = summarize(rows)
+    bn = summary["variants"]["bn"]
+    assert bn["best_val_accuracy"] == pytest.approx(0.95)
+    assert bn["intervals"]["best_val_accuracy"] == pytest.approx([0.95, 0.95])
+    diff = summary["differences"]["bn"]["best_val_accuracy"]
+    assert diff["value"] == pytest.approx(0.25) and diff["interval"] is not None
+
+
+def test_lr_by_init_scale_grid_gives_curves_along_both_axes():
+    lrs, scales = (0.01, 0.1, 1.0), (0.1, 1.0, 10.0)
+    # accuracy is a function of the effective rate lr / scale^2 (BN's rule)
+    best = {0.1: 0.95, 1.0: 0.9, 10.0: 0.5, 0.01: 0.7, 100.0: 0.1}
+    rows = [
+        dict(
+            variant="bn",
+            lr=lr,
+            init_scale=scale,
+            seed=0,
+            final_val_accuracy=best.get(round(lr / scale**2, 6), 0.1),
+            diverged=int(round(lr / scale**2, 6) >= 100),
+            status="ok",
+        )
+        for lr in lrs
+        for scale in scales
+    ]
+    axes = {"variant": ("bn",), "lr": lrs, "init_scale": scales, "seed": (0,)}
+    bn = summarize(rows, StudySpec("lr-init", axes, {}))["variants"]["bn"]
+    assert analysis.swept_axes(axes) == ["lr", "init_scale"]
+    assert bn["best_point"] == {"lr": 0.1, "init_scale": 1.0}
+    # along lr, one curve per init scale (lr/scale^2 gives the accuracy):
+    # scale 0.1 -> [.9, .5, .1 diverged], 1 -> [.7, .95, .9], 10 -> [.1, .1, .7]
+    by_scale = {r["where"]["init_scale"]: r for r in bn["usable_lr_ranges_5pt"]}
+    assert (by_scale[0.1]["low"], by_scale[0.1]["high"]) == (0.01, 0.01)
+    assert by_scale[0.1]["censored_low"] is True
+    assert (by_scale[1.0]["low"], by_scale[1.0]["high"]) == (0.1, 1.0)
+    assert by_scale[1.0]["censored_high"] is True
+    assert by_scale[10.0]["low"] is None  # its best, .7, is not within 5 pt
+    # along init scale, one curve per lr: lr 1 -> [.1 diverged, .9, .7]
+    by_lr = {r["where"]["lr"]: r for r in bn["usable_init_scale_ranges_5pt"]}
+    assert (by_lr[1.0]["low"], by_lr[1.0]["high"]) == (1.0, 1.0)
+    assert (by_lr[0.01]["low"], by_lr[0.01]["high"]) == (0.1, 0.1)
+    assert bn["usable_lr_decades_5pt"] == pytest.approx((0 + 1 + 0) / 3)
+    assert bn["usable_lr_decades_5pt_censored"] is True
+    # the scale-0.1 curve diverges at lr 1 (lr/scale^2 = 100): the stable run
+    # above its best (lr 0.01) ends at 0.1
+    assert bn["max_stable_lr"] == pytest.approx(0.1)
 
 
 def test_init_metrics_per_family_then_averaged():
@@ -274,6 +332,37 @@ def test_noise_study_reports_the_generalization_gap_with_intervals():
     assert bn["final_train_accuracy"] == pytest.approx(0.95)
     assert bn["generalization_gap"] == pytest.approx(0.15)
     assert bn["intervals"]["generalization_gap"] == pytest.approx([0.1, 0.2])
+
+
+def test_generalization_gap_leaves_failed_cells_out_and_pairs_differences():
+    axes = {"variant": ("none", "bn"), "seed": (0, 1, 2)}
+    cells = {
+        ("none", 0): (1.0, 0.8, 0),
+        ("none", 1): (0.9, 0.8, 0),
+        ("none", 2): (0.1, 0.1, 1),  # diverged: a gap of 0 that means nothing
+        ("bn", 0): (1.0, 0.9, 0),
+        ("bn", 1): (0.9, 0.85, 0),
+        ("bn", 2): (1.0, 0.95, 0),
+    }
+    rows = [
+        dict(
+            variant=v,
+            seed=s,
+            final_train_accuracy=t,
+            final_val_accuracy=a,
+            diverged=d,
+            status="diverged" if d else "ok",
+        )
+        for (v, s), (t, a, d) in cells.items()
+    ]
+    summary = summarize(rows, StudySpec("noise", axes, {}), metrics=("generalization",))
+    none = summary["variants"]["none"]
+    assert none["generalization_gap"] == pytest.approx((0.2 + 0.1) / 2)
+    # train accuracy counts the failed cell as chance, like every score
+    assert none["final_train_accuracy"] == pytest.approx((1.0 + 0.9 + 0.1) / 3)
+    diff = summary["differences"]["bn"]["generalization_gap"]
+    assert diff["value"] == pytest.approx((0.1 + 0.05 + 0.05) / 3 - 0.15)
+    assert diff["interval"] is not None
 
 
 def test_summary_is_json_ready():

@@ -47,6 +47,27 @@ def test_divergence_monitor_reads_the_batch_loss_not_the_running_mean():
     assert len(means.means) == 6  # stopped at the spike
 
 
+def test_divergence_monitor_restarts_each_epoch_and_passes_normal_runs():
+    x = np.zeros((40, 2), "float32")
+    y = np.full((40, 1), 3.0, "float32")  # loss 9 on every batch
+    calm = hypermodel.DivergenceMonitor(1e3, batch_size=10, num_samples=40)
+    _frozen_model().fit(
+        x, y, batch_size=10, epochs=3, shuffle=False, verbose=0, callbacks=[calm]
+    )
+    assert not calm.diverged and calm.last_batch_loss == pytest.approx(9.0)
+
+    # epoch 2 starts with a spike: the running mean restarts with the epoch,
+    # so batch 0's mean is the batch's own loss, and nothing of epoch 1 leaks
+    monitor = hypermodel.DivergenceMonitor(1e3, batch_size=10, num_samples=40)
+    monitor.set_model(_frozen_model())
+    for batch in range(4):
+        monitor.on_train_batch_end(batch, {"loss": 9.0})
+    monitor.on_epoch_begin(1)
+    monitor.on_train_batch_end(0, {"loss": 1500.0})
+    assert monitor.diverged and monitor.last_batch_loss == pytest.approx(1500.0)
+    assert monitor.model.stop_training
+
+
 def test_divergence_monitor_weighs_a_short_last_batch():
     x = np.zeros((25, 2), "float32")
     y = np.zeros((25, 1), "float32")
