@@ -31,9 +31,9 @@ averaged over the curves. Per variant:
   run of points that train at all (accuracy at least `TRAINED_MARGIN` above
   chance).
 - `max_stable_<axis>`: the top of the contiguous run of stable points (every
-  seed ok) from the curve's best point upwards; a diverged, errored or
-  missing cell ends it. The smallest over the curves; None if the best point
-  itself is not stable or the variant did not train.
+  seed ok) from the best point upwards, along the curve through the
+  variant's best point; a diverged, errored or missing cell ends it. None if
+  the best point itself is not stable or the variant did not train.
   `max_stable_<axis>_censored`: it is the grid's largest value.
 - `<axis>_sensitivity`: mean over the curve's points of the gap between the
   reference and the point's accuracy (Wortsman et al.'s LR sensitivity, on
@@ -238,11 +238,13 @@ def _metrics(axes, scores, stable, test, chance, extras=None, untrained=()):
                 name = template.format(a=along)
                 out[name] = float(np.mean([decades(xs, r) for r in runs]))
                 info[name] = (xs, wheres, runs)
-            tops = [
-                max_stable_index(c, s) for c, s in zip(curves, stables, strict=True)
-            ]
+            # on the curve through the variant's best point
+            marker = np.zeros(len(m))
+            marker[best] = 1
+            on_best = int(np.argmax(_along(axes, marker, along)[0].max(axis=1)))
+            top = max_stable_index(curves[on_best], stables[on_best])
             info[f"max_stable_{along}"] = (
-                None if not trained or None in tops else min(xs[t] for t in tops)
+                None if not trained or top is None else xs[top]
             )
             info[f"grid_top_{along}"] = xs[-1]
             out[f"{along}_sensitivity"] = float(

@@ -59,7 +59,7 @@ def _range(entry):
 
 def _where(entry):
     where = entry.get("where") or {}
-    return ", ".join(f"{v}" for v in where.values())
+    return ", ".join(f"{k}={v}" for k, v in where.items())
 
 
 def variant_line(axes, variant, numbers, reference):

@@ -268,9 +268,10 @@ def test_lr_by_init_scale_grid_gives_curves_along_both_axes():
     assert (by_lr[0.01]["low"], by_lr[0.01]["high"]) == (0.1, 0.1)
     assert bn["usable_lr_decades_5pt"] == pytest.approx((0 + 1 + 0) / 3)
     assert bn["usable_lr_decades_5pt_censored"] is True
-    # the scale-0.1 curve diverges at lr 1 (lr/scale^2 = 100): the stable run
-    # above its best (lr 0.01) ends at 0.1
-    assert bn["max_stable_lr"] == pytest.approx(0.1)
+    # along the curve through the best point (scale 1) every lr is stable; the
+    # scale-0.1 curve, which diverges at lr 1, does not count
+    assert bn["max_stable_lr"] == pytest.approx(1.0)
+    assert bn["max_stable_init_scale"] == pytest.approx(10.0)  # lr 0.1 curve
 
 
 def test_init_metrics_per_family_then_averaged():
