@@ -1,5 +1,7 @@
 """`kbn.BatchNormalization`: a drop-in replacement for Keras 3's layer."""
 
+import dataclasses
+
 import keras
 from keras import backend, initializers, ops
 from keras.layers import BatchNormalization as KerasBatchNormalization
@@ -7,10 +9,8 @@ from keras.layers import InputSpec
 
 from kbn import moments as stats
 from kbn import noise as noise_lib
-from kbn.layout import FeatureLayout
-from kbn.monte_carlo import inference_noise
-
-_COMPILE_CHOICES = ("auto", True, False)
+from kbn import validation
+from kbn.layout import FeatureLayout, ghost_blocks, maximum
 
 
 @keras.saving.register_keras_serializable(package="kbn")
@@ -41,10 +41,11 @@ class BatchNormalization(KerasBatchNormalization):
     Args:
         axis: Integer or list/tuple of integers, the feature axis or axes.
             Statistics are computed over all other axes. Defaults to `-1`.
-        momentum: Momentum of the moving averages, in `[0, 1)`, or `None` for a
-            cumulative moving average (each batch weighted `1 / n`, PyTorch's
-            convention), tracked by a saved `num_batches_tracked` counter.
-        epsilon: Small float (> 0) added to the variance to avoid dividing by 0.
+        momentum: Momentum of the moving averages, in `[0, 1]` (`1.0` freezes
+            them), or `None` for a cumulative moving average (each batch
+            weighted `1 / n`, PyTorch's convention), tracked by a saved
+            `num_batches_tracked` counter.
+        epsilon: Float >= 0 added to the variance to avoid dividing by 0.
         center: If True, add the offset `beta`.
         scale: If True, multiply by `gamma`.
         beta_initializer: Initializer for `beta`.
@@ -60,17 +61,22 @@ class BatchNormalization(KerasBatchNormalization):
             clipping the renorm correction (as in Keras).
         renorm_momentum: Momentum of the renorm moving statistics.
         synchronized: TensorFlow only. If True, statistics are computed over
-            the global batch of all replicas (with or without a mask).
+            the global batch of all replicas (with or without a mask). Not
+            with `virtual_batch_size` (ghost batches are local by design).
         compile_moments: `"auto"` (default) runs training and inference through
             the XLA kernels on TensorFlow wherever they apply and falls back to
             the portable `keras.ops` path otherwise (masks, renorm,
             `synchronized`, other backends), with the same results. `True`
             requires the kernels (a `ValueError` where they cannot be used);
             `False` always takes the portable path.
-        virtual_batch_size: Ghost batch normalization (Hoffer et al. 2017): an
-            integer number of samples per sub-batch. Training statistics are
-            computed per sub-batch; it must divide the batch size. The moving
-            statistics are updated from the whole batch.
+        virtual_batch_size: Ghost batch normalization (Hoffer et al. 2017): the
+            largest number of samples per ghost batch. A batch of `n` samples
+            is split into `g = ceil(n / virtual_batch_size)` ghost batches as
+            evenly as possible (the first `n mod g` get `n // g + 1` samples,
+            the rest `n // g`), so any batch size works, including the short
+            last batch of `fit`; a batch smaller than it is one ghost batch.
+            Training statistics (and renorm's correction) are computed per
+            ghost batch; the moving statistics from the whole batch.
         unbiased_moving_variance: If True, the moving variance tracks
             `m / (m - 1)` times the batch variance (`m` values reduced per
             feature), as in the original paper, tf-keras's fused path and
@@ -81,8 +87,13 @@ class BatchNormalization(KerasBatchNormalization):
         seed: Optional integer seed for the noise, for reproducible runs.
         **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
 
+    Attributes:
+        inference_noise: None, or a `kbn.noise.Sampling` that makes inference
+            sample a noise model (set by `kbn.mc_predict` while it runs).
+
     Call arguments:
-        inputs: Input tensor of any rank.
+        inputs: Input tensor of any rank. An empty batch passes through and
+            leaves the moving statistics unchanged.
         training: Python boolean; training mode normalizes with batch
             statistics and updates the moving ones. A layer with
             `trainable=False` always runs in inference mode.
@@ -124,39 +135,23 @@ class BatchNormalization(KerasBatchNormalization):
         seed=None,
         **kwargs,
     ):
-        _check_axis(axis)
-        _check_unit_interval("momentum", momentum, allow_none=True)
-        _check_unit_interval("renorm_momentum", renorm_momentum)
-        _check_positive("epsilon", epsilon)
-        if compile_moments not in _COMPILE_CHOICES or not isinstance(
-            compile_moments, (str, bool)
-        ):
-            raise ValueError(
-                "Argument `compile_moments` must be one of 'auto', True or "
-                f"False. Received: compile_moments={compile_moments!r}"
-            )
-        if virtual_batch_size is not None and (
-            isinstance(virtual_batch_size, bool)
-            or not isinstance(virtual_batch_size, int)
-            or virtual_batch_size < 1
-        ):
-            raise ValueError(
-                "Argument `virtual_batch_size` must be a positive integer or "
-                f"None. Received: virtual_batch_size={virtual_batch_size!r}"
-            )
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ValueError(
-                f"Argument `seed` must be an integer or None. Received: seed={seed!r}"
-            )
-        if compile_moments is True:
-            _check_compilable(renorm=renorm, synchronized=synchronized)
-        if renorm and (momentum is None or virtual_batch_size is not None):
-            raise ValueError(
-                "Argument `renorm=True` cannot be combined with `momentum=None` "
-                "or `virtual_batch_size`. Received: "
-                f"momentum={momentum}, virtual_batch_size={virtual_batch_size}"
-            )
-
+        axis = validation.axes_argument(axis)
+        momentum = validation.unit_interval("momentum", momentum, allow_none=True)
+        renorm_momentum = validation.unit_interval("renorm_momentum", renorm_momentum)
+        epsilon = validation.non_negative("epsilon", epsilon)
+        compile_moments = validation.compile_choice(compile_moments)
+        virtual_batch_size = validation.positive_int_or_none(
+            "virtual_batch_size", virtual_batch_size
+        )
+        seed = validation.seed(seed)
+        validation.combination(
+            backend=backend.backend(),
+            compile_moments=compile_moments,
+            renorm=renorm,
+            synchronized=synchronized,
+            momentum=momentum,
+            virtual_batch_size=virtual_batch_size,
+        )
         super().__init__(
             axis=-1,
             momentum=0.99 if momentum is None else momentum,
@@ -177,18 +172,20 @@ class BatchNormalization(KerasBatchNormalization):
             synchronized=synchronized,
             **kwargs,
         )
-        self.axis = list(axis) if isinstance(axis, (list, tuple)) else int(axis)
-        self.momentum = None if momentum is None else float(momentum)
+        self.axis = axis
+        self.momentum = momentum
         self.compile_moments = compile_moments
         self.virtual_batch_size = virtual_batch_size
         self.unbiased_moving_variance = bool(unbiased_moving_variance)
         self.noise = noise_lib.get(noise)
         self.seed = seed
+        self.inference_noise = None
         # Statistics need the input's own precision: like LayerNormalization,
         # do not let a mixed-precision policy cast float32 inputs to float16.
         self.autocast = False
         self.num_batches_tracked = None
         self._layout = None
+        self._ghost_layout = None
         self._seed_generator = None
         if self.noise is not None:
             noise_seed = self.noise.seed if seed is None else seed
@@ -200,7 +197,7 @@ class BatchNormalization(KerasBatchNormalization):
 
     def build(self, input_shape):
         rank = len(input_shape)
-        feature_axes = _normalize_axes(self.axis, rank)
+        feature_axes = validation.normalize_axes(self.axis, rank)
         feature_shape = tuple(input_shape[a] for a in feature_axes)
         if any(d is None for d in feature_shape):
             raise ValueError(
@@ -212,8 +209,6 @@ class BatchNormalization(KerasBatchNormalization):
                 "Argument `virtual_batch_size` splits the batch axis 0, which "
                 f"cannot be a feature axis. Received: axis={self.axis}"
             )
-        if self.virtual_batch_size is not None and input_shape[0] is not None:
-            _check_ghosts(input_shape[0], self.virtual_batch_size)
 
         # Same variables, in the same order and with the same names, as
         # keras.layers.BatchNormalization, so saved weights load either way.
@@ -266,8 +261,9 @@ class BatchNormalization(KerasBatchNormalization):
             ndim=rank, axes={a: input_shape[a] for a in feature_axes}
         )
         self._reduction_axes = [i for i in range(rank) if i not in feature_axes]
-        # Ghost batches are resolved per call, from the batch size.
         self._layout = FeatureLayout(rank, feature_axes, feature_shape)
+        if self.virtual_batch_size is not None:
+            self._ghost_layout = dataclasses.replace(self._layout, ghosted=True)
 
     def _add_parameter(self, name, shape, initializer, regularizer, constraint):
         return self.add_weight(
@@ -302,56 +298,181 @@ class BatchNormalization(KerasBatchNormalization):
                 f"Received: mask.shape={mask.shape}, inputs.shape={inputs.shape}"
             )
         if training and self.trainable:
-            outputs = self._train(inputs, mask)
-        else:
-            outputs = self._infer(inputs)
-        return outputs
+            return self._train(inputs, mask)
+        return self._infer(inputs)
 
     def _train(self, inputs, mask):
-        layout = self._layout_for(inputs)
-        noise, seed = self.noise, self._seed_generator
-        gamma, beta = self._noisy_affine(noise, seed, inputs, layout)
+        """Three steps: which statistics, normalize, update the state."""
+        rows = ops.shape(inputs)[0]
+        if isinstance(rows, int) and rows == 0:
+            return ops.cast(inputs, self.compute_dtype)  # nothing to learn from
+        noise = self.noise
+        compiled = self._use_kernel(mask)
+        count, blocks = self._ghost_plan(rows)
         if noise is not None and noise.normalize_with == "moving":
+            block_moments = self._moments(inputs, mask, blocks, count, compiled)
+            batch = self._pool(block_moments)
+            gamma, beta = self._noisy_affine(noise, self._seed_generator, batch, count)
             outputs = self._normalize_with_moving(inputs, gamma, beta)
-            mean, variance, count = self._batch_moments(inputs, mask, layout)
-        elif self._use_kernel(mask):
-            outputs, mean, variance, count = self._train_compiled(
-                inputs, gamma, beta, layout
-            )
+        elif compiled:
+            outputs, batch = self._normalize_compiled(inputs, blocks, count)
         else:
-            outputs, mean, variance, count = self._train_portable(
-                inputs, mask, gamma, beta, layout
-            )
+            outputs, batch = self._normalize_portable(inputs, mask, blocks, count)
         if noise is not None:
             outputs = noise.perturb_output(
-                outputs, feature_axes=layout.feature_axes, seed=seed
+                outputs,
+                feature_axes=self._layout.feature_axes,
+                seed=self._seed_generator,
             )
-        if not self.renorm:
-            self._update_moving_statistics(mean, variance, count)
+        self._update_state(batch, nonempty=None if isinstance(rows, int) else rows > 0)
         return outputs
 
     def _infer(self, inputs):
-        # Deterministic, unless kbn.mc_predict asked this layer to sample.
-        noise, seed = inference_noise(self) or (None, None)
-        gamma, beta = self._noisy_affine(noise, seed, inputs, self._layout)
-        outputs = self._normalize_with_moving(inputs, gamma, beta)
-        if noise is not None:
-            outputs = noise.perturb_output(
-                outputs, feature_axes=self._layout.feature_axes, seed=seed
-            )
-        return outputs
-
-    def _noisy_affine(self, noise, seed, inputs, layout):
-        """`gamma` and `beta` with the noise model's perturbation folded in."""
-        if noise is None:
-            return self.gamma, self.beta
-        return noise.affine(
+        sampling = self.inference_noise  # deterministic unless kbn.mc_predict asks
+        if sampling is None:
+            return self._normalize_with_moving(inputs, self.gamma, self.beta)
+        shape = ops.shape(inputs)
+        per_row = self._layout.values_per_feature(shape) // maximum(shape[0], 1)
+        count = ops.cast(per_row, "float32") * sampling.samples
+        gamma, beta = sampling.model.affine(
             self.gamma,
             self.beta,
-            feature_shape=layout.feature_shape,
-            count=_values_per_feature(inputs, layout),
-            seed=seed,
+            feature_shape=self._layout.feature_shape,
+            count=count,
+            seed=sampling.seed,
         )
+        outputs = self._normalize_with_moving(inputs, gamma, beta)
+        return sampling.model.perturb_output(
+            outputs, feature_axes=self._layout.feature_axes, seed=sampling.seed
+        )
+
+    # --------------------------------------------- step 1: which statistics
+
+    def _ghost_plan(self, rows):
+        """`(ghost batches, blocks)`; one block of None without Ghost BN."""
+        if self.virtual_batch_size is None:
+            return 1, [None]
+        count, blocks = ghost_blocks(rows, self.virtual_batch_size)
+        return count, [None] if len(blocks) == 1 and blocks[0].start == 0 else blocks
+
+    def _view(self, tensor, block, ghosts=None):
+        """Rows of `block` (all rows for None) in the statistics view."""
+        if self._ghost_layout is None:
+            return self._layout.view(tensor)
+        if block is None:
+            return self._ghost_layout.view(tensor, ghosts)
+        rows = tensor[block.start : block.stop]
+        return self._ghost_layout.view(rows, block.ghosts)
+
+    def _layout_in_use(self):
+        return self._layout if self._ghost_layout is None else self._ghost_layout
+
+    def _moments(self, inputs, mask, blocks, ghosts, compiled):
+        """Per-block `(view, mean, variance, count)` in the view's shape."""
+        layout = self._layout_in_use()
+        x = inputs if compiled else ops.cast(inputs, _compute_dtype(inputs.dtype))
+        weights = None
+        if mask is not None:
+            weights = ops.expand_dims(ops.cast(mask, x.dtype), -1)
+            weights = ops.broadcast_to(weights, ops.shape(x))
+        ctx = _replica_context() if self.synchronized else None
+        out = []
+        for block in blocks:
+            xv = self._view(x, block, ghosts)
+            if compiled:
+                from kbn import xla_kernel
+
+                mean, variance = xla_kernel.batch_moments(
+                    xv, axes=layout.reduction_axes
+                )
+                count = _count_like(mean, xv, layout)
+            else:
+                wv = None if weights is None else self._view(weights, block, ghosts)
+                if ctx is not None:
+                    from kbn.distributed import synchronized_moments
+
+                    moments = synchronized_moments(ctx, xv, layout.reduction_axes, wv)
+                else:
+                    moments = stats.moments(xv, layout.reduction_axes, wv)
+                mean, variance, count = moments
+            out.append((xv, mean, variance, count))
+        return out
+
+    def _pool(self, block_moments):
+        """Whole-batch `(mean, variance, count)`: feature shape, scalar count."""
+        layout = self._layout_in_use()
+        mean, variance, count = (
+            ops.concatenate([m[i] for m in block_moments], axis=0)
+            if len(block_moments) > 1
+            else block_moments[0][i]
+            for i in (1, 2, 3)
+        )
+        if layout.ghosted:
+            mean, variance, count = stats.combine_groups(mean, variance, count, 0)
+        return (
+            layout.features(mean),
+            layout.features(variance),
+            ops.reshape(count, (-1,))[0],
+        )
+
+    # ------------------------------------------------------ step 2: normalize
+
+    def _normalize_portable(self, inputs, mask, blocks, ghosts):
+        block_moments = self._moments(inputs, mask, blocks, ghosts, compiled=False)
+        batch = self._pool(block_moments)
+        gamma, beta = self._noisy_affine(
+            self.noise, self._seed_generator, batch, ghosts
+        )
+        layout = self._layout_in_use()
+        dtype = block_moments[0][0].dtype
+        gamma = None if gamma is None else layout.params(ops.cast(gamma, dtype))
+        beta = None if beta is None else layout.params(ops.cast(beta, dtype))
+        outputs = []
+        for xv, mean, variance, _ in block_moments:
+            g, b = gamma, beta
+            if self.renorm:
+                g, b = self._renormalized(mean, variance, g, b)
+            outputs.append(stats.normalize(xv, mean, variance, g, b, self.epsilon))
+        return self._join(outputs, inputs, blocks), batch
+
+    def _normalize_compiled(self, inputs, blocks, ghosts):
+        from kbn import xla_kernel
+
+        layout = self._layout_in_use()
+        ref = self.moving_mean
+        count = self._layout.values_per_feature(ops.shape(inputs))
+        gamma, beta = self._noisy_affine(
+            self.noise, self._seed_generator, (None, None, count), ghosts
+        )
+        gamma = layout.params(_or_ones(gamma, ref))
+        beta = layout.params(_or_zeros(beta, ref))
+        outputs, block_moments = [], []
+        for block in blocks:
+            xv = self._view(inputs, block, ghosts)
+            y, mean, variance = xla_kernel.batch_norm_train(
+                xv,
+                gamma,
+                beta,
+                axes=layout.reduction_axes,
+                epsilon=self.epsilon,
+                out_dtype=self.compute_dtype,
+            )
+            outputs.append(y)
+            block_moments.append((xv, mean, variance, _count_like(mean, xv, layout)))
+        return self._join(outputs, inputs, blocks), self._pool(block_moments)
+
+    def _join(self, outputs, inputs, blocks):
+        """Block outputs back in the input's shape and the compute dtype."""
+        if blocks[0] is not None:
+            shape = ops.shape(inputs)
+            outputs = [
+                ops.reshape(y, (b.stop - b.start,) + tuple(shape[1:]))
+                for y, b in zip(outputs, blocks, strict=True)
+            ]
+            y = ops.concatenate(outputs, axis=0)
+        else:
+            y = ops.reshape(outputs[0], ops.shape(inputs))
+        return ops.cast(y, self.compute_dtype)
 
     def _normalize_with_moving(self, inputs, gamma, beta):
         layout = self._layout
@@ -360,9 +481,8 @@ class BatchNormalization(KerasBatchNormalization):
         if self._kernels_enabled():
             from kbn import xla_kernel
 
-            x = layout.view(inputs)
             y = xla_kernel.batch_norm_infer(
-                x,
+                layout.view(inputs),
                 layout.params(mean),
                 layout.params(variance),
                 layout.params(_or_ones(gamma, mean)),
@@ -384,91 +504,111 @@ class BatchNormalization(KerasBatchNormalization):
             y = ops.cast(y, self.compute_dtype)
         return ops.reshape(y, ops.shape(inputs))
 
-    def _train_compiled(self, inputs, gamma, beta, layout):
-        from kbn import xla_kernel
+    def _noisy_affine(self, noise, seed, batch, ghosts):
+        """`gamma` and `beta` with the noise model's perturbation folded in.
 
-        ref = self.moving_mean
-        y, mean, variance = xla_kernel.batch_norm_train(
-            layout.view(inputs),
-            layout.params(_or_ones(gamma, ref)),
-            layout.params(_or_zeros(beta, ref)),
-            axes=layout.reduction_axes,
-            epsilon=self.epsilon,
-            out_dtype=self.compute_dtype,
-        )
-        count = ops.ones_like(mean) * ops.cast(
-            _values_per_feature(inputs, layout), mean.dtype
-        )
-        mean, variance, count = self._pool_ghosts(mean, variance, count, layout)
-        return ops.reshape(y, ops.shape(inputs)), mean, variance, count
-
-    def _train_portable(self, inputs, mask, gamma, beta, layout):
-        x = ops.cast(inputs, _compute_dtype(inputs.dtype))
-        mean, variance, count = self._view_moments(x, mask, layout)
-        pooled = self._pool_ghosts(mean, variance, count, layout)
-        if self.renorm:
-            r, d, _, _ = self._renorm_correction_and_moments(pooled[0], pooled[1])
-            gamma, beta = self._compose_transforms(r, d, gamma, beta, x.dtype)
-            self._update_renorm_statistics(
-                pooled[0], self._population_variance(pooled[1], pooled[2])
-            )
-        y = stats.normalize(
-            layout.view(x),
-            mean,
-            variance,
-            None if gamma is None else layout.params(ops.cast(gamma, x.dtype)),
-            None if beta is None else layout.params(ops.cast(beta, x.dtype)),
-            self.epsilon,
-        )
-        y = ops.cast(ops.reshape(y, ops.shape(inputs)), self.compute_dtype)
-        return (y, *pooled)
-
-    def _batch_moments(self, inputs, mask, layout):
-        """Whole-batch moments (feature shape), for noise that needs no kernel."""
-        x = ops.cast(inputs, _compute_dtype(inputs.dtype))
-        return self._pool_ghosts(*self._view_moments(x, mask, layout), layout)
-
-    def _view_moments(self, x, mask, layout):
-        """Moments in the statistics view (per ghost batch with Ghost BN)."""
-        xv = layout.view(x)
-        weights = None
-        if mask is not None:
-            weights = ops.broadcast_to(
-                ops.expand_dims(ops.cast(mask, x.dtype), -1), ops.shape(x)
-            )
-            weights = layout.view(weights)
-        ctx = _replica_context() if self.synchronized else None
-        if ctx is not None:
-            from kbn.distributed import synchronized_moments
-
-            return synchronized_moments(ctx, xv, layout.reduction_axes, weights)
-        return stats.moments(xv, layout.reduction_axes, weights)
-
-    def _pool_ghosts(self, mean, variance, count, layout):
-        """Whole-batch statistics of the feature shape from view statistics."""
-        if layout.ghosts is not None:
-            mean, variance, count = stats.combine_groups(mean, variance, count, 0)
-        return (
-            layout.features(mean),
-            layout.features(variance),
-            ops.reshape(count, (-1,))[0],
+        `M`, the values behind each statistic, is the batch's count (unmasked
+        values only) divided among its ghost batches.
+        """
+        if noise is None:
+            return self.gamma, self.beta
+        count = ops.cast(batch[2], "float32") / ops.cast(ghosts, "float32")
+        return noise.affine(
+            self.gamma,
+            self.beta,
+            feature_shape=self._layout.feature_shape,
+            count=count,
+            seed=seed,
         )
 
-    # ------------------------------------------------------- moving statistics
+    def _renormalized(self, mean, variance, gamma, beta):
+        """Batch Renormalization (Ioffe 2017): `gamma`, `beta` with `r`, `d`.
 
-    def _update_moving_statistics(self, mean, variance, count):
-        variance = self._population_variance(variance, count)
+        `(xhat * r + d) * gamma + beta`, with `r = std_B / renorm_std` and
+        `d = (mean_B - renorm_mean) / renorm_std` held constant in the
+        gradient and clipped by `renorm_clipping`. Uses the batch's own
+        (biased) statistics, whatever `unbiased_moving_variance` says.
+        """
+        dtype = mean.dtype
+        layout = self._layout_in_use()
+        stddev = ops.sqrt(variance + self.epsilon)
+        renorm_mean = layout.params(ops.cast(self.renorm_mean, dtype))
+        renorm_stddev = ops.maximum(
+            layout.params(ops.cast(self.renorm_stddev, dtype)),
+            ops.sqrt(ops.cast(self.epsilon, dtype)),
+        )
+        r = stddev / renorm_stddev
+        d = (mean - renorm_mean) / renorm_stddev
+        clipping = self.renorm_clipping
+        if clipping.get("rmin") is not None:
+            r = ops.maximum(r, clipping["rmin"])
+        if clipping.get("rmax") is not None:
+            r = ops.minimum(r, clipping["rmax"])
+        if clipping.get("dmax") is not None:
+            d = ops.clip(d, -clipping["dmax"], clipping["dmax"])
+        r, d = ops.stop_gradient(r), ops.stop_gradient(d)
+        g = r if gamma is None else r * gamma
+        b = d if gamma is None else d * gamma
+        return g, b if beta is None else b + beta
+
+    # ----------------------------------------------------- step 3: the state
+
+    def _update_state(self, batch, nonempty=None):
+        """Moves every statistic towards the batch's: EMA, CMA and renorm.
+
+        Args:
+            batch: Whole-batch `(mean, variance, count)`.
+            nonempty: None when the batch is known to be non-empty, else a
+                boolean tensor; an empty batch leaves every statistic as is.
+        """
+        mean, variance, count = batch
+        dtype = mean.dtype
+        population = self._population_variance(variance, count)
         if self.momentum is None:
-            n = self.num_batches_tracked + 1
+            n = self.num_batches_tracked + (
+                1 if nonempty is None else ops.cast(nonempty, "int64")
+            )
             self.num_batches_tracked.assign(n)
-            rate = 1.0 / ops.cast(n, mean.dtype)
-            keep = 1.0 - rate
+            rate = 1.0 / ops.cast(ops.maximum(n, 1), dtype)
         else:
-            keep, rate = self.momentum, 1.0 - self.momentum
-        moving_mean = ops.cast(self.moving_mean, mean.dtype)
-        moving_variance = ops.cast(self.moving_variance, mean.dtype)
-        self.moving_mean.assign(moving_mean * keep + mean * rate)
-        self.moving_variance.assign(moving_variance * keep + variance * rate)
+            rate = 1.0 - self.momentum
+        if self.renorm:
+            # Renorm's correction tracks the batch's own standard deviation;
+            # inference uses moving_stddev, Bessel-corrected when asked.
+            stddev = ops.sqrt(variance + self.epsilon)
+            renorm_rate = 1.0 - self.renorm_momentum
+            moving_stddev = _moving_average(
+                self.moving_stddev, ops.sqrt(population + self.epsilon), rate
+            )
+            updates = [
+                (
+                    self.renorm_mean,
+                    _moving_average(self.renorm_mean, mean, renorm_rate),
+                ),
+                (
+                    self.renorm_stddev,
+                    _moving_average(self.renorm_stddev, stddev, renorm_rate),
+                ),
+                (self.moving_stddev, moving_stddev),
+                (
+                    self.moving_variance,
+                    ops.relu(moving_stddev * moving_stddev - self.epsilon),
+                ),
+            ]
+        else:
+            updates = [
+                (
+                    self.moving_variance,
+                    _moving_average(self.moving_variance, population, rate),
+                )
+            ]
+        updates.append(
+            (self.moving_mean, _moving_average(self.moving_mean, mean, rate))
+        )
+        for variable, value in updates:
+            if nonempty is not None:
+                value = ops.where(nonempty, value, ops.cast(variable, value.dtype))
+            variable.assign(value)
 
     def _population_variance(self, variance, count):
         if not self.unbiased_moving_variance:
@@ -477,20 +617,6 @@ class BatchNormalization(KerasBatchNormalization):
         return variance * count / ops.maximum(count - 1.0, 1.0)
 
     # ---------------------------------------------------------------- helpers
-
-    def _layout_for(self, inputs):
-        if self.virtual_batch_size is None:
-            return self._layout
-        batch = inputs.shape[0]
-        if batch is not None:
-            _check_ghosts(batch, self.virtual_batch_size)
-        ghosts = ops.shape(inputs)[0] // self.virtual_batch_size
-        return FeatureLayout(
-            self._layout.input_rank,
-            self._layout.feature_axes,
-            self._layout.feature_shape,
-            ghosts,
-        )
 
     def _kernels_enabled(self):
         return self.compile_moments is not False and backend.backend() == "tensorflow"
@@ -520,86 +646,6 @@ class BatchNormalization(KerasBatchNormalization):
         return config
 
 
-# ----------------------------------------------------------------- validation
-
-
-def _check_axis(axis):
-    axes = axis if isinstance(axis, (list, tuple)) else [axis]
-    if (
-        not axes
-        or any(isinstance(a, bool) or not isinstance(a, int) for a in axes)
-        or len(set(axes)) != len(axes)
-    ):
-        raise ValueError(
-            "Argument `axis` must be an integer or a non-empty list of distinct "
-            f"integers. Received: axis={axis!r}"
-        )
-
-
-def _normalize_axes(axis, rank):
-    axes = axis if isinstance(axis, (list, tuple)) else [axis]
-    for a in axes:
-        if not -rank <= a < rank:
-            raise ValueError(
-                f"Argument `axis` is out of range for an input of rank {rank}. "
-                f"Received: axis={axis}"
-            )
-    normalized = sorted(a % rank for a in axes)
-    if len(set(normalized)) != len(normalized):
-        raise ValueError(
-            f"Argument `axis` names the same axis twice for rank {rank}. "
-            f"Received: axis={axis}"
-        )
-    return tuple(normalized)
-
-
-def _check_unit_interval(name, value, allow_none=False):
-    if value is None and allow_none:
-        return
-    try:
-        ok = 0.0 <= float(value) < 1.0
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        allowed = "a float in [0, 1)" + (" or None" if allow_none else "")
-        raise ValueError(
-            f"Argument `{name}` must be {allowed}. Received: {name}={value!r}"
-        )
-
-
-def _check_positive(name, value):
-    try:
-        ok = float(value) > 0.0
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(
-            f"Argument `{name}` must be a positive float. Received: {name}={value!r}"
-        )
-
-
-def _check_compilable(renorm, synchronized):
-    if backend.backend() != "tensorflow":
-        raise ValueError(
-            "compile_moments=True needs the TensorFlow backend; the current "
-            f"backend is {backend.backend()!r}. Use compile_moments='auto'."
-        )
-    if renorm or synchronized:
-        raise ValueError(
-            "compile_moments=True cannot be combined with renorm=True or "
-            "synchronized=True, which use the portable path. "
-            f"Received: renorm={renorm}, synchronized={synchronized}"
-        )
-
-
-def _check_ghosts(batch, virtual_batch_size):
-    if batch % virtual_batch_size:
-        raise ValueError(
-            f"Argument `virtual_batch_size` ({virtual_batch_size}) must divide "
-            f"the batch size ({batch})."
-        )
-
-
 # -------------------------------------------------------------------- helpers
 
 
@@ -607,16 +653,19 @@ def _compute_dtype(dtype):
     return backend.result_type(dtype, "float32")
 
 
-def _values_per_feature(inputs, layout):
-    """Number of values each statistic reduces (per ghost batch with Ghost BN)."""
-    shape = ops.shape(inputs)
+def _moving_average(variable, value, rate):
+    """`variable * (1 - rate) + value * rate`, in the value's dtype."""
+    old = ops.cast(variable, value.dtype)
+    return old + (value - old) * ops.cast(rate, value.dtype)
+
+
+def _count_like(stat, view, layout):
+    """Values behind each statistic of `view`, shaped like `stat`."""
+    shape = ops.shape(view)
     n = 1
-    for i, d in enumerate(shape):
-        if i not in layout.feature_axes:
-            n = n * d
-    if layout.ghosts is not None:
-        n = n // layout.ghosts
-    return n
+    for a in layout.reduction_axes:
+        n = n * shape[a]
+    return ops.ones_like(stat) * ops.cast(n, stat.dtype)
 
 
 def _or_ones(param, like):

@@ -31,7 +31,9 @@ def synchronized_moments(ctx, x, axes, weights=None):
     """
     local_shift = weighted_mean(x, axes, weights)
     shift = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, local_shift)
-    _, s0, s1, s2 = moment_sums(x, axes, weights, shift=shift)
+    # The shift is a constant (moment_sums stops its gradient); using the
+    # all-reduced one directly would send a second gradient through it.
+    shift, s0, s1, s2 = moment_sums(x, axes, weights, shift=shift)
     s0, s1, s2 = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [s0, s1, s2])
     mean, variance = moments_from_sums(shift, s0, s1, s2)
     return mean, variance, s0

@@ -1,11 +1,21 @@
-"""Where the features are: the canonical view the statistics are computed in.
+"""Where the features are, and how a batch splits into ghost batches.
 
 A batch of any rank is viewed, without copying, as `(pre, F, post)` when its
 feature axes are one contiguous block (every single-axis case): statistics
 reduce over axes 0 and 2, and XLA sees a plain row or column reduction instead
-of a reduction over scattered axes. Ghost BN splits the batch axis in front:
-`(ghosts, pre / ghosts, F, post)`, reducing over axes 1 and 3. Non-contiguous
-feature axes keep the input's own layout.
+of a reduction over scattered axes. Non-contiguous feature axes keep the
+input's own layout. Ghost BN puts a ghost axis in front:
+`(ghosts, pre / ghosts, F, post)`, reducing over axes 1 and 3.
+
+Ghost batches for any batch size (`ghost_blocks`): `n` rows and a virtual
+batch size `v` give `g = ceil(n / v)` ghost batches (one when `n <= v`) whose
+sizes differ by at most one: the first `n mod g` have `n // g + 1` rows, the
+others `n // g`. No ghost batch is larger than `v`. The split is two regular
+blocks, so each is a reshape, and the sizes may be tensors (a `fit` batch
+whose size is known only at run time) as well as Python ints.
+
+The sizes here may be Python ints (static shapes) or scalar tensors (dynamic
+ones); every helper works with both.
 """
 
 import dataclasses
@@ -22,13 +32,13 @@ class FeatureLayout:
         input_rank: Rank of the layer's input.
         feature_axes: Sorted, non-negative feature axes.
         feature_shape: Sizes of the feature axes (the parameter shape).
-        ghosts: Number of ghost batches, or None.
+        ghosted: Whether views carry a leading ghost axis.
     """
 
     input_rank: int
     feature_axes: tuple
     feature_shape: tuple
-    ghosts: int | None = None
+    ghosted: bool = False
 
     @property
     def contiguous(self):
@@ -44,7 +54,7 @@ class FeatureLayout:
             axes = tuple(
                 i for i in range(self.input_rank) if i not in self.feature_axes
             )
-        if self.ghosts is not None:
+        if self.ghosted:
             axes = tuple(a + 1 for a in axes)
         return axes
 
@@ -56,22 +66,31 @@ class FeatureLayout:
         else:
             sizes = dict(zip(self.feature_axes, self.feature_shape, strict=True))
             shape = tuple(sizes.get(i, 1) for i in range(self.input_rank))
-        if self.ghosts is not None:
+        if self.ghosted:
             shape = (1,) + shape
         return shape
 
-    def view(self, x):
-        """Reshapes `x` (or a broadcast mask) into the statistics view."""
+    def view(self, x, ghosts=None):
+        """Reshapes `x` (or a broadcast mask) into the statistics view.
+
+        Args:
+            x: A tensor of the layer's input rank.
+            ghosts: With a ghosted layout, the number of ghost batches in `x`
+                (all of one size).
+        """
+        shape = ops.shape(x)
+        per_row = 1  # values per batch row in front of the features
         if self.contiguous:
-            shape = ops.shape(x)
             first, last = self.feature_axes[0], self.feature_axes[-1] + 1
-            pre = _prod(shape[:first])
-            post = _prod(shape[last:])
-            view = [pre, math.prod(self.feature_shape), post]
+            view = [prod(shape[:first]), math.prod(self.feature_shape)]
+            view.append(prod(shape[last:]))
+            per_row = prod(shape[1:first])
         else:
-            view = list(ops.shape(x))
-        if self.ghosts is not None:
-            view = [self.ghosts, view[0] // self.ghosts] + view[1:]
+            view = list(shape)
+        if self.ghosted:
+            # Ghost BN never has a feature axis 0, so view[0] = rows * per_row.
+            size = shape[0] // maximum(ghosts, 1)
+            view = [ghosts, size * per_row] + view[1:]
         return ops.reshape(x, view)
 
     def params(self, p):
@@ -82,9 +101,54 @@ class FeatureLayout:
         """Reshapes a keepdims statistic of the view back to `feature_shape`."""
         return ops.reshape(stat, self.feature_shape)
 
+    def values_per_feature(self, shape):
+        """Number of values one statistic reduces over an input of `shape`."""
+        return prod(d for i, d in enumerate(shape) if i not in self.feature_axes)
 
-def _prod(dims):
+
+@dataclasses.dataclass(frozen=True)
+class GhostBlock:
+    """`ghosts` ghost batches of `size` rows each, from row `start` on."""
+
+    start: object
+    ghosts: object
+    size: object
+
+    @property
+    def stop(self):
+        return self.start + self.ghosts * self.size
+
+
+def ghost_blocks(rows, virtual_batch_size):
+    """Splits `rows` into ghost batches as evenly as possible.
+
+    Returns:
+        `(count, blocks)`: the number of ghost batches and a list of one or two
+        `GhostBlock`s covering the rows in order. With static sizes, a block
+        known to be empty is left out.
+    """
+    v = virtual_batch_size
+    count = maximum((rows + v - 1) // v, 1)
+    size = rows // count
+    larger = rows - count * size  # ghost batches of size + 1 rows, first
+    if all(isinstance(n, int) for n in (rows, larger)):
+        if larger == 0:
+            return count, [GhostBlock(0, count, size)]
+    head = GhostBlock(0, larger, size + 1)
+    tail = GhostBlock(head.stop, count - larger, size)
+    return count, [head, tail]
+
+
+def prod(dims):
+    """Product of sizes that may be Python ints or scalar tensors."""
     out = 1
     for d in dims:
         out = out * d
     return out
+
+
+def maximum(a, b):
+    """`max` for Python ints, `ops.maximum` for tensors."""
+    if isinstance(a, int) and isinstance(b, int):
+        return max(a, b)
+    return ops.maximum(a, b)

@@ -24,6 +24,8 @@ Numerical decisions, made here once:
 
 from keras import ops
 
+from kbn.layout import prod
+
 
 def moment_sums(x, axes, weights=None, shift=None):
     """Weighted shifted sums `(S0, S1, S2)` over `axes`, with keepdims.
@@ -44,7 +46,7 @@ def moment_sums(x, axes, weights=None, shift=None):
         shift = weighted_mean(x, axes, weights)
     shift = ops.stop_gradient(shift)
     if weights is None:
-        s0 = ops.cast(_count(x, axes), x.dtype)
+        s0 = ops.cast(prod(ops.shape(x)[a] for a in axes), x.dtype)
         d = x - shift
         s1 = ops.sum(d, axis=axes, keepdims=True)
         s2 = ops.sum(d * d, axis=axes, keepdims=True)
@@ -113,14 +115,6 @@ def normalize(x, mean, variance, gamma, beta, epsilon):
     if beta is not None:
         y = y + beta
     return y
-
-
-def _count(x, axes):
-    shape = ops.shape(x)
-    n = 1
-    for a in axes:
-        n = n * shape[a]
-    return n
 
 
 def _safe(total):

@@ -1,33 +1,39 @@
 """Monte-Carlo batch normalization: predictive uncertainty from BN's noise."""
 
 import contextlib
+import math
 
 import keras
 import numpy as np
 
 from kbn import noise as noise_lib
-
-# The layers sampling noise at inference, with the model and seed generator
-# each uses; read by kbn.BatchNormalization while mc_predict runs.
-_ACTIVE = {}
-
-
-def inference_noise(layer):
-    """`(noise model, seed generator)` when `layer` samples at inference, else None."""
-    return _ACTIVE.get(id(layer))
+from kbn.batch_normalization import BatchNormalization
 
 
 @contextlib.contextmanager
-def _sampling(layers, seed):
+def _sampling(layers, seed, batch_size):
+    """Makes each layer sample its noise at inference, and restores it after."""
     seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=len(layers))
+    previous = [layer.inference_noise for layer in layers]
     for layer, layer_seed in zip(layers, seeds, strict=True):
-        model = layer.noise or noise_lib.BatchStatistics()
-        _ACTIVE[id(layer)] = (model, keras.random.SeedGenerator(int(layer_seed)))
+        layer.inference_noise = noise_lib.Sampling(
+            model=layer.noise or noise_lib.BatchStatistics(),
+            seed=keras.random.SeedGenerator(int(layer_seed)),
+            samples=_samples_per_statistic(layer, batch_size),
+        )
     try:
         yield
     finally:
-        for layer in layers:
-            _ACTIVE.pop(id(layer), None)
+        for layer, before in zip(layers, previous, strict=True):
+            layer.inference_noise = before
+
+
+def _samples_per_statistic(layer, batch_size):
+    """M in examples: a Ghost BN layer's statistics see one ghost batch."""
+    if layer.virtual_batch_size is None:
+        return float(batch_size)
+    ghosts = math.ceil(batch_size / layer.virtual_batch_size)
+    return batch_size / ghosts
 
 
 def mc_predict(model, x, samples=32, batch_size=None, seed=None):
@@ -36,7 +42,9 @@ def mc_predict(model, x, samples=32, batch_size=None, seed=None):
     Every `kbn.BatchNormalization` layer in `model` normalizes with its moving
     statistics and samples its noise model at inference (layers without one
     sample `kbn.noise.BatchStatistics()`: the noise of batch statistics over
-    `M` values per feature, M given by `batch_size`), so the spread of the
+    `M` values per feature, M given by `batch_size`, or by the size of a
+    ghost batch for a Ghost BN layer, and the same for every chunk, a short
+    last one included), so the spread of the
     predictions reflects BN's own stochasticity (Teye et al. 2018). Moving
     statistics are untouched.
 
@@ -52,8 +60,6 @@ def mc_predict(model, x, samples=32, batch_size=None, seed=None):
         `(mean, std)`: NumPy arrays of the model's output shape, the mean and
         standard deviation over `samples` passes.
     """
-    from kbn.batch_normalization import BatchNormalization
-
     layers = [la for la in _walk(model) if isinstance(la, BatchNormalization)]
     if not layers:
         raise ValueError(
@@ -76,7 +82,7 @@ def mc_predict(model, x, samples=32, batch_size=None, seed=None):
     n = len(keras.tree.flatten(x)[0])
     batch_size = min(batch_size or 32, n)
     draws = []
-    with _sampling(layers, seed):
+    with _sampling(layers, seed, batch_size):
         for _ in range(samples):
             chunks = [
                 keras.ops.convert_to_numpy(model(batch, training=False))

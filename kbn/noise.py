@@ -18,6 +18,7 @@ Models:
 All are applied only in training mode; inference is deterministic.
 """
 
+import dataclasses
 import math
 
 import keras
@@ -122,15 +123,15 @@ class BatchStatistics(NoiseModel):
         self.normalize_with = normalize_with
 
     def affine(self, gamma, beta, *, feature_shape, count, seed):
-        count = ops.cast(count, "float32")
+        dtype = _dtype_of(gamma, beta)
+        count = ops.cast(count, dtype)
         mean_std = self.strength / ops.sqrt(count)
         scale_std = self.strength * ops.sqrt((self.kurtosis + 2.0) / (4.0 * count))
-        delta = keras.random.normal(feature_shape, seed=seed) * mean_std
-        stretch = ops.maximum(
-            1.0 + keras.random.normal(feature_shape, seed=seed) * scale_std, 0.1
-        )
-        gamma = _ones_if_none(gamma, feature_shape) / stretch
-        return gamma, _zeros_if_none(beta, feature_shape) - gamma * delta
+        delta = keras.random.normal(feature_shape, seed=seed, dtype=dtype) * mean_std
+        draw = keras.random.normal(feature_shape, seed=seed, dtype=dtype)
+        stretch = ops.maximum(1.0 + draw * scale_std, 0.1)
+        gamma = _ones_if_none(gamma, feature_shape, dtype) / stretch
+        return gamma, _zeros_if_none(beta, feature_shape, dtype) - gamma * delta
 
     def get_config(self):
         return {
@@ -187,7 +188,7 @@ class CovariateShift(NoiseModel):
     def perturb_output(self, outputs, *, feature_axes, seed):
         shape = ops.shape(outputs)
         unit_shape = [shape[i] if i in feature_axes else 1 for i in range(len(shape))]
-        dtype = "float32"
+        dtype = "float64" if outputs.dtype == "float64" else "float32"
         mu = keras.random.uniform(
             unit_shape, -self.mean_range, self.mean_range, dtype=dtype, seed=seed
         )
@@ -244,10 +245,14 @@ class Adjustment(NoiseModel):
 
     def affine(self, gamma, beta, *, feature_shape, count, seed):
         r, s = self.scale_range, self.shift_range
-        scale = keras.random.uniform(feature_shape, 1.0 - r, 1.0 + r, seed=seed)
-        shift = keras.random.uniform(feature_shape, -s, s, seed=seed)
-        gamma = _ones_if_none(gamma, feature_shape)
-        return gamma * scale, _zeros_if_none(beta, feature_shape) + gamma * shift
+        dtype = _dtype_of(gamma, beta)
+        scale = keras.random.uniform(
+            feature_shape, 1.0 - r, 1.0 + r, seed=seed, dtype=dtype
+        )
+        shift = keras.random.uniform(feature_shape, -s, s, seed=seed, dtype=dtype)
+        gamma = _ones_if_none(gamma, feature_shape, dtype)
+        beta = _zeros_if_none(beta, feature_shape, dtype)
+        return gamma * scale, beta + gamma * shift
 
     def get_config(self):
         return {
@@ -255,6 +260,22 @@ class Adjustment(NoiseModel):
             "shift_range": self.shift_range,
             **super().get_config(),
         }
+
+
+@dataclasses.dataclass
+class Sampling:
+    """Noise a layer samples at inference (set by `kbn.mc_predict`).
+
+    Attributes:
+        model: The `NoiseModel` to sample.
+        seed: A `keras.random.SeedGenerator`.
+        samples: The batch size `M` counts, in examples: the same for every
+            chunk, so a short last chunk gets no extra noise.
+    """
+
+    model: NoiseModel
+    seed: object
+    samples: float
 
 
 _BY_ID = {cls.id: cls for cls in (BatchStatistics, CovariateShift, Adjustment)}
@@ -293,9 +314,17 @@ def _check_at_least(name, value, low):
         )
 
 
-def _ones_if_none(gamma, shape):
-    return ops.ones(shape) if gamma is None else ops.convert_to_tensor(gamma)
+def _dtype_of(gamma, beta):
+    """The parameters' dtype (float32 when the layer has neither)."""
+    for p in (gamma, beta):
+        if p is not None:
+            return keras.backend.standardize_dtype(p.dtype)
+    return "float32"
 
 
-def _zeros_if_none(beta, shape):
-    return ops.zeros(shape) if beta is None else ops.convert_to_tensor(beta)
+def _ones_if_none(gamma, shape, dtype):
+    return ops.ones(shape, dtype) if gamma is None else ops.convert_to_tensor(gamma)
+
+
+def _zeros_if_none(beta, shape, dtype):
+    return ops.zeros(shape, dtype) if beta is None else ops.convert_to_tensor(beta)

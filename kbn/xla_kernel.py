@@ -24,6 +24,14 @@ Numerical decisions:
   reductions in one pass, then `dx`). Upstream gradients of the returned mean
   and variance are honoured, folded into the per-channel coefficients of `dx`
   at no cost.
+- Higher-order gradients are exact: the hand-written backward is itself a
+  custom-gradient function whose own gradient is the automatic derivative of
+  a plain TensorFlow formulation of the same VJP (`_reference_vjp`). First-order
+  training never runs it; a gradient penalty or Hessian-vector product pays
+  for it only when asked, and every further order is plain autodiff.
+- An empty batch gives empty outputs and finite zero gradients (counts are
+  floored at 1 in the divisions); its statistics are meaningless and the layer
+  does not use them.
 
 Memory traffic is the cost (see benchmarks/): the forward pass reads `x` twice
 and writes `y`; the backward reads `x` and `dy` twice and writes `dx`. That is
@@ -54,6 +62,15 @@ def batch_norm_train(x, gamma, beta, *, axes, epsilon, out_dtype):
         tuple(gamma.shape), tuple(axes), float(epsilon), tf.as_dtype(out_dtype).name
     )
     return kernel(x, gamma, beta)
+
+
+def batch_moments(x, *, axes):
+    """Mean and biased variance of `x` over `axes` (keepdims), not differentiable.
+
+    For state updates that need batch statistics without normalizing by them
+    (noise with `normalize_with="moving"`).
+    """
+    return _moments_kernel(tuple(axes))(tf.stop_gradient(x))
 
 
 def batch_norm_infer(x, mean, variance, gamma, beta, *, epsilon, out_dtype):
@@ -121,15 +138,77 @@ def _compute_dtype(dtype):
 
 
 def _first_sample(x, axes):
-    """The first element along every reduced axis, with keepdims shape."""
-    size = [1 if i in axes else -1 for i in range(x.shape.rank)]
-    return tf.slice(x, [0] * x.shape.rank, size)
+    """The first element along every reduced axis, with keepdims shape.
+
+    Summed over a slice of at most one element per reduced axis, so that an
+    empty input gives zeros of the right shape instead of a slice error.
+    """
+    shape = tf.shape(x)
+    size = [tf.minimum(shape[i], 1) if i in axes else -1 for i in range(x.shape.rank)]
+    first = tf.slice(x, [0] * x.shape.rank, tf.stack(size))
+    return tf.reduce_sum(first, axis=axes, keepdims=True)
 
 
 def _sum_to(t, shape):
     """Sums `t` over the axes where `shape` (static) has size 1."""
     axes = [i for i, n in enumerate(shape) if n == 1]
     return tf.reshape(tf.reduce_sum(t, axis=axes, keepdims=True), shape)
+
+
+def _shifted_moments(x, axes):
+    """Shifted one-pass mean and variance in the compute dtype (keepdims)."""
+    ct = _compute_dtype(x.dtype)
+    shift = tf.cast(_first_sample(x, axes), ct)
+
+    def shifted(v):
+        d = tf.cast(v, ct) - shift
+        return d, d * d
+
+    centred_sum, square_sum = _channel_sums(shifted, [x], axes)
+    n = _count(x, shift)
+    centred_mean = centred_sum / n
+    variance = tf.maximum(square_sum / n - centred_mean * centred_mean, 0.0)
+    return shift + centred_mean, variance
+
+
+def _count(x, stat):
+    """Values reduced per statistic, at least 1 (so an empty batch stays finite)."""
+    n = tf.size(x) // tf.maximum(tf.size(stat), 1)
+    return tf.cast(tf.maximum(n, 1), stat.dtype)
+
+
+def _reference_forward(x, gamma, beta, axes, epsilon, out_dtype):
+    """The training forward pass as plain, differentiable TensorFlow."""
+    ct = _compute_dtype(x.dtype)
+    xc = tf.cast(x, ct)
+    mean = tf.reduce_mean(xc, axis=axes, keepdims=True)
+    variance = tf.reduce_mean(tf.square(xc - mean), axis=axes, keepdims=True)
+    y = (xc - mean) * (tf.cast(gamma, ct) * tf.math.rsqrt(variance + epsilon))
+    return tf.cast(y + tf.cast(beta, ct), out_dtype), mean, variance
+
+
+def _reference_vjp(upstream, inputs, axes, epsilon, out_dtype):
+    """`(dx, dgamma, dbeta)` of the plain forward pass, by autodiff."""
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        outputs = _reference_forward(*inputs, axes, epsilon, out_dtype)
+    grads = tape.gradient(outputs, inputs, output_gradients=upstream)
+    return _zeros_for_none(grads, inputs)
+
+
+def _zeros_for_none(grads, like):
+    return [
+        tf.zeros_like(v) if g is None else g for g, v in zip(grads, like, strict=True)
+    ]
+
+
+@functools.cache
+def _moments_kernel(axes):
+    @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+    def kernel(x):
+        return _shifted_moments(x, axes)
+
+    return kernel
 
 
 @functools.cache
@@ -140,17 +219,7 @@ def _train_kernel(param_shape, axes, epsilon, out_dtype):
     @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
     def forward(x, gamma, beta):
         ct = _compute_dtype(x.dtype)
-        shift = tf.cast(_first_sample(x, axes), ct)
-
-        def shifted(v):
-            d = tf.cast(v, ct) - shift
-            return d, d * d
-
-        centred_sum, square_sum = _channel_sums(shifted, [x], axes)
-        n = tf.cast(tf.size(x) // tf.size(shift), ct)
-        centred_mean = centred_sum / n
-        mean = shift + centred_mean
-        variance = tf.maximum(square_sum / n - centred_mean * centred_mean, 0.0)
+        mean, variance = _shifted_moments(x, axes)
         scale = tf.cast(gamma, ct) * tf.math.rsqrt(variance + epsilon)
         y = (tf.cast(x, ct) - mean) * scale + tf.cast(beta, ct)
         return tf.cast(y, out_dtype), mean, variance
@@ -164,7 +233,7 @@ def _train_kernel(param_shape, axes, epsilon, out_dtype):
             return e, e * (tf.cast(v, ct) - mean)
 
         sum_dy, sum_dy_centred = _channel_sums(upstream, [dy, x], axes)
-        n = tf.cast(tf.size(x) // tf.size(mean), ct)
+        n = _count(x, mean)
         rstd = tf.math.rsqrt(variance + epsilon)
         sum_dy_xhat = sum_dy_centred * rstd
         centred = tf.cast(x, ct) - mean
@@ -193,11 +262,29 @@ def _train_kernel(param_shape, axes, epsilon, out_dtype):
         )
 
         def grad(dy, dmean, dvar):
-            dmean = tf.zeros_like(mean) if dmean is None else dmean
-            dvar = tf.zeros_like(variance) if dvar is None else dvar
-            return backward(dy, dmean, dvar, x, gamma, mean, variance)
+            upstream = _zeros_for_none([dy, dmean, dvar], [y, mean, variance])
+            return vjp(*upstream, x, gamma, beta, mean, variance)
 
         return (y, mean, variance), grad
+
+    @tf.custom_gradient
+    def vjp(dy, dmean, dvar, x, gamma, beta, mean, variance):
+        # First order: the fused backward kernel. Its own gradient (second
+        # order and up) differentiates the plain formulation, so it is exact.
+        stopped = [tf.stop_gradient(t) for t in (dy, dmean, dvar, x, gamma)]
+        grads = backward(*stopped, mean, variance)
+
+        def second(*upper):
+            inputs = [dy, dmean, dvar, x, gamma, beta]
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                first = _reference_vjp(inputs[:3], inputs[3:], axes, epsilon, out_dtype)
+            upper = _zeros_for_none(upper, grads)
+            out = tape.gradient(first, inputs, output_gradients=upper)
+            # mean and variance are recomputed from x inside the reference.
+            return _zeros_for_none(out, inputs) + [None, None]
+
+        return grads, second
 
     return kernel
 

@@ -39,12 +39,6 @@ def test_virtual_batch_size_normalizes_each_ghost_batch(shape, compile_moments):
     )
 
 
-def test_virtual_batch_size_must_divide_the_batch():
-    layer = kbn.BatchNormalization(virtual_batch_size=3)
-    with pytest.raises(ValueError, match="virtual_batch_size.*divide"):
-        layer(np.zeros((8, 4), "float32"), training=True)
-
-
 def test_virtual_batch_size_model_saves_and_reloads(tmp_path):
     model = keras.Sequential(
         [

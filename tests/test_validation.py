@@ -6,9 +6,8 @@ import pytest
 import kbn
 
 BAD_ARGUMENTS = [
-    ("epsilon", dict(epsilon=0.0)),
     ("epsilon", dict(epsilon=-1e-3)),
-    ("momentum", dict(momentum=1.0)),
+    ("momentum", dict(momentum=1.5)),
     ("momentum", dict(momentum=-0.1)),
     ("momentum", dict(momentum="fast")),
     ("renorm_momentum", dict(renorm=True, renorm_momentum=1.5)),
@@ -23,6 +22,8 @@ BAD_ARGUMENTS = [
     ("noise", dict(noise="gaussian")),
     ("compile_moments", dict(compile_moments=True, renorm=True)),
     ("renorm", dict(renorm=True, momentum=None)),
+    ("virtual_batch_size", dict(synchronized=True, virtual_batch_size=4)),
+    ("epsilon", dict(epsilon=float("nan"))),
 ]
 
 
