@@ -1,0 +1,39 @@
+"""Keras's own BatchNormalization test suite passes with kbn's class swapped in."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+import pytest
+
+SUITE = (
+    pathlib.Path(keras.__file__).parent
+    / "src/layers/normalization/batch_normalization_test.py"
+)
+
+
+@pytest.mark.skipif(not SUITE.exists(), reason="this Keras wheel ships no tests")
+def test_keras_batch_normalization_suite_passes_with_kbn(tmp_path):
+    count_file = tmp_path / "count"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]
+        ),
+        "KBN_SWAP_COUNT": str(count_file),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "keras_swap_plugin"]
+        + ["-p", "no:cacheprovider", "-W", "ignore", str(SUITE)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
+    assert " passed" in result.stdout and " failed" not in result.stdout
+    assert int(count_file.read_text()) > 20  # the suite really built kbn layers
