@@ -25,8 +25,21 @@ def test_keras_batch_normalization_suite_passes_with_kbn(tmp_path):
         "KBN_SWAP_COUNT": str(count_file),
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
+    # An empty config of its own: the suite must not pick up kbn's pyproject
+    # (found above a virtual environment inside the checkout) and its addopts.
+    ini = tmp_path / "pytest.ini"
+    ini.write_text("[pytest]\n")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "keras_swap_plugin"]
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-c",
+            str(ini),
+            "-p",
+            "keras_swap_plugin",
+        ]
         + ["-p", "no:cacheprovider", "-W", "ignore", str(SUITE)],
         capture_output=True,
         text=True,
