@@ -148,22 +148,12 @@ def markdown(report):
     return "\n".join(lines)
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="32x32, batch 8")
-    parser.add_argument("--runs", type=_positive_int, help="runs (default 5)")
+    parser.add_argument("--runs", type=tables.positive_int, help="runs (default 5)")
     parser.add_argument(
-        "--calls", type=_positive_int, help="calls per model per run (default 10)"
+        "--calls", type=tables.positive_int, help="calls per model per run (default 10)"
     )
     parser.add_argument(
         "--out",

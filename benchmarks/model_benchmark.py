@@ -156,16 +156,6 @@ def _mirrored_main(quick):
     print(json.dumps({"compile": "default, MirroredStrategy (2 CPUs)", "ms": ms}))
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller model input")
@@ -174,7 +164,7 @@ def main(argv=None):
     )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.add_argument(
-        "--rounds", type=_positive_int, help="interleaved rounds (default 2)"
+        "--rounds", type=tables.positive_int, help="interleaved rounds (default 2)"
     )
     args = parser.parse_args(argv)
     if args.mirrored:

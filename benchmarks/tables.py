@@ -1,5 +1,6 @@
 """Markdown tables, the issue targets, and the machine description."""
 
+import argparse
 import datetime
 import json
 import os
@@ -7,6 +8,17 @@ import platform
 
 LAYER_CANDIDATES = ["kbn", "stock", "stock_xla", "fused"]
 CONV = [64, 32, 32, 64]
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
 
 
 def environment():

@@ -72,13 +72,7 @@ def non_negative(name, value):
 def positive_int_or_none(name, value):
     if value is None:
         return None
-    if isinstance(value, bool):
-        number = None
-    else:
-        try:
-            number = operator.index(value)
-        except TypeError:
-            number = None
+    number = _integer(value)
     if number is None or number < 1:
         raise ValueError(
             f"Argument `{name}` must be a positive integer or None. "
@@ -90,13 +84,7 @@ def positive_int_or_none(name, value):
 def seed(value):
     if value is None:
         return None
-    if isinstance(value, bool):
-        number = None
-    else:
-        try:
-            number = operator.index(value)
-        except TypeError:
-            number = None
+    number = _integer(value)
     if number is None:
         raise ValueError(
             f"Argument `seed` must be an integer or None. Received: seed={value!r}"
@@ -142,6 +130,16 @@ def combination(
             "synchronized=True, which use the portable path. "
             f"Received: renorm={renorm}, synchronized={synchronized}"
         )
+
+
+def _integer(value):
+    """`value` as an int (NumPy integers too), or None; bools are not integers."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
 
 
 def _finite(value):
