@@ -304,7 +304,11 @@ class BatchNormalization(KerasBatchNormalization):
     def _train(self, inputs, mask):
         """Three steps: which statistics, normalize, update the state."""
         rows = ops.shape(inputs)[0]
-        if isinstance(rows, int) and rows == 0:
+        static = isinstance(rows, int)
+        # With synchronized statistics every replica joins the collectives,
+        # an empty one too, and the global count says whether to update.
+        global_count = self.synchronized and _replica_context() is not None
+        if static and rows == 0 and not global_count:
             return ops.cast(inputs, self.compute_dtype)  # nothing to learn from
         noise = self.noise
         compiled = self._use_kernel(mask)
@@ -324,7 +328,11 @@ class BatchNormalization(KerasBatchNormalization):
                 feature_axes=self._layout.feature_axes,
                 seed=self._seed_generator,
             )
-        self._update_state(batch, nonempty=None if isinstance(rows, int) else rows > 0)
+        if global_count:
+            nonempty = batch[2] > 0
+        else:
+            nonempty = None if static else rows > 0
+        self._update_state(batch, nonempty=nonempty)
         return outputs
 
     def _infer(self, inputs):
@@ -513,6 +521,7 @@ class BatchNormalization(KerasBatchNormalization):
         if noise is None:
             return self.gamma, self.beta
         count = ops.cast(batch[2], "float32") / ops.cast(ghosts, "float32")
+        count = ops.maximum(count, 1.0)  # an empty batch: finite noise, no NaN
         return noise.affine(
             self.gamma,
             self.beta,

@@ -11,7 +11,7 @@ first (Keras models built from an `Input`, and `model.fit`, always do).
 
 import tensorflow as tf
 
-from kbn.moments import moment_sums, moments_from_sums, weighted_mean
+from kbn.moments import moment_sums, moments_from_sums, safe_divisor, weighted_sums
 
 
 def replica_context():
@@ -25,12 +25,15 @@ def replica_context():
 def synchronized_moments(ctx, x, axes, weights=None):
     """Global mean, variance and count over all replicas (keepdims).
 
-    Two collectives: a shared shift (the mean of the replicas' local means)
-    so every replica accumulates around the same point, then one all-reduce
-    of the three shifted sums.
+    Two collectives: the replicas' weights and weighted sums, whose ratio is
+    a shift shared by every replica (the global mean: a replica with an empty
+    batch contributes nothing, instead of a NaN mean), then one all-reduce of
+    the three sums shifted by it.
     """
-    local_shift = weighted_mean(x, axes, weights)
-    shift = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, local_shift)
+    total, weighted = ctx.all_reduce(
+        tf.distribute.ReduceOp.SUM, list(weighted_sums(x, axes, weights))
+    )
+    shift = weighted / safe_divisor(total)
     # The shift is a constant (moment_sums stops its gradient); using the
     # all-reduced one directly would send a second gradient through it.
     shift, s0, s1, s2 = moment_sums(x, axes, weights, shift=shift)

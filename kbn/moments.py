@@ -59,18 +59,29 @@ def moment_sums(x, axes, weights=None, shift=None):
     return shift, s0, s1, s2
 
 
-def weighted_mean(x, axes, weights=None):
-    """Mean of `x` over `axes` (keepdims), weighted when `weights` is given."""
+def weighted_sums(x, axes, weights=None):
+    """`(sum of weights, weighted sum of x)` over `axes`, with keepdims."""
     if weights is None:
-        return ops.mean(x, axis=axes, keepdims=True)
+        weighted = ops.sum(x, axis=axes, keepdims=True)
+        count = ops.cast(prod(ops.shape(x)[a] for a in axes), x.dtype)
+        return count * ops.ones_like(weighted), weighted
     weights = ops.broadcast_to(weights, ops.shape(x))
     total = ops.sum(weights, axis=axes, keepdims=True)
-    return ops.sum(weights * x, axis=axes, keepdims=True) / _safe(total)
+    return total, ops.sum(weights * x, axis=axes, keepdims=True)
+
+
+def weighted_mean(x, axes, weights=None):
+    """Mean of `x` over `axes` (keepdims), weighted when `weights` is given.
+
+    An empty (or fully masked) group has mean 0, not NaN.
+    """
+    total, weighted = weighted_sums(x, axes, weights)
+    return weighted / safe_divisor(total)
 
 
 def moments_from_sums(shift, s0, s1, s2):
     """Mean and (biased) variance from `moment_sums` output."""
-    s0 = _safe(s0)
+    s0 = safe_divisor(s0)
     centred_mean = s1 / s0
     mean = shift + centred_mean
     variance = ops.maximum(s2 / s0 - centred_mean * centred_mean, 0.0)
@@ -96,7 +107,7 @@ def combine_groups(mean, variance, count, axis):
     exactly the statistics of the whole batch.
     """
     total = ops.sum(count, axis=axis, keepdims=True)
-    w = count / _safe(total)
+    w = count / safe_divisor(total)
     pooled_mean = ops.sum(w * mean, axis=axis, keepdims=True)
     spread = mean - pooled_mean
     pooled_var = ops.sum(w * (variance + spread * spread), axis=axis, keepdims=True)
@@ -117,7 +128,8 @@ def normalize(x, mean, variance, gamma, beta, epsilon):
     return y
 
 
-def _safe(total):
+def safe_divisor(total):
+    """`total`, with 0 replaced by a tiny number, to divide sums by."""
     # A fully masked group has no weight; divide by a tiny number (as Keras's
     # own masked moments do) so its statistics are 0 rather than NaN.
     return total + 1e-7 * ops.cast(total == 0, total.dtype)

@@ -11,18 +11,19 @@ Numerical decisions:
 - Statistics accumulate in float32 (float64 stays float64); half-precision
   inputs are upcast inside the kernel, so no float32 copy is materialized.
 - Moments are *shifted one-pass* sums: `d = x - k`, with `k` per channel the
-  mean of its first (up to 64) values (a constant), then `mean = k + E[d]`
+  mean of up to 64 of its values spread along the batch (a constant), then
+  `mean = k + E[d]`
   and `var = max(E[d^2] - E[d]^2, 0)`. Both sums come from one read of `x`
   (`_channel_sums` explains how, on XLA:CPU).
   Shifting by values of the batch removes any common offset (1e7 with unit
-  spread keeps its variance to 1e-6). A mean of 64 values is within about
-  `std / 8` of the batch mean for i.i.d. data, so `E[d]^2` is tiny next to
-  `E[d^2]` and the cancellation costs almost nothing (a single first sample
-  could be two or three standard deviations off and cost a digit, enough to
-  fail Keras's own test now and then); and by Samuelson's inequality any
-  mean of samples lies within `sqrt(n - 1)` standard deviations of the batch
-  mean, which bounds the cancellation at about `n * eps` relative even for
-  outliers or sorted data.
+  spread keeps its variance to 1e-6). A mean of 64 values from across the
+  batch is typically within about `std / 8` of the batch mean, so `E[d]^2`
+  is tiny next to `E[d^2]` and the cancellation costs almost nothing (a
+  single first sample could be two or three standard deviations off and
+  cost a digit, enough to fail Keras's own test now and then); and by
+  Samuelson's inequality any mean of samples lies within `sqrt(n - 1)`
+  standard deviations of the batch mean, which bounds the cancellation at
+  about `n * eps` relative whatever the data.
 - Normalization is `(x - mean) * (gamma * rsqrt(var + eps)) + beta`.
 - The gradient saves only `x` and the per-channel mean and variance; `xhat` is
   recomputed in the backward kernel, which reads `x` and `dy` twice (both
@@ -151,17 +152,32 @@ _SHIFT_ROWS = 64
 def _shift(x, axes, dtype):
     """A per-channel constant near the mean, with keepdims shape.
 
-    The mean of the first (up to `_SHIFT_ROWS`) values along the outermost
-    reduced axis, at index 0 of the other reduced axes. Sizes are clamped, so
-    an empty input gives zeros of the right shape instead of a slice error.
+    The mean of up to `_SHIFT_ROWS` values spread evenly along the outermost
+    reduced axis (the batch, or batch x pixels for channels-last images), at
+    index 0 of the other reduced axes. Sizes are clamped, so an empty input
+    gives zeros of the right shape instead of a slice error.
     """
+    rank = x.shape.rank
     shape = tf.shape(x)
-    size = [
-        tf.minimum(shape[i], _SHIFT_ROWS if i == axes[0] else 1) if i in axes else -1
-        for i in range(x.shape.rank)
+    outer = axes[0]
+    rows = tf.minimum(shape[outer], _SHIFT_ROWS)
+    stride = tf.maximum(shape[outer] // _SHIFT_ROWS, 1)
+    end = [
+        stride * rows
+        if i == outer
+        else tf.minimum(shape[i], 1)
+        if i in axes
+        else shape[i]
+        for i in range(rank)
     ]
-    head = tf.cast(tf.slice(x, [0] * x.shape.rank, tf.stack(size)), dtype)
-    count = tf.maximum(tf.reduce_prod(tf.stack([size[i] for i in axes])), 1)
+    strides = [stride if i == outer else 1 for i in range(rank)]
+    head = tf.strided_slice(x, [0] * rank, tf.stack(end), tf.stack(strides))
+    # Tensor bounds hide the rank from shape inference; it is x's.
+    head = tf.cast(tf.ensure_shape(head, [None] * rank), dtype)
+    count = rows
+    for i in axes[1:]:
+        count = count * tf.minimum(shape[i], 1)
+    count = tf.maximum(count, 1)
     return tf.reduce_sum(head, axis=axes, keepdims=True) / tf.cast(count, dtype)
 
 

@@ -93,6 +93,46 @@ print("ok")
     )
 
 
+def test_synchronized_with_an_empty_replica_matches_the_stock_layer():
+    # A global batch smaller than the number of replicas: one replica's batch
+    # is empty, with a dynamic shape (a distributed dataset) or a static one.
+    run_script(
+        SETUP
+        + """
+x = (rng.normal(size=(3, 3)) * 2 + 1).astype("float32")
+with strategy.scope():
+    layers = [cls(momentum=0.0, synchronized=True)
+              for cls in (keras.layers.BatchNormalization, kbn.BatchNormalization)]
+    for layer in layers:
+        layer.build((None, 3))
+for layer in layers:
+    run(layer, x[:1])  # dynamic: replicas get 1 and 0 rows
+stock, ours = (layer.moving_mean.numpy() for layer in layers)
+np.testing.assert_allclose(ours, x[0], rtol=1e-6)
+np.testing.assert_allclose(ours, stock, rtol=1e-6)
+
+def value(ctx):  # static shapes: (2, 3) and (0, 3)
+    return tf.constant(x[:2]) if ctx.replica_id_in_sync_group == 0 else x[:0]
+
+values = strategy.experimental_distribute_values_from_function(value)
+outputs = []
+for layer in layers:
+    @tf.function
+    def step(v, layer=layer):
+        return strategy.run(lambda b: layer(b, training=True), args=(v,))
+    outputs.append(strategy.experimental_local_results(step(values))[0].numpy())
+# Against float64 (the stock layer's one-pass E[x^2] - E[x]^2 is within 1e-4).
+two = x[:2].astype("float64")
+want = (two - two.mean(0)) / np.sqrt(two.var(0) + 1e-3)
+np.testing.assert_allclose(outputs[1], want, atol=1e-5)
+np.testing.assert_allclose(outputs[0], want, atol=1e-4)
+np.testing.assert_allclose(layers[1].moving_mean.numpy(), x[:2].mean(0), rtol=1e-5)
+assert np.all(np.isfinite(layers[1].moving_variance.numpy()))
+print("ok")
+"""
+    )
+
+
 def test_model_fit_under_mirrored_strategy_with_noise():
     run_script(
         SETUP

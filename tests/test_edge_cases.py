@@ -86,6 +86,28 @@ def test_empty_batch_passes_through_and_changes_nothing(
         np.testing.assert_array_equal(variable.numpy(), value, err_msg=variable.path)
 
 
+@pytest.mark.parametrize("compile_moments", ["auto", False])
+@pytest.mark.parametrize(
+    "options",
+    [dict(renorm=True), dict(noise="batch_statistics"), dict(noise="adjustment")],
+    ids=["renorm", "batch_statistics", "adjustment"],
+)
+def test_empty_batch_gradients_stay_finite_with_renorm_and_noise(
+    options, compile_moments
+):
+    layer = kbn.BatchNormalization(compile_moments=compile_moments, **options)
+    layer.build((None, 3))
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 3), tf.float32)])
+    def grads(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x, training=True))
+        return tape.gradient(loss, layer.trainable_weights)
+
+    for grad in grads(np.zeros((0, 3), "float32")):
+        np.testing.assert_array_equal(to_numpy(grad), 0.0)
+
+
 # ------------------------------------------------------------------- renorm
 
 
