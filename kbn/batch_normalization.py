@@ -393,7 +393,7 @@ class BatchNormalization(KerasBatchNormalization):
                 mean, variance = xla_kernel.batch_moments(
                     xv, axes=layout.reduction_axes
                 )
-                count = _count_like(mean, xv, layout)
+                count = layout.reduced_count(xv, like=mean)
             else:
                 wv = None if weights is None else self._view(weights, block, ghosts)
                 if ctx is not None:
@@ -466,7 +466,9 @@ class BatchNormalization(KerasBatchNormalization):
                 out_dtype=self.compute_dtype,
             )
             outputs.append(y)
-            block_moments.append((xv, mean, variance, _count_like(mean, xv, layout)))
+            block_moments.append(
+                (xv, mean, variance, layout.reduced_count(xv, like=mean))
+            )
         return self._join(outputs, inputs, blocks), self._pool(block_moments)
 
     def _join(self, outputs, inputs, blocks):
@@ -666,15 +668,6 @@ def _moving_average(variable, value, rate):
     """`variable * (1 - rate) + value * rate`, in the value's dtype."""
     old = ops.cast(variable, value.dtype)
     return old + (value - old) * ops.cast(rate, value.dtype)
-
-
-def _count_like(stat, view, layout):
-    """Values behind each statistic of `view`, shaped like `stat`."""
-    shape = ops.shape(view)
-    n = 1
-    for a in layout.reduction_axes:
-        n = n * shape[a]
-    return ops.ones_like(stat) * ops.cast(n, stat.dtype)
 
 
 def _or_ones(param, like):

@@ -101,6 +101,12 @@ class FeatureLayout:
         """Reshapes a keepdims statistic of the view back to `feature_shape`."""
         return ops.reshape(stat, self.feature_shape)
 
+    def reduced_count(self, view, like):
+        """Values behind each statistic of `view`, shaped like `like`."""
+        shape = ops.shape(view)
+        n = prod(shape[a] for a in self.reduction_axes)
+        return ops.ones_like(like) * ops.cast(n, like.dtype)
+
     def values_per_feature(self, shape):
         """Number of values one statistic reduces over an input of `shape`."""
         return prod(d for i, d in enumerate(shape) if i not in self.feature_axes)
