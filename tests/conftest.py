@@ -37,6 +37,18 @@ def to_numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(x, "float64")))
 
 
+def central_differences(f, value, h):
+    """float64 central differences of the scalar function `f` at `value`."""
+    value = np.array(value, dtype="float64")
+    grad = np.zeros_like(value)
+    for i in np.ndindex(value.shape):
+        for sign in (1, -1):
+            bumped = value.copy()
+            bumped[i] += sign * h
+            grad[i] += sign * float(f(bumped)) / (2 * h)
+    return grad
+
+
 def make_pair(**kwargs):
     """A stock layer and a kbn layer with the same arguments and initial weights."""
     kbn_only = {k: kwargs.pop(k) for k in ("compile_moments",) if k in kwargs}

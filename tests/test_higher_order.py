@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import central_differences
 
 import kbn
 
@@ -58,15 +59,8 @@ def _penalty(layer, x, w):
     return tf.reduce_sum(tape.gradient(loss, x) ** 2)
 
 
-def _central_differences(f, value, h=1e-5):
-    value = np.array(value, dtype="float64")
-    grad = np.zeros_like(value)
-    for i in np.ndindex(value.shape):
-        for sign in (1, -1):
-            bumped = value.copy()
-            bumped[i] += sign * h
-            grad[i] += sign * float(f(bumped)) / (2 * h)
-    return grad
+def _central_differences(f, value):
+    return central_differences(f, value, h=1e-5)
 
 
 @pytest.mark.parametrize("compile_moments", ["auto", False])

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import to_numpy
+from conftest import central_differences, to_numpy
 
 import kbn
 from kbn import xla_kernel
@@ -36,15 +36,7 @@ def test_gradients_match_float64_finite_differences(shape, axis, compile_moments
     dx, dgamma, dbeta = tape.gradient(loss, [x, layer.gamma, layer.beta])
 
     def numeric(f, value):
-        value = np.array(value, dtype="float64")
-        grad = np.zeros_like(value)
-        h = 1e-6
-        for i in np.ndindex(value.shape):
-            for sign in (1, -1):
-                bumped = value.copy()
-                bumped[i] += sign * h
-                grad[i] += sign * float(f(bumped)) / (2 * h)
-        return grad
+        return central_differences(f, value, h=1e-6)
 
     np.testing.assert_allclose(
         dx.numpy(), numeric(lambda v: _loss(layer, tf.constant(v), dy), x), atol=1e-6
