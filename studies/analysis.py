@@ -1,5 +1,10 @@
 """Sensitivity numbers, with intervals, from a study's results (plain rows, no Keras).
 
+Scores: accuracy for classification, R² (1 - MSE / the constant
+predictor's MSE) for regression (`studies.tasks`); below, "accuracy" stands
+for either, and the summary's keys use the task's metric (`best_val_r2`,
+...). Tolerances and margins are in points of that score.
+
 A cell counts through `studies.outcomes`: its final validation accuracy if it
 trained, chance if it diverged or errored, unknown (NaN) if it has no record
 yet. A *point* is one combination of the non-seed axes; its accuracy is the
@@ -43,6 +48,10 @@ averaged over the curves. Per variant:
 - `seed_std`: mean over points of the std across seeds (ddof 1); only with
   two or more seeds.
 - `diverged_fraction`, `errors`, `cells`, `missing`.
+- batch-size studies: `batch_noise` (the seed mean over the variant's
+  cells of `instruments.batch_noise`), `batch_noise_slope` (per seed, the
+  slope of log noise against log batch size: -0.5 for 1/sqrt(batch)), and
+  the study-wide `batch_noise` table per variant and batch size.
 
 Uncertainty: `intervals` holds a 95% percentile bootstrap interval over
 seeds (`RESAMPLES` resamples of the seed indices, the same resample for every
@@ -63,7 +72,7 @@ import warnings
 
 import numpy as np
 
-from studies import outcomes
+from studies import outcomes, tasks
 
 TOLERANCES = {"1pt": 0.01, "5pt": 0.05}
 TRAINED_MARGIN = 0.05  # accuracy points above chance a trained variant must reach
@@ -194,7 +203,9 @@ def sensitivity(means, reference):
 # --------------------------------------------------------- per variant
 
 
-def _metrics(axes, scores, stable, test, chance, extras=None, untrained=()):
+def _metrics(
+    axes, scores, stable, test, chance, extras=None, untrained=(), metric="accuracy"
+):
     """The headline numbers of every variant from one (resampled) grid.
 
     Args:
@@ -203,6 +214,7 @@ def _metrics(axes, scores, stable, test, chance, extras=None, untrained=()):
             averaged over the seeds given.
         untrained: Variants to treat as not trained whatever their margin
             (their interval reaches chance).
+        metric: The score's name (`accuracy`, or `r2` for regression).
 
     Returns:
         `{variant: {name: number}}` (the numbers that get intervals) and,
@@ -221,8 +233,8 @@ def _metrics(axes, scores, stable, test, chance, extras=None, untrained=()):
         best = int(np.nanargmax(m))
         trained = bool(m[best] - chance >= TRAINED_MARGIN) and variant not in untrained
         out = {
-            "best_val_accuracy": float(m[best]),
-            "test_accuracy": test_means[v][best],
+            f"best_val_{metric}": float(m[best]),
+            f"test_{metric}": test_means[v][best],
         }
         for name, values in (extras or {}).items():
             out[name] = float(_nanmean(values[v]))
@@ -254,7 +266,7 @@ def _metrics(axes, scores, stable, test, chance, extras=None, untrained=()):
     return numbers, details
 
 
-def _bootstrap(axes, scores, stable, test, chance, extras, names):
+def _bootstrap(axes, scores, stable, test, chance, extras, names, metric):
     """`{variant: {name: samples}}` of the headline numbers over seed resamples.
 
     Every variant gets a sample (NaN where a resample leaves it without a
@@ -273,6 +285,7 @@ def _bootstrap(axes, scores, stable, test, chance, extras, names):
             test[..., idx],
             chance,
             {name: values[:, idx] for name, values in extras.items()},
+            metric=metric,
         )
         for variant, wanted in names.items():
             for name in wanted:
@@ -404,9 +417,9 @@ def per_seed(axes, rows, value):
     return values
 
 
-def _generalization(chance):
+def _generalization(chance, metric):
     def train(row):
-        return outcomes.score(row, chance, "final_train_accuracy")
+        return outcomes.score(row, chance, f"final_train_{metric}")
 
     def gap(row):
         # a failed cell scores chance on both sets: a gap of 0 that would
@@ -414,18 +427,51 @@ def _generalization(chance):
         # shows in diverged_fraction and errors)
         if not outcomes.stable(row):
             return None
-        return train(row) - outcomes.score(row, chance)
+        return train(row) - outcomes.score(row, chance, f"final_val_{metric}")
 
-    return {"final_train_accuracy": train, "generalization_gap": gap}
+    return {f"final_train_{metric}": train, "generalization_gap": gap}
 
 
-def _train_accuracy(chance):
+def _train_accuracy(chance, metric):
     def last(row):
-        if not outcomes.stable(row) or "accuracy" not in (row.get("curves") or {}):
+        if not outcomes.stable(row) or metric not in (row.get("curves") or {}):
             return float(chance)
-        return float(floats(row["curves"]["accuracy"]["train"])[-1])
+        return float(floats(row["curves"][metric]["train"])[-1])
 
-    return {"final_train_accuracy": last}
+    return {f"final_train_{metric}": last}
+
+
+class SeedGroup:
+    """An extra number computed from all of one variant's cells of one seed
+    (e.g. a slope across batch sizes), not averaged from single cells."""
+
+    def __init__(self, function):
+        self.function = function
+
+
+def _noise_slope(rows):
+    """Slope of log(batch noise) against log(batch size): -0.5 for noise that
+    shrinks as 1/sqrt(batch); None without two sizes with measurable noise."""
+    points = [
+        (r["batch_size"], r.get("batch_noise"))
+        for r in rows
+        if outcomes.stable(r) and "batch_size" in r
+    ]
+    points = [
+        (b, n) for b, n in points if n is not None and math.isfinite(n) and n > 1e-4
+    ]
+    if len({b for b, _ in points}) < 2:
+        return None
+    b, n = np.log(np.array(points, float)).T
+    return float(np.polyfit(b, n, 1)[0])
+
+
+def _batch_noise(chance, metric):
+    def noise(row):
+        value = row.get("batch_noise")
+        return None if value is None or not outcomes.stable(row) else float(value)
+
+    return {"batch_noise": noise, "batch_noise_slope": SeedGroup(_noise_slope)}
 
 
 def _instrument_values():
@@ -460,17 +506,54 @@ def _instrument_values():
 EXTRA_METRICS = {
     "generalization": _generalization,
     "train_accuracy": _train_accuracy,
+    "batch_noise": _batch_noise,
 }
 
 
-def _extras(metric_groups, axes, rows, chance):
+def _extras(metric_groups, axes, rows, chance, metric="accuracy"):
     """`{name: [variant, seed] array}` of the study's extra numbers."""
     values = {}
     for group in metric_groups:
-        values.update(EXTRA_METRICS[group](chance))
+        values.update(EXTRA_METRICS[group](chance, metric))
     values.update(_instrument_values())
-    arrays = {name: per_seed(axes, rows, value) for name, value in values.items()}
+    arrays = {
+        name: per_seed_group(axes, rows, value.function)
+        if isinstance(value, SeedGroup)
+        else per_seed(axes, rows, value)
+        for name, value in values.items()
+    }
     return {name: a for name, a in arrays.items() if np.isfinite(a).any()}
+
+
+def per_seed_group(axes, rows, function):
+    """`[variant, seed]` array of `function(rows of that variant and seed)`."""
+    values = np.full((len(axes["variant"]), len(axes["seed"])), np.nan)
+    for v, variant in enumerate(axes["variant"]):
+        for s, seed in enumerate(axes["seed"]):
+            own = [r for r in rows if r["variant"] == variant and r["seed"] == seed]
+            result = function(own) if own else None
+            if result is not None and math.isfinite(result):
+                values[v, s] = result
+    return values
+
+
+def noise_by_batch_size(axes, rows):
+    """`{variant: {batch size: seed-mean batch noise}}` (finite values only)."""
+    table = {}
+    for variant in axes["variant"]:
+        by_size = {}
+        for row in rows:
+            value = row.get("batch_noise")
+            if (
+                row["variant"] == variant
+                and value is not None
+                and outcomes.stable(row)
+                and math.isfinite(value)
+            ):
+                by_size.setdefault(row["batch_size"], []).append(float(value))
+        if by_size:
+            table[variant] = {b: float(np.mean(v)) for b, v in sorted(by_size.items())}
+    return table
 
 
 # ------------------------------------------------------- instrument curves
@@ -513,14 +596,14 @@ def mean_curve(rows, section, key):
     )
 
 
-def curves(axes, rows, variant, along, chance):
-    """Seed-mean accuracy along `along` for plots, one curve per other-axes value.
+def curves(axes, rows, variant, along, chance, key="final_val_accuracy"):
+    """Seed-mean score along `along` for plots, one curve per other-axes value.
 
     Returns:
         A list of `(where, xs, means, stds, any_failed)`, with `xs` ascending;
         `stds` is NaN with one seed.
     """
-    scores, stable = grid(axes, rows, chance=chance)
+    scores, stable = grid(axes, rows, key, chance=chance)
     v = axes["variant"].index(variant)
     means = _nanmean(scores[v], axis=1)
     with warnings.catch_warnings():
@@ -559,31 +642,34 @@ def summarize(spec, rows, chance, test_chance=None, metrics=()):
     Args:
         spec: The `StudySpec`.
         rows: The result rows (`results.rows`).
-        chance: Majority-class accuracy on the validation split.
+        chance: The score of a failed cell on the validation split
+            (majority-class accuracy; R² 0 for regression).
         test_chance: The same on the test split (defaults to `chance`).
         metrics: The study's extra metric groups (`EXTRA_METRICS` names).
     """
     axes = spec.axes
+    task = tasks.of(spec)
+    m = task.metric
     test_chance = chance if test_chance is None else test_chance
-    scores, stable = grid(axes, rows, chance=chance)
-    test, _ = grid(axes, rows, "final_test_accuracy", test_chance)
-    extras = _extras(metrics, axes, rows, chance)
-    numbers, details = _metrics(axes, scores, stable, test, chance, extras)
+    scores, stable = grid(axes, rows, task.key("val"), chance)
+    test, _ = grid(axes, rows, task.key("test"), test_chance)
+    extras = _extras(metrics, axes, rows, chance, m)
+    numbers, details = _metrics(axes, scores, stable, test, chance, extras, metric=m)
     seeds = len(axes["seed"])
     samples = {}
     if seeds > 1:
         names = {v: list(numbers[v]) for v in axes["variant"]}
-        samples = _bootstrap(axes, scores, stable, test, chance, extras, names)
+        samples = _bootstrap(axes, scores, stable, test, chance, extras, names, m)
         # "Trained" needs the interval's lower end above chance too.
         untrained = {
             v
             for v in axes["variant"]
             if numbers[v]
-            and (interval(samples[v]["best_val_accuracy"]) or [chance])[0] <= chance
+            and (interval(samples[v][f"best_val_{m}"]) or [chance])[0] <= chance
         }
         if untrained:
             numbers, details = _metrics(
-                axes, scores, stable, test, chance, extras, untrained
+                axes, scores, stable, test, chance, extras, untrained, m
             )
     variants = {
         variant: _jsonable(
@@ -594,14 +680,16 @@ def summarize(spec, rows, chance, test_chance=None, metrics=()):
         for v, variant in enumerate(axes["variant"])
     }
     references = [d["reference"] for d in details.values() if d]
-    return {
+    summary = {
         "study": spec.study,
         "command": spec.command,
+        "task": task.name,
+        "metric": m,
         "chance": chance,
         "test_chance": test_chance,
         "cells_finished": len(rows),
         "cells_total": spec.size,
-        "reference_accuracy": _finite_or_none(references[0]) if references else None,
+        f"reference_{m}": _finite_or_none(references[0]) if references else None,
         "interval": {
             "method": "percentile bootstrap over seeds, paired across variants",
             "level": LEVEL,
@@ -613,6 +701,12 @@ def summarize(spec, rows, chance, test_chance=None, metrics=()):
         "variants": variants,
         "differences": _jsonable(differences(axes, numbers, samples)),
     }
+    if "batch_size" in axes and any("batch_noise" in r for r in rows):
+        summary["batch_noise"] = {
+            v: {str(b): n for b, n in t.items()}
+            for v, t in noise_by_batch_size(axes, rows).items()
+        }
+    return summary
 
 
 def _finite_or_none(value):

@@ -6,13 +6,11 @@ study folder is touched.
 """
 
 import argparse
-import math
 import os
 import shlex
 import sys
 
 from studies import definitions
-from studies import spec as specs
 
 
 class UsageError(Exception):
@@ -24,35 +22,18 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _number_list(text, option, kind=float):
+def _split(text):
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _numbers(text, option, kind=float):
+    """A comma-separated list of numbers as Python numbers (checked later)."""
     try:
-        values = [kind(v) for v in text.split(",") if v.strip()]
+        return [kind(v) for v in _split(text)]
     except ValueError:
         raise UsageError(
             f"{option} takes comma-separated numbers, got {text!r}"
         ) from None
-    if not values:
-        raise UsageError(f"{option} is empty")
-    if any(not math.isfinite(v) or v <= 0 for v in values):
-        raise UsageError(f"{option} values must be positive, got {text!r}")
-    if len(set(values)) != len(values):
-        raise UsageError(f"{option} has repeated values: {text!r}")
-    return values
-
-
-def _name_list(text, option, allowed):
-    values = [v.strip() for v in text.split(",") if v.strip()]
-    if not values:
-        raise UsageError(f"{option} is empty")
-    unknown = [v for v in values if v not in allowed]
-    if unknown:
-        raise UsageError(
-            f"unknown {option.lstrip('-').rstrip('s')} {', '.join(unknown)}: "
-            f"choose from {', '.join(allowed)}"
-        )
-    if len(set(values)) != len(values):
-        raise UsageError(f"{option} has repeated values: {text!r}")
-    return values
 
 
 def _add_study_options(parser):
@@ -71,20 +52,33 @@ def _add_study_options(parser):
     )
     add(
         "--dataset",
-        default="digits",
         help="digits (default), mnist1d, synthetic (offline); mnist, fashion_mnist, "
-        "cifar10 (downloaded by keras.datasets); or a .npz file with x_train, "
-        "y_train, x_test, y_test",
+        "cifar10 (downloaded by keras.datasets); a .npz file with x_train, "
+        "y_train, x_test, y_test; or MODULE:FUNCTION returning those arrays",
     )
     add(
         "--model",
-        choices=specs.MODELS,
         help="mlp-relu (6x100 ReLU, He init; the default), mlp-sigmoid (3x100 "
-        "sigmoid, the BN paper's; covariate-shift's default), cnn (small VGG-style)",
+        "sigmoid, the BN paper's; covariate-shift's default), cnn (small "
+        "VGG-style), or MODULE:FUNCTION, a builder build(normalization, "
+        "kernel_initializer, input_shape, outputs) -> keras.Model",
+    )
+    add(
+        "--task",
+        choices=definitions.TASKS,
+        help="default: from the targets (integer labels or one-hot rows: "
+        "classification; floats: regression, scored by R² and MSE)",
+    )
+    add(
+        "--feature-scaling",
+        choices=definitions.FEATURE_SCALINGS,
+        help="auto (default: built-in datasets their own scaling, other data as "
+        "given), none, or standardize (per feature, training split's mean/std)",
     )
     add(
         "--variants",
-        help=f"comma-separated normalization variants: {', '.join(specs.VARIANTS)}",
+        help="comma-separated normalization variants: "
+        f"{', '.join(definitions.VARIANTS)}",
     )
     add(
         "--lrs",
@@ -93,7 +87,7 @@ def _add_study_options(parser):
     )
     add(
         "--inits",
-        help=f"comma-separated init families: {', '.join(specs.INITS)} (the grid "
+        help=f"comma-separated init families: {', '.join(definitions.INITS)} (the grid "
         "of init and lr-init; one fixed family elsewhere; default: the model's "
         "standard init, He for ReLU, 4x Glorot for sigmoid)",
     )
@@ -113,9 +107,38 @@ def _add_study_options(parser):
     )
     add("--batch-size", type=int, help="batch size (default 60, as the BN paper)")
     add(
+        "--batch-sizes",
+        help="comma-separated batch sizes (the grid of batch-size; one fixed "
+        "size elsewhere)",
+    )
+    add(
+        "--virtual-batch-size",
+        type=int,
+        help="ghost batch of the ghost-bn variant (default 16)",
+    )
+    add(
         "--optimizer",
-        choices=specs.OPTIMIZERS,
-        help="sgd (plain, default), momentum (SGD 0.9) or adam",
+        choices=definitions.OPTIMIZERS,
+        help="sgd (plain, default), momentum (SGD 0.9) or adam; without --lrs "
+        "the preset's learning rates are scaled to suit it (x0.1, x0.01)",
+    )
+    add("--momentum", type=float, help="momentum of sgd/momentum (default 0.9)")
+    add(
+        "--weight-decay",
+        type=float,
+        help="decoupled weight decay on kernels (not on normalization "
+        "parameters or biases; default 0)",
+    )
+    add(
+        "--schedule",
+        choices=definitions.SCHEDULES,
+        help="constant (default) or warmup-cosine (linear warmup, then cosine "
+        "decay to 0 at the end of the budget; the rate is its peak)",
+    )
+    add(
+        "--warmup-fraction",
+        type=float,
+        help="warmup-cosine's warmup, as a fraction of the budget (default 0.05)",
     )
     add("--train-size", type=int, help="train on a random subset of this size")
     add(
@@ -126,7 +149,7 @@ def _add_study_options(parser):
     add(
         "--instruments",
         help="comma-separated kbn.callbacks each cell runs and logs to TensorBoard: "
-        f"{', '.join(specs.INSTRUMENTS)} (covariate-shift and landscape turn "
+        f"{', '.join(definitions.INSTRUMENTS)} (covariate-shift and landscape turn "
         "on theirs)",
     )
     add(
@@ -175,81 +198,50 @@ def build_parser():
     return parser
 
 
-def _positive(args, name, option):
-    value = getattr(args, name)
-    if value is not None and value < 1:
-        raise UsageError(f"{option} must be >= 1, got {value}")
+def prepare(args, argv):
+    """Parses the options' text and checks them; returns `(spec, builder)`."""
+    from studies import api, options
 
-
-def spec_from_args(args, argv):
-    """Validates the parsed options and builds the `StudySpec`."""
-    from studies import data  # no TensorFlow
-
-    for name, option in (
-        ("seeds", "--seeds"),
-        ("epochs", "--epochs"),
-        ("steps", "--steps"),
-        ("batch_size", "--batch-size"),
-        ("train_size", "--train-size"),
-        ("probe_every", "--probe-every"),
-    ):
-        _positive(args, name, option)
-    if args.divergence_threshold is not None and not args.divergence_threshold > 0:
-        raise UsageError("--divergence-threshold must be positive")
-    if not data.is_dataset_name(args.dataset):
-        raise UsageError(
-            f"unknown dataset {args.dataset!r}: choose one of {', '.join(data.NAMES)} "
-            "or a .npz file"
-        )
-    lrs = _number_list(args.lrs, "--lrs") if args.lrs is not None else None
-    inits = (
-        _name_list(args.inits, "--inits", specs.INITS)
-        if args.inits is not None
-        else None
-    )
-    scales = (
-        _number_list(args.init_scales, "--init-scales")
+    given = {
+        "variants": _split(args.variants) if args.variants is not None else None,
+        "lrs": _numbers(args.lrs, "--lrs") if args.lrs is not None else None,
+        "inits": _split(args.inits) if args.inits is not None else None,
+        "init_scales": _numbers(args.init_scales, "--init-scales")
         if args.init_scales is not None
-        else None
-    )
-    axes = definitions.get(args.study).axes
-    for values, axis, what, option in (
-        (lrs, "lr", "learning rate", "--lrs"),
-        (inits, "init", "init family", "--inits"),
-        (scales, "init_scale", "init scale", "--init-scales"),
-    ):
-        if values and len(values) > 1 and axis not in axes:
-            sweeps = " or ".join(
-                d.name for d in definitions.DEFINITIONS.values() if axis in d.axes
-            )
-            raise UsageError(
-                f"study {args.study} trains at one fixed {what}: give {option} "
-                f"one value (use {sweeps} to sweep it)"
-            )
-    return specs.make_spec(
-        args.study,
-        args.preset,
-        command=" ".join(["python -m studies", *map(shlex.quote, argv)]),
-        variants=_name_list(args.variants, "--variants", specs.VARIANTS)
-        if args.variants is not None
         else None,
-        lrs=lrs,
-        inits=inits,
-        init_scales=scales,
-        seeds=args.seeds,
-        epochs=args.epochs,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        model=args.model,
-        dataset=args.dataset,
-        train_size=args.train_size,
-        divergence_threshold=args.divergence_threshold,
-        instruments=_name_list(args.instruments, "--instruments", specs.INSTRUMENTS)
+        "batch_sizes": _numbers(args.batch_sizes, "--batch-sizes", int)
+        if args.batch_sizes is not None
+        else None,
+        "instruments": _split(args.instruments)
         if args.instruments is not None
         else None,
-        probe_every=args.probe_every,
-    )
+    }
+    for name in (
+        "seeds",
+        "epochs",
+        "steps",
+        "batch_size",
+        "train_size",
+        "probe_every",
+        "virtual_batch_size",
+        "divergence_threshold",
+        "optimizer",
+        "momentum",
+        "weight_decay",
+        "schedule",
+        "warmup_fraction",
+        "task",
+        "feature_scaling",
+    ):
+        given[name] = getattr(args, name)
+    command = " ".join(["python -m studies", *map(shlex.quote, argv)])
+    try:
+        spec, builder, _ = api.prepare(
+            args.study, args.preset, args.model, args.dataset, given, "cli", command
+        )
+    except options.OptionError as error:
+        raise UsageError(str(error)) from None
+    return spec, builder
 
 
 def _role(args):
@@ -273,11 +265,6 @@ def _role(args):
     return "chief" if args.chief else "worker"
 
 
-def default_out(spec, preset):
-    dataset = os.path.splitext(os.path.basename(str(spec.fixed["dataset"])))[0]
-    return os.path.join("runs", f"{spec.study}-{dataset}-{preset}")
-
-
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -285,11 +272,12 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
         if args.study == "report":
             return _report(args.dir)
-        spec = spec_from_args(args, argv)
+        spec, builder = prepare(args, argv)
         role = _role(args)
-        from studies import runner
+        from studies import api, runner
 
-        runner.run(spec, args.out or default_out(spec, args.preset), role=role)
+        out = args.out or api.default_out(spec, args.preset)
+        runner.run(spec, out, role=role, builder=builder)
     except UsageError as error:
         return _fail(error)
     except Exception as error:
@@ -302,12 +290,12 @@ def main(argv=None):
 
 
 def _report(study_dir):
-    from studies import report, runner
+    from studies import reporting, runner
 
-    if not os.path.isfile(os.path.join(study_dir, report.SPEC)):
-        raise UsageError(f"{study_dir} is not a study folder (no {report.SPEC})")
+    if not os.path.isfile(os.path.join(study_dir, reporting.SPEC)):
+        raise UsageError(f"{study_dir} is not a study folder (no {reporting.SPEC})")
     try:
-        summary = report.write(study_dir)
+        summary = reporting.write(study_dir)
     except (OSError, ValueError, KeyError) as error:
         raise UsageError(f"cannot rebuild the report of {study_dir}: {error}") from None
     runner.print_summary(summary, study_dir, sys.stdout)

@@ -1,10 +1,26 @@
-"""Datasets for the studies, as float32 arrays with integer labels.
+"""Datasets for the studies: built-in, from a file, or the user's own.
 
-Offline: `digits` (scikit-learn, 1797 8x8 images; the default), `mnist1d`
-(generated locally with `make_dataset`, never downloaded), `synthetic`
-(scikit-learn's `make_classification`) and any `.npz` file holding
-`x_train`, `y_train`, `x_test`, `y_test`. Online or cached: `mnist`,
-`fashion_mnist`, `cifar10` through `keras.datasets`.
+Sources (`load`):
+
+- offline, built in: `digits` (scikit-learn, 1797 8x8 images; the default),
+  `mnist1d` (generated locally with `make_dataset`, never downloaded),
+  `synthetic` (scikit-learn's `make_classification`);
+- online or cached: `mnist`, `fashion_mnist`, `cifar10` (`keras.datasets`);
+- a `.npz` file holding `x_train`, `y_train`, `x_test`, `y_test`;
+- `MODULE:FUNCTION`: a function returning those four arrays, as a tuple or a
+  dict with those keys;
+- from Python: the four arrays themselves (tuple or dict), or a pair
+  `(train, test)` of `tf.data.Dataset`s yielding `(x, y)`, batched as `fit`
+  takes them (or unbatched, with scalar labels). They are read once into
+  memory, so every cell sees the same examples, split and batches.
+
+The task follows the targets: integer labels (or one-hot rows) mean
+classification, float targets regression; `task` overrides it.
+
+Scaling is stated, never silent (`Dataset.scaling`, printed and recorded):
+built-in datasets get their documented scaling (digits / 16, MNIST-1D / its
+std, pixels / 255); a file or the user's data is used as given unless
+`feature_scaling="standardize"` (per feature, from the training split).
 
 Every dataset is split three ways: the source's test split is held out and
 only reported; a stratified `VALIDATION_FRACTION` of its training split
@@ -20,11 +36,23 @@ import os
 
 import numpy as np
 
+from studies import plugins, tasks
+
 OFFLINE = ("digits", "mnist1d", "synthetic")
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 NAMES = OFFLINE + KERAS_DATASETS
 _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 VALIDATION_FRACTION = 0.2
+SCALINGS = ("auto", "none", "standardize")
+# How each built-in source is scaled (what `auto` does).
+_BUILT_IN_SCALING = {
+    "digits": "pixels / 16 (to [0, 1])",
+    "mnist1d": "divided by the training set's std",
+    "synthetic": "as generated (unit-variance features)",
+    "mnist": "pixels / 255 (to [0, 1])",
+    "fashion_mnist": "pixels / 255 (to [0, 1])",
+    "cifar10": "pixels / 255 (to [0, 1])",
+}
 
 
 class DatasetError(ValueError):
@@ -36,7 +64,8 @@ class Dataset:
     """Training, validation and test arrays plus what a model needs to know.
 
     `x_*` keep their natural shape (images as H x W x C, sequences as
-    L x 1, tabular data flat), scaled to about unit range; `y_*` are int32.
+    L x 1, tabular data flat) as float32; `y_*` are int32 labels
+    (classification) or float32 targets of shape (N, outputs) (regression).
     The validation split comes out of the source's training split; the test
     split is the source's own.
     """
@@ -48,10 +77,19 @@ class Dataset:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    task: str = tasks.CLASSIFICATION
+    scaling: str = "as given"
 
     @property
     def input_shape(self):
         return self.x_train.shape[1:]
+
+    @property
+    def outputs(self):
+        """Number of logits (classes) or regression targets."""
+        if self.task == tasks.REGRESSION:
+            return int(self.y_train.shape[1])
+        return self.num_classes
 
     @property
     def num_classes(self):
@@ -59,20 +97,49 @@ class Dataset:
 
     @property
     def chance(self):
-        """Accuracy of always predicting the most frequent validation class."""
+        """The score of a failed cell on validation: the majority class's
+        accuracy, or R² 0 (the constant predictor) for regression."""
+        if self.task == tasks.REGRESSION:
+            return 0.0
         return _majority(self.y_val)
 
     @property
     def test_chance(self):
-        """Accuracy of always predicting the most frequent test class."""
+        """The same on the test split."""
+        if self.task == tasks.REGRESSION:
+            return 0.0
         return _majority(self.y_test)
 
+    def baseline_loss(self, split):
+        """MSE of predicting the training targets' mean on `split` (val, test,
+        train): the denominator of R²."""
+        y = {"train": self.y_train, "val": self.y_val, "test": self.y_test}[split]
+        return float(np.mean((y - self.y_train.mean(axis=0)) ** 2))
+
     def describe(self):
+        if self.task == tasks.REGRESSION:
+            target = f"regression, {self.outputs} target(s)"
+        else:
+            target = f"{self.num_classes} classes"
         return (
             f"{self.name}: {len(self.x_train)} train / {len(self.x_val)} validation "
             f"/ {len(self.x_test)} test, input {tuple(self.input_shape)}, "
-            f"{self.num_classes} classes"
+            f"{target}; features {self.scaling}"
         )
+
+    def record(self):
+        """What `dataset.json` keeps: enough to rebuild the report."""
+        info = {
+            "description": self.describe(),
+            "task": self.task,
+            "scaling": self.scaling,
+            "chance": self.chance,
+            "test_chance": self.test_chance,
+        }
+        if self.task == tasks.REGRESSION:
+            info["baseline_val_loss"] = self.baseline_loss("val")
+            info["baseline_test_loss"] = self.baseline_loss("test")
+        return info
 
 
 def _majority(labels):
@@ -80,46 +147,49 @@ def _majority(labels):
 
 
 def is_dataset_name(name):
-    return name in NAMES or str(name).endswith(".npz")
+    return name in NAMES or str(name).endswith(".npz") or plugins.is_reference(name)
 
 
-def load(name, train_size=None, seed=0):
-    """Loads a dataset by name (or `.npz` path), optionally subsampling training.
+def load(source, train_size=None, seed=0, task=None, feature_scaling="auto", name=None):
+    """Loads a dataset, optionally subsampling its training split.
 
     Args:
-        name: One of `NAMES` or a path ending in `.npz`.
+        source: One of `NAMES`, a path ending in `.npz`, `MODULE:FUNCTION`,
+            the arrays `(x_train, y_train, x_test, y_test)` (or a dict with
+            those keys), or a pair of `tf.data.Dataset`s `(train, test)`.
         train_size: Keep this many training examples (a seeded random subset),
             or None for all of them.
         seed: Seed of the training subset.
+        task: `classification`, `regression`, or None to follow the targets.
+        feature_scaling: `auto` (built-in datasets: their own scaling; other
+            data: none), `none`, or `standardize` (per feature, with the
+            training split's mean and std).
+        name: The dataset's name in reports (default: from `source`).
 
     Returns:
         A `Dataset` (its validation split taken from the training split
         before any subsampling).
 
     Raises:
-        DatasetError: unknown name, missing file or keys, a download that
-            failed, or a `train_size` larger than the training set.
+        DatasetError: unknown name, missing file or keys, a function that
+            fails, arrays that do not fit together or hold NaN or inf,
+            targets that do not fit `task`, a download that failed, or a
+            `train_size` larger than the training set.
     """
-    if str(name).endswith(".npz"):
-        arrays = _npz(name)
-    elif name == "digits":
-        arrays = _digits()
-    elif name == "mnist1d":
-        arrays = _mnist1d()
-    elif name == "synthetic":
-        arrays = _synthetic()
-    elif name in KERAS_DATASETS:
-        arrays = _keras_dataset(name)
-    else:
-        raise DatasetError(
-            f"unknown dataset {name!r}: choose one of {', '.join(NAMES)} "
-            "or a .npz file with x_train, y_train, x_test, y_test"
-        )
-    x_train, y_train, x_test, y_test = (np.asarray(a) for a in arrays)
-    x_train, x_test = _scale(x_train), _scale(x_test)
-    y_train = y_train.reshape(-1).astype("int32")
-    y_test = y_test.reshape(-1).astype("int32")
-    x_train, y_train, x_val, y_val = _validation_split(x_train, y_train)
+    arrays, built_in = _arrays(source)
+    name = name or (str(source) if isinstance(source, str) else "arrays")
+    x_train, y_train, x_test, y_test = _checked(arrays, name)
+    task, y_train, y_test, how = _targets(y_train, y_test, task, name)
+    x_train, x_test, scaling = _scaled(
+        x_train,
+        x_test,
+        feature_scaling,
+        _BUILT_IN_SCALING.get(source) if built_in else None,
+    )
+    scaling += how
+    x_train, y_train, x_val, y_val = _validation_split(
+        x_train, y_train, stratify=task == tasks.CLASSIFICATION
+    )
     if train_size is not None:
         if train_size > len(x_train):
             raise DatasetError(
@@ -128,11 +198,204 @@ def load(name, train_size=None, seed=0):
             )
         keep = np.random.default_rng(seed).permutation(len(x_train))[:train_size]
         x_train, y_train = x_train[keep], y_train[keep]
-    return Dataset(str(name), x_train, y_train, x_val, y_val, x_test, y_test)
+    return Dataset(name, x_train, y_train, x_val, y_val, x_test, y_test, task, scaling)
 
 
-def _validation_split(x, y):
-    """A stratified `VALIDATION_FRACTION` of (x, y) as validation (fixed seed)."""
+def _arrays(source):
+    """`((x_train, y_train, x_test, y_test), built_in)` from any source."""
+    if isinstance(source, str):
+        if source.endswith(".npz"):
+            return _npz(source), False
+        if source in _LOADERS:
+            return _LOADERS[source](), True
+        if source in KERAS_DATASETS:
+            return _keras_dataset(source), True
+        if plugins.is_reference(source):
+            return _from_function(source), False
+        raise DatasetError(
+            f"unknown dataset {source!r}: choose one of {', '.join(NAMES)}, "
+            "a .npz file with x_train, y_train, x_test, y_test, or MODULE:FUNCTION"
+        )
+    return _from_python(source, "data"), False
+
+
+def _from_function(reference):
+    try:
+        function = plugins.load(reference, "--dataset")
+    except plugins.PluginError as error:
+        raise DatasetError(str(error)) from None
+    try:
+        value = function()
+    except Exception as error:
+        raise DatasetError(
+            f"--dataset {reference} raised {type(error).__name__}: "
+            f"{plugins.first_line(error)}"
+        ) from None
+    return _from_python(value, f"--dataset {reference}")
+
+
+def _from_python(value, what):
+    """The four arrays from a tuple, a dict, or a `(train, test)` tf.data pair."""
+    if isinstance(value, dict):
+        missing = [k for k in _NPZ_KEYS if k not in value]
+        if missing:
+            raise DatasetError(
+                f"{what} returned a dict without {', '.join(missing)} "
+                f"(it needs {', '.join(_NPZ_KEYS)})"
+            )
+        return tuple(value[k] for k in _NPZ_KEYS)
+    if (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(_is_tf_dataset(v) for v in value)
+    ):
+        return (*_materialize(value[0], "train"), *_materialize(value[1], "test"))
+    if isinstance(value, list | tuple) and len(value) == 4:
+        return tuple(value)
+    raise DatasetError(
+        f"{what} must be (x_train, y_train, x_test, y_test), a dict with those "
+        f"keys, or a pair of tf.data.Datasets (train, test); got "
+        f"{type(value).__name__}"
+        + (f" of length {len(value)}" if isinstance(value, list | tuple) else "")
+    )
+
+
+def _is_tf_dataset(value):
+    return type(value).__module__.startswith("tensorflow") and hasattr(
+        value, "as_numpy_iterator"
+    )
+
+
+def _materialize(dataset, split):
+    """A finite tf.data.Dataset of `(x, y)` as two arrays."""
+    import tensorflow as tf
+
+    if dataset.cardinality() == tf.data.INFINITE_CARDINALITY:
+        raise DatasetError(
+            f"the {split} tf.data.Dataset is infinite (a .repeat()?); give a "
+            "finite one: the study reads it once into memory"
+        )
+    xs, ys = [], []
+    for element in dataset.as_numpy_iterator():
+        if not isinstance(element, tuple) or len(element) < 2:
+            raise DatasetError(
+                f"the {split} tf.data.Dataset must yield (x, y) pairs, got "
+                f"{type(element).__name__}"
+            )
+        xs.append(np.asarray(element[0]))
+        ys.append(np.asarray(element[1]))
+    if not xs:
+        raise DatasetError(f"the {split} tf.data.Dataset is empty")
+    batched = ys[0].ndim >= 1  # scalar labels: an unbatched dataset
+    join = np.concatenate if batched else np.stack
+    return join(xs), join(ys)
+
+
+def _checked(arrays, name):
+    """The four arrays as NumPy, checked to fit together and be finite."""
+    try:
+        x_train, y_train, x_test, y_test = (np.asarray(a) for a in arrays)
+    except (TypeError, ValueError) as error:
+        raise DatasetError(f"{name}: the arrays cannot be read ({error})") from None
+    for x, y, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
+        if x.ndim == 0 or y.ndim == 0 or len(x) != len(y) or len(x) == 0:
+            raise DatasetError(
+                f"{name}: x_{split} and y_{split} must be non-empty and the same "
+                f"length (got {len(x) if x.ndim else 'a scalar'} and "
+                f"{len(y) if y.ndim else 'a scalar'})"
+            )
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DatasetError(
+            f"{name}: x_train examples have shape {x_train.shape[1:]} but x_test "
+            f"examples {x_test.shape[1:]}"
+        )
+    if y_train.shape[1:] != y_test.shape[1:]:
+        raise DatasetError(
+            f"{name}: y_train has shape {y_train.shape[1:]} per example but "
+            f"y_test {y_test.shape[1:]}"
+        )
+    for array, label in (
+        (x_train, "x_train"),
+        (y_train, "y_train"),
+        (x_test, "x_test"),
+        (y_test, "y_test"),
+    ):
+        if not (
+            np.issubdtype(array.dtype, np.number)
+            or np.issubdtype(array.dtype, np.bool_)
+        ):
+            raise DatasetError(f"{name}: {label} is not numeric ({array.dtype})")
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            bad = int(np.sum(~np.isfinite(array)))
+            raise DatasetError(f"{name}: {label} holds {bad} NaN or inf value(s)")
+    return x_train, y_train, x_test, y_test
+
+
+def _targets(y_train, y_test, task, name):
+    """`(task, y_train, y_test, note)`: labels as int32 or targets as float32 (N, k)."""
+    integer = np.issubdtype(y_train.dtype, np.integer) or y_train.dtype == bool
+    one_hot = (
+        not integer
+        and y_train.ndim == 2
+        and y_train.shape[1] > 1
+        and _is_one_hot(y_train)
+        and _is_one_hot(y_test)
+    )
+    if task is None:
+        task = tasks.CLASSIFICATION if integer or one_hot else tasks.REGRESSION
+    note = ""
+    if task == tasks.CLASSIFICATION:
+        if one_hot:
+            y_train, y_test = y_train.argmax(axis=1), y_test.argmax(axis=1)
+            note = "; one-hot targets read as class labels"
+        elif y_train.ndim > 2 or (y_train.ndim == 2 and y_train.shape[1] != 1):
+            raise DatasetError(
+                f"{name}: classification needs one label per example, y_train "
+                f"has shape {y_train.shape[1:]} per example"
+            )
+        for y, split in ((y_train, "y_train"), (y_test, "y_test")):
+            if not np.all(np.equal(np.mod(y, 1), 0)) or np.min(y) < 0:
+                raise DatasetError(
+                    f"{name}: {split} holds non-integer or negative values, which "
+                    "are regression targets: classification needs labels 0, 1, "
+                    "... (drop the classification option, or use --task regression)"
+                )
+        return (
+            task,
+            y_train.reshape(-1).astype("int32"),
+            y_test.reshape(-1).astype("int32"),
+            note,
+        )
+    y_train, y_test = (
+        y.reshape(len(y), -1).astype("float32") for y in (y_train, y_test)
+    )
+    return task, y_train, y_test, note
+
+
+def _is_one_hot(y):
+    return bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1))
+
+
+def _scaled(x_train, x_test, feature_scaling, built_in):
+    """`(x_train, x_test, description)` after the scaling asked for."""
+    x_train, x_test = x_train.astype("float32"), x_test.astype("float32")
+    if feature_scaling == "standardize":
+        mean = x_train.mean(axis=0)
+        std = x_train.std(axis=0)
+        std = np.where(std > 0, std, 1.0).astype("float32")
+        return (
+            (x_train - mean) / std,
+            (x_test - mean) / std,
+            "standardized per feature with the training split's mean and std",
+        )
+    if feature_scaling == "auto" and built_in:
+        return x_train, x_test, built_in
+    return x_train, x_test, "as given (no scaling)"
+
+
+def _validation_split(x, y, stratify=True):
+    """A `VALIDATION_FRACTION` of (x, y) as validation (fixed seed; stratified
+    by class for classification)."""
     from sklearn.model_selection import train_test_split
 
     if len(x) < 2:
@@ -142,19 +405,16 @@ def _validation_split(x, y):
         )
     try:
         split = train_test_split(
-            x, y, test_size=VALIDATION_FRACTION, random_state=0, stratify=y
+            x,
+            y,
+            test_size=VALIDATION_FRACTION,
+            random_state=0,
+            stratify=y if stratify else None,
         )
     except ValueError:  # a class too rare to stratify: a plain random split
         split = train_test_split(x, y, test_size=VALIDATION_FRACTION, random_state=0)
     x_train, x_val, y_train, y_val = split
     return x_train, y_train, x_val, y_val
-
-
-def _scale(x):
-    """Integer pixels to [0, 1], everything as float32."""
-    if np.issubdtype(x.dtype, np.integer):
-        x = x / 255.0
-    return x.astype("float32")
 
 
 def _digits():
@@ -201,7 +461,7 @@ def _synthetic():
     return x[:2000], y[:2000], x[2000:], y[2000:]
 
 
-def _keras_dataset(name):
+def _keras_dataset(name):  # pixels / 255
     import keras
 
     try:
@@ -215,7 +475,7 @@ def _keras_dataset(name):
         ) from None
     if x_train.ndim == 3:  # grey images get a channel axis for Conv2D
         x_train, x_test = x_train[..., None], x_test[..., None]
-    return x_train, y_train, x_test, y_test
+    return x_train / 255.0, y_train, x_test / 255.0, y_test
 
 
 def _npz(path):
@@ -232,14 +492,7 @@ def _npz(path):
             f"dataset file {path!r} lacks {', '.join(missing)} "
             f"(it needs {', '.join(_NPZ_KEYS)})"
         )
-    arrays = tuple(found[key] for key in _NPZ_KEYS)
-    for x, y, split in (
-        (arrays[0], arrays[1], "train"),
-        (arrays[2], arrays[3], "test"),
-    ):
-        if len(x) != len(y) or len(x) == 0:
-            raise DatasetError(
-                f"dataset file {path!r}: x_{split} and y_{split} must be non-empty "
-                f"and the same length (got {len(x)} and {len(y)})"
-            )
-    return arrays
+    return tuple(found[key] for key in _NPZ_KEYS)
+
+
+_LOADERS = {"digits": _digits, "mnist1d": _mnist1d, "synthetic": _synthetic}

@@ -30,9 +30,16 @@ INITS = (
 )
 BASE_VARIANTS = ("none", "keras", "bn")
 NOISE_VARIANTS = ("bn-batch-statistics", "bn-covariate-shift", "bn-adjustment")
+OTHER_NORMALIZERS = ("layer-norm", "group-norm", "ghost-bn", "bn-after")
+# The built-in variants (`studies.variants` makes them; more can be registered).
 # Santurkar et al.'s name for BN followed by their covariate-shift noise.
-VARIANTS = BASE_VARIANTS + NOISE_VARIANTS + ("noisy-bn",)
-INSTRUMENTS = ("percentiles", "landscape")
+VARIANTS = BASE_VARIANTS + NOISE_VARIANTS + ("noisy-bn",) + OTHER_NORMALIZERS
+# Step instruments (kbn.callbacks, every probe_every steps) and batch_noise
+# (the normalization layer's own noise, measured once after training).
+INSTRUMENTS = ("percentiles", "landscape", "batch_noise")
+TASKS = ("classification", "regression")
+SCHEDULES = ("constant", "warmup-cosine")
+FEATURE_SCALINGS = ("auto", "none", "standardize")
 
 # The init a model starts from unless told otherwise: He for ReLU units;
 # Glorot & Bengio's 4x-Glorot uniform for sigmoid units.
@@ -61,6 +68,13 @@ COMMON = {
     "steps": None,  # a budget in optimizer steps replaces epochs when set
     "instruments": [],
     "probe_every": 10,  # optimizer steps between instrument readings
+    "task": None,  # None: from the targets (integer labels: classification)
+    "feature_scaling": "auto",
+    "virtual_batch_size": 16,  # ghost-bn's ghost batch
+    "momentum": None,  # None: 0.9 for `momentum`, 0 for `sgd`
+    "weight_decay": 0.0,
+    "schedule": "constant",
+    "warmup_fraction": 0.05,  # of the step budget, for warmup-cosine
 }
 
 
@@ -240,6 +254,42 @@ _DEFINITIONS = (
             ("mean_grad_change", "mean gradient change"),
             ("max_beta_smoothness", "max beta-smoothness"),
         ),
+    ),
+    StudyDefinition(
+        "batch-size",
+        "batch size x normalization variant x seed at a fixed step budget: "
+        "how BN's own noise grows as the batch shrinks",
+        ("variant", "batch_size", "seed"),
+        {
+            # A fixed number of optimizer steps (not epochs), so a small
+            # batch is not given more updates; one learning rate for all
+            # (the no-BN net's best in the lr study). Ghost BN's ghost batch
+            # is 16, so it equals BN at 16 and below.
+            "quick": {
+                "variant": ("none", "bn", "ghost-bn", "layer-norm"),
+                "batch_size": (4, 8, 16, 32, 64, 128, 256),
+                "seeds": 2,
+                "steps": 400,
+                "lr": 0.1,
+            },
+            "full": {
+                "variant": (
+                    "none",
+                    "keras",
+                    "bn",
+                    "ghost-bn",
+                    "layer-norm",
+                    "group-norm",
+                ),
+                "batch_size": (2, 4, 8, 16, 32, 64, 128, 256, 512),
+                "seeds": 5,
+                "steps": 1500,
+                "lr": 0.1,
+            },
+        },
+        instruments=("batch_noise",),
+        metrics=("batch_noise",),
+        plots=("batch_noise",),
     ),
 )
 

@@ -9,8 +9,6 @@ summary has one (`value [low, high]`), and a range the grid cuts off says so
 from studies import definitions
 from studies.analysis import swept_axes
 
-_ACCURACY = ("best_val_accuracy", "test_accuracy")
-
 
 def number(value, fmt="{:.3f}", signed=False):
     if value is None:
@@ -62,9 +60,9 @@ def _where(entry):
     return ", ".join(f"{k}={v}" for k, v in where.items())
 
 
-def variant_line(axes, variant, numbers, reference):
-    """One line: trained or not, best and test accuracy, ranges, stability."""
-    if "best_val_accuracy" not in numbers:
+def variant_line(axes, variant, numbers, reference, metric="accuracy"):
+    """One line: trained or not, best and test score, ranges, stability."""
+    if f"best_val_{metric}" not in numbers:
         return f"{variant}: no finished cells"
     intervals = numbers.get("intervals") or {}
     point = ", ".join(
@@ -73,15 +71,26 @@ def variant_line(axes, variant, numbers, reference):
     )
     best, test = (
         with_interval(numbers[k], intervals.get(k))
-        for k in ("best_val_accuracy", "test_accuracy")
+        for k in (f"best_val_{metric}", f"test_{metric}")
     )
     parts = [
         "trained" if numbers["trained"] else "DID NOT TRAIN (not above chance)",
-        f"best val {best}"
+        f"best val {_SHORT[metric]} {best}"
         + (f" at {point}" if point else "")
         + (" (grid edge)" if numbers.get("best_at_edge") else ""),
         f"test {test}",
     ]
+    if numbers.get("batch_noise") is not None:
+        parts.append(
+            "batch noise "
+            + with_interval(numbers["batch_noise"], intervals.get("batch_noise"))
+            + ", slope vs batch size "
+            + with_interval(
+                numbers.get("batch_noise_slope"),
+                intervals.get("batch_noise_slope"),
+                "{:.2f}",
+            )
+        )
     for along in swept_axes(axes):
         ranges = numbers.get(f"usable_{along}_ranges_5pt") or []
         shown = "; ".join(
@@ -109,13 +118,13 @@ def variant_line(axes, variant, numbers, reference):
     return f"{variant}: " + "; ".join(parts)
 
 
-def difference_line(axes, variant, entry, baseline="none"):
+def difference_line(axes, variant, entry, baseline="none", metric="accuracy"):
     """`bn - none: usable lr decades +1.00 [0.50, 1.50]; best val +0.014 [...]`."""
     keys = [
         key
         for a in swept_axes(axes)
         for key in (f"usable_{a}_decades_5pt", f"trainable_{a}_decades")
-    ] + list(_ACCURACY)
+    ] + [f"best_val_{metric}", f"test_{metric}"]
     parts = []
     for key in keys:
         if key in entry:
@@ -132,16 +141,20 @@ def difference_line(axes, variant, entry, baseline="none"):
 
 def lines(spec, summary):
     """The findings of a study: per variant, then each variant minus `none`."""
-    reference = summary.get("reference_accuracy")
+    metric = summary.get("metric", "accuracy")
+    reference = summary.get(f"reference_{metric}")
     result = [
-        variant_line(spec.axes, variant, numbers, reference)
+        variant_line(spec.axes, variant, numbers, reference, metric)
         for variant, numbers in summary["variants"].items()
     ]
     result += [
-        difference_line(spec.axes, variant, entry)
+        difference_line(spec.axes, variant, entry, metric=metric)
         for variant, entry in (summary.get("differences") or {}).items()
     ]
     return result + ratio_lines(spec.study, summary)
+
+
+_SHORT = {"accuracy": "acc", "r2": "R²"}
 
 
 def _num(value):

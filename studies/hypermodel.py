@@ -2,8 +2,10 @@
 
 Each grid axis is a `hp.Choice` with the exact grid values (a log-sampled
 `hp.Float` would give unordered mid-bin samples), so the HParams dashboard
-shows the grid as it is. Fitting stops early when the loss diverges, and the
-cell's outcome is a dict of finite numbers whatever happened.
+shows the grid as it is. The model comes from the study's builder
+(`studies.builders`), compiled for the data's task (`studies.tasks`). Fitting
+stops early when the loss diverges, and the cell's outcome is a dict of
+finite numbers whatever happened.
 """
 
 import math
@@ -12,7 +14,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from studies import instruments, models
+from studies import builders, instruments, optimizers, tasks
 
 _CHUNK = 1024  # examples per forward pass when scoring a split
 
@@ -36,13 +38,19 @@ class DivergenceMonitor(keras.callbacks.Callback):
             flag divergence at 1e3).
         batch_size: Examples per batch (None: all batches weigh the same).
         num_samples: Examples per epoch, for the size of the last batch.
+        relative: The threshold multiplies the first batch's loss (for a
+            regression loss, whose scale is the targets').
     """
 
-    def __init__(self, threshold=1e3, batch_size=None, num_samples=None):
+    def __init__(
+        self, threshold=1e3, batch_size=None, num_samples=None, relative=False
+    ):
         super().__init__()
         self.threshold = threshold
         self.batch_size = batch_size
         self.num_samples = num_samples
+        self.relative = relative
+        self.initial_loss = None
         self.diverged = False
         self.last_batch_loss = math.nan
         self._seen = self._total = 0.0
@@ -64,7 +72,10 @@ class DivergenceMonitor(keras.callbacks.Callback):
         loss = (total - self._total) / weight if weight > 0 else mean
         self._seen, self._total = seen, total
         self.last_batch_loss = loss
-        if not math.isfinite(loss) or loss > self.threshold:
+        if self.initial_loss is None and math.isfinite(loss):
+            self.initial_loss = abs(loss)
+        limit = self.threshold * (self.initial_loss or 1.0 if self.relative else 1.0)
+        if not math.isfinite(loss) or loss > limit:
             self.diverged = True
             self.model.stop_training = True
 
@@ -103,31 +114,32 @@ def epochs_for(settings, num_samples):
     )
 
 
+def total_steps(settings, num_samples):
+    """Optimizer steps a cell takes if it runs its whole budget."""
+    if settings.get("steps") is not None:
+        return settings["steps"]
+    return settings["epochs"] * math.ceil(num_samples / settings["batch_size"])
+
+
 class CellHyperModel(kt.HyperModel):
     """Builds and fits the model of one study cell.
 
     Args:
         spec: The `StudySpec`; its axes become `hp.Choice`s, its fixed
             settings are used as they are.
-        input_shape: Shape of one example.
-        num_classes: Number of classes.
-        chance: Validation accuracy recorded for a diverged cell.
-        test_data: `(x_test, y_test)`, scored once after training (never
-            used for selection), or None.
-        test_chance: Test accuracy recorded for a diverged cell (default
-            `chance`).
+        dataset: The `data.Dataset` (its shapes, task, chance and baselines;
+            the test split is scored once after training, never used for
+            selection).
+        builder: The model builder (`studies.builders`).
     """
 
-    def __init__(
-        self, spec, input_shape, num_classes, chance, test_data=None, test_chance=None
-    ):
+    def __init__(self, spec, dataset, builder):
         super().__init__(name=spec.study)
         self.spec = spec
-        self.input_shape = tuple(input_shape)
-        self.num_classes = num_classes
-        self.chance = chance
-        self.test_data = test_data
-        self.test_chance = chance if test_chance is None else test_chance
+        self.task = tasks.get(dataset.task)
+        self.dataset = dataset
+        self.builder = builder
+        self.normalization = None  # of the model built last
 
     def declare_hyperparameters(self, hp):
         for name, values in self.spec.axes.items():
@@ -141,20 +153,26 @@ class CellHyperModel(kt.HyperModel):
         self.declare_hyperparameters(hp)
         s = self.settings(hp)
         keras.utils.set_random_seed(s["seed"])
-        model = models.build(
+        model, self.normalization, _ = builders.build(
+            self.builder,
+            s,
+            self.dataset.input_shape,
+            self.dataset.outputs,
             s["model"],
-            variant=s["variant"],
-            input_shape=self.input_shape,
-            num_classes=self.num_classes,
-            init=s["init"],
-            init_scale=s["init_scale"],
-            seed=s["seed"],
         )
-        model.compile(
-            optimizer=models.optimizer(s["optimizer"], s["lr"]),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-        )
+        optimizer = optimizers.make(s, total_steps(s, len(self.dataset.x_train)))
+        if self.task.name == tasks.REGRESSION:
+            model.compile(
+                optimizer=optimizer,
+                loss="mse",
+                metrics=[keras.metrics.MeanSquaredError(name="mse")],
+            )
+        else:
+            model.compile(
+                optimizer=optimizer,
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=["accuracy"],
+            )
         return model
 
     def fit(
@@ -168,18 +186,27 @@ class CellHyperModel(kt.HyperModel):
 
         Returns:
             A dict with `score` (the tuner's objective: the final validation
-            accuracy, chance for a diverged cell), `final_val_accuracy`,
-            `best_val_accuracy`, `final_val_loss`, `best_val_loss`,
-            `final_train_loss`, `final_train_accuracy` (inference mode, on
-            the whole training split), `diverged` (0 or 1),
-            `epochs_run`, `final_test_accuracy` (NaN without test data) and
-            `steps_run`. Losses are NaN where training diverged. With
-            instruments, also `curves` (see `instruments.curves`).
+            score, chance for a diverged cell), `final_val_<metric>`,
+            `best_val_<metric>`, `final_train_<metric>` (inference mode, on
+            the whole training split), `final_test_<metric>` (NaN without
+            test data), where the metric is `accuracy` or `r2`
+            (`studies.tasks`); `final_val_loss`, `best_val_loss`,
+            `final_train_loss`, `diverged` (0 or 1), `epochs_run` and
+            `steps_run`; for regression also `final_test_loss`. Losses are
+            NaN where training diverged. With instruments, also `curves`
+            (see `instruments.curves`) and `batch_noise`.
         """
         s = self.settings(hp)
-        monitor = DivergenceMonitor(s["divergence_threshold"], s["batch_size"], len(x))
+        monitor = DivergenceMonitor(
+            s["divergence_threshold"],
+            s["batch_size"],
+            len(x),
+            relative=self.task.relative_divergence,
+        )
         budget = StepBudget(s.get("steps"))
-        probes = instruments.callbacks(s, x, y, validation_data, log_dir)
+        probes = instruments.callbacks(
+            s, x, y, validation_data, log_dir, self.scorer, self.task.metric
+        )
         history = model.fit(
             x,
             y,
@@ -191,25 +218,45 @@ class CellHyperModel(kt.HyperModel):
             **kwargs,
         )
         outcome = self.outcome(history.history, monitor.diverged)
+        train_key = self.task.key("train")
         if not outcome["diverged"]:
-            # inference mode, on the whole split: Keras's `accuracy` is a
-            # training-mode running mean over the last epoch (noise and
-            # dropout on), which would understate the train/validation gap
-            outcome["final_train_accuracy"] = accuracy(model, x, y)
-        outcome["final_test_accuracy"] = self.test_accuracy(model, outcome["diverged"])
+            # inference mode, on the whole split: Keras's running metric is a
+            # training-mode mean over the last epoch (noise and dropout on),
+            # which would understate the train/validation gap
+            outcome[train_key] = self.scorer(model, x, y, "train")
+        outcome.update(self.test_scores(model, outcome["diverged"]))
         outcome["steps_run"] = budget.steps_run
         if probes:
             steps_per_epoch = math.ceil(len(x) / s["batch_size"])
             outcome["curves"] = instruments.curves(probes, steps_per_epoch)
+        if "batch_noise" in s["instruments"] and not outcome["diverged"]:
+            layers = self.normalization.layers if self.normalization else []
+            outcome["batch_noise"] = instruments.batch_noise(
+                model, layers, x, s["batch_size"], s["seed"]
+            )
         return outcome
 
-    def test_accuracy(self, model, diverged):
-        """Accuracy on the held-out test split (chance if the cell diverged)."""
-        if self.test_data is None:
-            return math.nan
-        if diverged:
-            return float(self.test_chance)
-        return accuracy(model, *self.test_data)
+    def scorer(self, model, x, y, split):
+        """The task's score of `model` on `(x, y)` from `split` (inference mode)."""
+        if self.task.name == tasks.REGRESSION:
+            loss = mean_squared_error(model, x, y)
+            return 1.0 - loss / self.dataset.baseline_loss(split)
+        return accuracy(model, x, y)
+
+    def test_scores(self, model, diverged):
+        """The score on the held-out test split (chance if the cell diverged)."""
+        key = self.task.key("test")
+        x, y = self.dataset.x_test, self.dataset.y_test
+        if self.task.name == tasks.REGRESSION:
+            loss = math.nan if diverged else mean_squared_error(model, x, y)
+            score = (
+                self.dataset.test_chance
+                if diverged
+                else (1.0 - loss / self.dataset.baseline_loss("test"))
+            )
+            return {key: float(score), "final_test_loss": loss}
+        score = self.dataset.test_chance if diverged else accuracy(model, x, y)
+        return {key: float(score)}
 
     def failed_outcome(self):
         """The outcome recorded for a cell that raised an error."""
@@ -218,42 +265,64 @@ class CellHyperModel(kt.HyperModel):
             **outcome,
             "diverged": 0,
             "epochs_run": 0,
-            "final_test_accuracy": math.nan,
+            self.task.key("test"): math.nan,
             "steps_run": 0,
         }
 
     def outcome(self, history, diverged):
         """Summarizes a Keras history dict into the cell's outcome."""
-        val_acc = np.asarray(history.get("val_accuracy", [np.nan]), dtype=float)
+        chance = self.dataset.chance
         val_loss = np.asarray(history.get("val_loss", [np.nan]), dtype=float)
         diverged = bool(diverged) or not np.isfinite(val_loss[-1])
-        final_acc = self.chance if diverged else float(val_acc[-1])
+        if self.task.name == tasks.REGRESSION:
+            baseline = self.dataset.baseline_loss("val")
+            val = 1.0 - np.asarray(history.get("val_mse", [np.nan]), float) / baseline
+            train = _last(history.get("mse"))
+            train = 1.0 - train / self.dataset.baseline_loss("train")
+        else:
+            val = np.asarray(history.get("val_accuracy", [np.nan]), dtype=float)
+            train = _last(history.get("accuracy"))
+        final = chance if diverged else float(val[-1])
+        metric = self.task.metric
         return {
-            "score": final_acc,
-            "final_val_accuracy": final_acc,
-            "best_val_accuracy": _nanmax(val_acc, default=self.chance),
+            "score": final,
+            f"final_val_{metric}": final,
+            f"best_val_{metric}": _nanmax(val, default=chance),
             "final_val_loss": float(val_loss[-1]) if not diverged else math.nan,
             "best_val_loss": _nanmin(val_loss),
             "final_train_loss": _last(history.get("loss")),
-            "final_train_accuracy": self.chance
-            if diverged
-            else _last(history.get("accuracy")),
+            f"final_train_{metric}": chance if diverged else train,
             "diverged": int(diverged),
             "epochs_run": len(history.get("loss", [])),
         }
 
 
-def accuracy(model, x, y):
-    """Inference-mode accuracy of `model` on `(x, y)`.
-
-    Direct calls in chunks: `predict` would trace a new function per cell.
-    """
-    correct = 0
+def _predictions(model, x):
+    """Inference-mode outputs in chunks (`predict` would trace a function per cell)."""
     for start in range(0, len(x), _CHUNK):
-        logits = model(x[start : start + _CHUNK], training=False)
-        predicted = np.argmax(keras.ops.convert_to_numpy(logits), axis=-1)
-        correct += int(np.sum(predicted == y[start : start + _CHUNK]))
+        yield (
+            start,
+            keras.ops.convert_to_numpy(
+                model(x[start : start + _CHUNK], training=False)
+            ),
+        )
+
+
+def accuracy(model, x, y):
+    """Inference-mode accuracy of `model` on `(x, y)`."""
+    correct = 0
+    for start, logits in _predictions(model, x):
+        correct += int(np.sum(np.argmax(logits, axis=-1) == y[start : start + _CHUNK]))
     return correct / len(x)
+
+
+def mean_squared_error(model, x, y):
+    """Inference-mode MSE of `model` on `(x, y)` (float64 sums)."""
+    total = 0.0
+    for start, out in _predictions(model, x):
+        error = out.astype("float64") - y[start : start + _CHUNK]
+        total += float(np.sum(error**2))
+    return total / y.size
 
 
 def _finite(values):

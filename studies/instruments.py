@@ -3,11 +3,11 @@
 With instruments on (`--instruments`, or a study that needs them), every
 `probe_every` optimizer steps a cell measures:
 
-- always: the accuracy on the training set and on the validation split (the
-  series and tag keep the name `test` from before the three-way split; the
-  held-out test split is scored only once, at the end),
-  in inference mode (`StepAccuracy`; tags `steps/train_accuracy`,
-  `steps/test_accuracy`);
+- always: the score (accuracy, or R² for regression) on the training set
+  and on the validation split (the series and tag keep the name `test` from
+  before the three-way split; the held-out test split is scored only once,
+  at the end), in inference mode (`StepScore`; tags `steps/train_accuracy`,
+  `steps/test_accuracy`, or `..._r2`);
 - `percentiles`: `kbn.callbacks.ActivationPercentiles` on unit 0 of every
   nonlinearity's input, on a fixed probe batch of training examples;
 - `landscape`: `kbn.callbacks.LandscapeProbe` on a batch of the training
@@ -16,6 +16,11 @@ With instruments on (`--instruments`, or a study that needs them), every
 All write TensorBoard scalars into the cell's own folder, next to Keras's
 TensorBoard callback, and the numbers go into the cell's record as `curves`,
 so the report is rebuilt from the study folder alone.
+
+`batch_noise` is measured once, after training (`batch_noise`): how much a
+normalization layer's output for one example moves when the other examples
+of its batch change, the noise BN injects by normalizing with batch
+statistics.
 """
 
 import keras
@@ -28,40 +33,49 @@ ACCURACY_EXAMPLES = 2048  # cap on the examples scored per set and step
 UNIT = 0  # the one unit whose input percentiles are followed, as in the paper
 
 
-class StepAccuracy(StepCallback):
-    """Accuracy on fixed training and validation sets every N steps.
+NOISE_PROBES = 8  # examples whose output is followed across batches
+NOISE_DRAWS = 16  # batches (random companions) per probe example
+NOISE_EXAMPLES = 2048  # cap on the training examples batches are drawn from
+
+
+class StepScore(StepCallback):
+    """The task's score on fixed training and validation sets every N steps.
 
     Args:
         train: `(x, y)` training examples (at most `ACCURACY_EXAMPLES` used).
         test: `(x, y)` validation examples.
         every_n_steps: Interval in optimizer steps.
         log_dir: TensorBoard folder, or None.
+        scorer: `scorer(model, x, y, split) -> float` (the hypermodel's).
+        metric: The score's name (`accuracy` or `r2`), for the tags.
     """
 
-    def __init__(self, train, test, every_n_steps, log_dir):
+    def __init__(self, train, test, every_n_steps, log_dir, scorer, metric):
         super().__init__(every_n_steps, log_dir)
         self.sets = {
             "train": tuple(a[:ACCURACY_EXAMPLES] for a in train),
             "test": tuple(a[:ACCURACY_EXAMPLES] for a in test),
         }
+        self.scorer = scorer
+        self.metric = metric
 
     def measure(self, step):
         scalars = {}
         for name, (x, y) in self.sets.items():
-            logits = keras.ops.convert_to_numpy(self.model(x, training=False))
-            scalars[f"steps/{name}_accuracy"] = float(
-                np.mean(np.argmax(logits, axis=-1) == y)
+            split = "train" if name == "train" else "val"
+            scalars[f"steps/{name}_{self.metric}"] = float(
+                self.scorer(self.model, x, y, split)
             )
         return scalars, {}
 
 
-def callbacks(settings, x, y, validation_data, log_dir):
-    """The instruments of one cell (an empty list when none are on)."""
-    names = settings["instruments"]
+def callbacks(settings, x, y, validation_data, log_dir, scorer, metric="accuracy"):
+    """The step instruments of one cell (an empty list when none are on)."""
+    names = [n for n in settings["instruments"] if n != "batch_noise"]
     if not names:
         return []
     every = settings["probe_every"]
-    result = [StepAccuracy((x, y), validation_data, every, log_dir)]
+    result = [StepScore((x, y), validation_data, every, log_dir, scorer, metric)]
     if "percentiles" in names:
         result.append(
             ActivationPercentiles(
@@ -90,7 +104,7 @@ def curves(instruments, steps_per_epoch):
 
     Returns:
         `{}` without instruments; otherwise `steps_per_epoch` and, per
-        instrument, its steps and series: `accuracy` (`train`, `test`),
+        instrument, its steps and series: `accuracy` or `r2` (`train`, `test`),
         `percentiles` (`layer`, `p15`, `p50`, `p85`, ... of the last
         nonlinearity followed) and `landscape` (`loss`, `grad_norm`,
         `loss_range`, `max_grad_change`, `beta_smoothness`).
@@ -98,11 +112,12 @@ def curves(instruments, steps_per_epoch):
     result = {}
     for callback in instruments:
         history = callback.history
-        if isinstance(callback, StepAccuracy):
-            result["accuracy"] = {
+        if isinstance(callback, StepScore):
+            m = callback.metric
+            result[m] = {
                 "step": history["step"],
-                "train": history.get("steps/train_accuracy", []),
-                "test": history.get("steps/test_accuracy", []),
+                "train": history.get(f"steps/train_{m}", []),
+                "test": history.get(f"steps/test_{m}", []),
             }
         elif isinstance(callback, ActivationPercentiles):
             # The last nonlinearity followed: the last hidden layer's input.
@@ -130,3 +145,61 @@ def curves(instruments, steps_per_epoch):
     if result:
         result["steps_per_epoch"] = steps_per_epoch
     return result
+
+
+def batch_noise(model, layers, x, batch_size, seed):
+    """The noise a normalization layer adds by depending on the rest of its batch.
+
+    For `NOISE_PROBES` training examples, each is put in `NOISE_DRAWS`
+    batches of `batch_size` with random companions, and the first
+    normalization layer is called on them in training mode (as in `fit`;
+    its state is restored after). The number is the RMS over probes and
+    features of the std of the probe's output across batches, divided by the
+    RMS over features of the outputs' std across the examples of a batch:
+    0 for a per-example normalizer (LayerNorm), about
+    sqrt((1 + z² (kappa + 2) / 4) / M) for BN over M examples (batch-mean
+    noise sigma²/M plus batch-std noise; z is the probe's standardized
+    value, kappa the excess kurtosis), so it grows as 1/sqrt(M) as the batch
+    shrinks; Ghost BN's M is its ghost batch.
+
+    Args:
+        model: The trained model (Functional or Sequential: the layer's
+            input is read through a sub-model).
+        layers: The normalization layers the builder made, in order.
+        x: Training examples.
+        batch_size: The cell's batch size.
+        seed: Seeds the probes and companions.
+
+    Returns:
+        The relative noise, or NaN without a normalization layer (or when
+        its input cannot be read from the model) or with a batch of 1.
+    """
+    if not layers or batch_size < 2:
+        return float("nan")
+    layer = layers[0]
+    try:
+        inputs = model.inputs
+        features = keras.Model(inputs[0] if len(inputs) == 1 else inputs, layer.input)
+    except (AttributeError, ValueError, TypeError):  # e.g. a subclassed model
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    pool = x[rng.permutation(len(x))[:NOISE_EXAMPLES]]
+    h = keras.ops.convert_to_numpy(features(pool, training=False))
+    batch_size = min(batch_size, len(h))
+    state = [keras.ops.convert_to_numpy(v) for v in layer.non_trainable_variables]
+    outputs, spreads = [], []
+    for probe in range(min(NOISE_PROBES, len(h))):
+        others = np.delete(np.arange(len(h)), probe)
+        draws = []
+        for _ in range(NOISE_DRAWS):
+            rows = rng.choice(others, batch_size - 1, replace=False)
+            batch = h[np.concatenate([[probe], rows])]
+            out = keras.ops.convert_to_numpy(layer(batch, training=True))
+            out = out.reshape(len(batch), -1)
+            draws.append(out[0])
+            spreads.append(out.std(axis=0))
+        outputs.append(np.std(draws, axis=0))
+    for variable, value in zip(layer.non_trainable_variables, state, strict=True):
+        variable.assign(value)
+    scale = np.sqrt(np.mean(np.square(spreads)))
+    return float(np.sqrt(np.mean(np.square(outputs))) / scale) if scale > 0 else 0.0

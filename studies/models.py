@@ -1,13 +1,10 @@
-"""The networks a study trains, built for one normalization variant.
+"""The built-in model builders (see `studies.builders` for the seam).
 
-Batch normalization goes before the nonlinearity and the layer it follows
-has no bias (BN's offset replaces it), as in Ioffe & Szegedy 2015.
-
-Variants: `none` (no normalization), `keras` (the stock
-`keras.layers.BatchNormalization`), `bn` (`kbn.BatchNormalization`) and one
-per `kbn.noise` model (`bn-batch-statistics`, `bn-covariate-shift`,
-`bn-adjustment`); `noisy-bn` is `bn-covariate-shift` under Santurkar et
-al.'s name.
+Each is a builder `build(normalization, kernel_initializer, input_shape,
+outputs)`: normalization goes before the nonlinearity and the layer it
+follows has no bias (BN's offset replaces it), as in Ioffe & Szegedy 2015;
+for an after-activation variant (`bn-after`) it goes after the nonlinearity
+and the layer keeps its bias.
 
 The nonlinearities are named `<activation>_<i>` (`sigmoid_1`, ...), so the
 instruments' TensorBoard tags are the same in every cell.
@@ -16,24 +13,17 @@ Initialization: every kernel gets `family` scaled by `scale`, where the scale
 multiplies the initial weights' standard deviation (VarianceScaling with
 `scale = scale**2 * base`, or a normal with `stddev = 0.05 * scale`). Each
 model's default is the standard init for its nonlinearity
-(`STANDARD_INIT`): He for ReLU, and for sigmoid units Glorot & Bengio's
-advice of 4x the Glorot-uniform bound (`glorot_sigmoid`).
+(`STANDARD_INIT`, also the builder's `standard_init`): He for ReLU, and for
+sigmoid units Glorot & Bengio's advice of 4x the Glorot-uniform bound
+(`glorot_sigmoid`).
 """
 
 import functools
 
 import keras
 
-import kbn
 from studies.definitions import MODELS as NAMES
 from studies.definitions import STANDARD_INIT
-
-_NOISE = {
-    "bn-batch-statistics": "batch_statistics",
-    "bn-covariate-shift": "covariate_shift",
-    "bn-adjustment": "adjustment",
-    "noisy-bn": "covariate_shift",
-}
 
 # family -> (VarianceScaling base scale, mode, distribution)
 _VARIANCE_SCALING = {
@@ -61,86 +51,51 @@ def initializer(family, scale, seed):
     )
 
 
-def normalization(variant, seed):
-    """The normalization layer of `variant`, or None for `none`."""
-    if variant == "none":
-        return None
-    if variant == "keras":
-        return keras.layers.BatchNormalization()
-    return kbn.BatchNormalization(noise=_NOISE.get(variant), seed=seed)
+def _block(normalization, make_layer, activation, name):
+    """A layer, its normalization (before or after the nonlinearity) and the
+    nonlinearity; the layer keeps its bias unless BN comes right after it."""
+    norm = normalization()
+    after = normalization.after_activation
+    layer = make_layer(use_bias=norm is None or after)
+    act = keras.layers.Activation(activation, name=name)
+    if norm is None:
+        return [layer, act]
+    return [layer, act, norm] if after else [layer, norm, act]
 
 
-def build(
-    name,
-    *,
-    variant,
-    input_shape,
-    num_classes,
-    init=None,
-    init_scale=1.0,
-    seed=0,
-):
-    """Builds (uncompiled) model `name` for one variant, init and seed.
+def _mlp(depth, activation):
+    def build(normalization, kernel_initializer, input_shape, outputs):
+        layers = [keras.Input(tuple(input_shape)), keras.layers.Flatten()]
+        for i in range(1, depth + 1):
+            dense = functools.partial(
+                keras.layers.Dense, 100, kernel_initializer=kernel_initializer
+            )
+            layers += _block(normalization, dense, activation, f"{activation}_{i}")
+        layers.append(
+            keras.layers.Dense(outputs, kernel_initializer=kernel_initializer)
+        )
+        return keras.Sequential(layers)
 
-    Args:
-        name: `mlp-sigmoid` (3 x 100 sigmoid units, the BN paper's MNIST
-            network), `mlp-relu` (6 x 100 ReLU units) or `cnn` (a small
-            VGG-style net: two blocks of two 3x3 convolutions, 32 and 64
-            filters, then global average pooling; Conv1D for sequences).
-        variant: The normalization variant.
-        input_shape: Shape of one example.
-        num_classes: Number of output logits.
-        init: Kernel initializer family; None for the model's standard init.
-        init_scale: Multiplier of the initial weights' standard deviation.
-        seed: Seeds the initializers and any noise.
+    return build
 
-    Returns:
-        A `keras.Model` producing logits.
+
+def mlp_relu(normalization, kernel_initializer, input_shape, outputs):
+    """6 x 100 ReLU units (a builder: see `studies.builders`)."""
+    return _mlp(6, "relu")(normalization, kernel_initializer, input_shape, outputs)
+
+
+def mlp_sigmoid(normalization, kernel_initializer, input_shape, outputs):
+    """3 x 100 sigmoid units, the BN paper's MNIST network."""
+    return _mlp(3, "sigmoid")(normalization, kernel_initializer, input_shape, outputs)
+
+
+def cnn(normalization, kernel_initializer, input_shape, outputs):
+    """A small VGG-style net: two blocks of two 3x3 convolutions (32 and 64
+    filters), max pooling, then global average pooling; Conv1D for sequences.
 
     Raises:
-        ModelError: `cnn` on flat (tabular) inputs.
+        ModelError: flat (tabular) inputs.
     """
-    init = init or STANDARD_INIT.get(name)
-    counter = iter(range(1000))
-    blocks = iter(range(1, 1000))
-
-    def kernel():
-        return initializer(init, init_scale, seed * 1000 + next(counter))
-
-    def block(make_layer, activation):
-        # BN before the nonlinearity; the layer it follows needs no bias.
-        norm = normalization(variant, seed * 1000 + next(counter))
-        layer = make_layer(use_bias=norm is None, kernel_initializer=kernel())
-        norms = [norm] if norm is not None else []
-        name = f"{activation}_{next(blocks)}"
-        return [layer, *norms, keras.layers.Activation(activation, name=name)]
-
-    layers = [keras.Input(tuple(input_shape))]
-    if name in ("mlp-sigmoid", "mlp-relu"):
-        depth, activation = (3, "sigmoid") if name == "mlp-sigmoid" else (6, "relu")
-        layers.append(keras.layers.Flatten())
-        for _ in range(depth):
-            layers += block(functools.partial(keras.layers.Dense, 100), activation)
-    elif name == "cnn":
-        layers += _conv_stack(input_shape, block)
-    else:
-        raise ModelError(f"unknown model {name!r}")
-    layers.append(keras.layers.Dense(num_classes, kernel_initializer=kernel()))
-    return keras.Sequential(layers, name=f"{name}-{variant}")
-
-
-def check(name, input_shape):
-    """Raises `ModelError` if model `name` cannot take inputs of `input_shape`."""
-    if name not in NAMES:
-        raise ModelError(f"unknown model {name!r}: choose one of {', '.join(NAMES)}")
-    if name == "cnn" and len(input_shape) not in (2, 3):
-        raise ModelError(
-            "model 'cnn' needs images (H, W, C) or sequences (L, C); the data "
-            f"has examples of shape {tuple(input_shape)}: use mlp-sigmoid or mlp-relu"
-        )
-
-
-def _conv_stack(input_shape, block):
     check("cnn", input_shape)
     rank = len(input_shape) - 1
     conv = keras.layers.Conv2D if rank == 2 else keras.layers.Conv1D
@@ -150,21 +105,31 @@ def _conv_stack(input_shape, block):
         if rank == 2
         else keras.layers.GlobalAveragePooling1D
     )
-    layers = []
+    layers = [keras.Input(tuple(input_shape))]
+    blocks = iter(range(1, 100))
     for filters in (32, 64):
         for _ in range(2):
-            layers += block(functools.partial(conv, filters, 3, padding="same"), "relu")
+            make = functools.partial(
+                conv, filters, 3, padding="same", kernel_initializer=kernel_initializer
+            )
+            layers += _block(normalization, make, "relu", f"relu_{next(blocks)}")
         layers.append(pool(2, padding="same"))
     layers.append(gap())
-    return layers
+    layers.append(keras.layers.Dense(outputs, kernel_initializer=kernel_initializer))
+    return keras.Sequential(layers)
 
 
-def optimizer(name, learning_rate):
-    """`sgd` (plain), `momentum` (SGD, 0.9) or `adam`, at `learning_rate`."""
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate)
-    if name == "momentum":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9)
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate)
-    raise ModelError(f"unknown optimizer {name!r}")
+BUILDERS = {"mlp-relu": mlp_relu, "mlp-sigmoid": mlp_sigmoid, "cnn": cnn}
+for _name, _builder in BUILDERS.items():
+    _builder.standard_init = STANDARD_INIT[_name]
+
+
+def check(name, input_shape):
+    """Raises `ModelError` if built-in model `name` cannot take `input_shape`."""
+    if name not in NAMES:
+        raise ModelError(f"unknown model {name!r}: choose one of {', '.join(NAMES)}")
+    if name == "cnn" and len(input_shape) not in (2, 3):
+        raise ModelError(
+            "model 'cnn' needs images (H, W, C) or sequences (L, C); the data "
+            f"has examples of shape {tuple(input_shape)}: use mlp-sigmoid or mlp-relu"
+        )

@@ -1,11 +1,12 @@
 """PNG plots of a study (matplotlib, no display needed).
 
 Each function takes the axes, the result rows and chance, writes one PNG and
-returns its file name. Accuracy is the analysis's cell accuracy
-(`studies.outcomes`): diverged and errored cells count as chance and are
-marked with a cross. Every swept axis gets an accuracy plot with the usable
-threshold (5 points below the best of any variant); two swept axes also get
-heatmaps; a study's definition names its extra plots (`EXTRA_PLOTS`).
+returns its file name. Accuracy is the analysis's cell score
+(`studies.outcomes`; R² for a regression task, `studies.tasks`): diverged
+and errored cells count as chance and are marked with a cross. Every swept
+axis gets an accuracy plot with the usable threshold (5 points below the
+best of any variant); two swept axes also get heatmaps; a study's
+definition names its extra plots (`EXTRA_PLOTS`).
 """
 
 import os
@@ -17,7 +18,9 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from studies import analysis, outcomes  # noqa: E402
+from studies import analysis, outcomes, tasks  # noqa: E402
+
+_CLASSIFICATION = tasks.get(tasks.CLASSIFICATION)
 
 
 def _variant_styles(variants):
@@ -34,7 +37,9 @@ def _label(where):
     return ", ".join(f"{k}={v}" for k, v in where.items())
 
 
-def accuracy_vs(axes, rows, chance, along, folder, filename, reference=None):
+def accuracy_vs(
+    axes, rows, chance, along, folder, filename, reference=None, task=_CLASSIFICATION
+):
     """Seed-mean accuracy vs `along` (log x) per variant, with a +-1 std band.
 
     One panel per value of the other non-seed axes (e.g. per init family); a
@@ -43,7 +48,10 @@ def accuracy_vs(axes, rows, chance, along, folder, filename, reference=None):
     variants = axes["variant"]
     styles = _variant_styles(variants)
     # Every variant's curves come in the same panel order (the other axes' grid).
-    by_variant = {v: analysis.curves(axes, rows, v, along, chance) for v in variants}
+    key = task.key("val")
+    by_variant = {
+        v: analysis.curves(axes, rows, v, along, chance, key) for v in variants
+    }
     panels = by_variant[variants[0]]
     fig, grid = plt.subplots(
         1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False, sharey=True
@@ -67,21 +75,26 @@ def accuracy_vs(axes, rows, chance, along, folder, filename, reference=None):
             )
         ax.set_xscale("log")
         ax.set_xlabel(along.replace("_", " "))
-        ax.set_title(_label(where) or f"accuracy vs {along}")
+        ax.set_title(_label(where) or f"{task.metric} vs {along}")
         ax.grid(alpha=0.3)
-    grid[0][0].set_ylabel("final validation accuracy (seed mean)")
+    grid[0][0].set_ylabel(f"final validation {task.label} (seed mean)")
     grid[0][-1].legend(title="x: a seed diverged or failed", fontsize=8)
     return _save(fig, folder, filename)
 
 
-def heatmaps(axes, rows, chance, folder, filename="lr_init_heatmap.png"):
+def heatmaps(
+    axes, rows, chance, folder, filename="lr_init_heatmap.png", task=_CLASSIFICATION
+):
     """Seed-mean accuracy over learning rate x init scale, one map per variant."""
     variants = axes["variant"]
     lrs, scales = sorted(axes["lr"]), sorted(axes["init_scale"])
     fig, grid = plt.subplots(
         1, len(variants), figsize=(4.6 * len(variants), 4.2), squeeze=False
     )
-    curves = {v: analysis.curves(axes, rows, v, "lr", chance) for v in variants}
+    curves = {
+        v: analysis.curves(axes, rows, v, "lr", chance, task.key("val"))
+        for v in variants
+    }
     for ax, variant in zip(grid[0], variants, strict=True):
         # one curve along lr per init scale, in ascending scale order
         order = np.argsort(axes["init_scale"])
@@ -109,19 +122,26 @@ def heatmaps(axes, rows, chance, folder, filename="lr_init_heatmap.png"):
         ax.set_ylabel("init scale")
         ax.set_title(variant)
     fig.colorbar(
-        shown, ax=grid[0].tolist(), label="val accuracy (seed mean; x: failed)"
+        shown, ax=grid[0].tolist(), label=f"val {task.metric} (seed mean; x: failed)"
     )
     return _save(fig, folder, filename, tight=False)
 
 
-def train_vs_val(axes, rows, chance, folder, filename="noise_generalization.png"):
+def train_vs_val(
+    axes,
+    rows,
+    chance,
+    folder,
+    filename="noise_generalization.png",
+    task=_CLASSIFICATION,
+):
     """Train and validation accuracy per variant (seed mean and spread)."""
     variants = axes["variant"]
     fig, ax = plt.subplots(figsize=(1.4 * len(variants) + 2, 4.2))
     width = 0.38
     for offset, key, label in (
-        (-width / 2, "final_train_accuracy", "train"),
-        (width / 2, "final_val_accuracy", "validation"),
+        (-width / 2, task.key("train"), "train"),
+        (width / 2, task.key("val"), "validation"),
     ):
         means, stds = [], []
         for variant in variants:
@@ -139,11 +159,11 @@ def train_vs_val(axes, rows, chance, folder, filename="noise_generalization.png"
             capsize=3,
         )
     ax.set_xticks(range(len(variants)), variants, rotation=20)
-    ax.set_ylabel("final accuracy (seed mean +- std)")
+    ax.set_ylabel(f"final {task.metric} (seed mean +- std)")
     ax.set_ylim(0, 1.05)
     ax.axhline(chance, color="grey", ls=":", lw=1)
     ax.legend()
-    ax.set_title("generalization: train vs validation accuracy")
+    ax.set_title(f"generalization: train vs validation {task.metric}")
     return _save(fig, folder, filename)
 
 
@@ -159,7 +179,9 @@ def _curve_panel(ax, rows, variants, section, key, styles):
     ax.grid(alpha=0.3)
 
 
-def covariate_shift(axes, rows, chance, folder, filename="covariate_shift.png"):
+def covariate_shift(
+    axes, rows, chance, folder, filename="covariate_shift.png", task=_CLASSIFICATION
+):
     """Ioffe & Szegedy's Figure 1: test accuracy, then percentiles per variant.
 
     The percentile panels show seed 0's network (percentiles of different
@@ -172,10 +194,10 @@ def covariate_shift(axes, rows, chance, folder, filename="covariate_shift.png"):
     )
     # the instruments' "test" set is the validation split (the test split is
     # held out until the end)
-    _curve_panel(grid[0], rows, variants, "accuracy", "test", styles)
+    _curve_panel(grid[0], rows, variants, task.metric, "test", styles)
     grid[0].axhline(chance, color="grey", ls=":", lw=1, label="chance")
-    grid[0].set_ylabel("validation accuracy (seed mean)")
-    grid[0].set_title("(a) validation accuracy")
+    grid[0].set_ylabel(f"validation {task.metric} (seed mean)")
+    grid[0].set_title(f"(a) validation {task.metric}")
     grid[0].legend(fontsize=8)
     for i, (ax, variant) in enumerate(zip(grid[1:], variants, strict=True)):
         first = next(
@@ -202,19 +224,24 @@ def covariate_shift(axes, rows, chance, folder, filename="covariate_shift.png"):
     return _save(fig, folder, filename)
 
 
-def landscape_accuracy(axes, rows, chance, folder, filename="training_accuracy.png"):
+def landscape_accuracy(
+    axes, rows, chance, folder, filename="training_accuracy.png", task=_CLASSIFICATION
+):
     """Santurkar et al.'s Figure 2: training accuracy against steps."""
     variants = axes["variant"]
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    _curve_panel(ax, rows, variants, "accuracy", "train", _variant_styles(variants))
+    styles = _variant_styles(variants)
+    _curve_panel(ax, rows, variants, task.metric, "train", styles)
     ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
-    ax.set_ylabel("training accuracy (seed mean)")
-    ax.set_title("training accuracy, same learning rate")
+    ax.set_ylabel(f"training {task.metric} (seed mean)")
+    ax.set_title(f"training {task.metric}, same learning rate")
     ax.legend(fontsize=8)
     return _save(fig, folder, filename)
 
 
-def landscape(axes, rows, chance, folder, filename="landscape.png"):
+def landscape(
+    axes, rows, chance, folder, filename="landscape.png", task=_CLASSIFICATION
+):
     """Santurkar et al.'s Figure 4: loss range and gradient predictiveness."""
     variants = axes["variant"]
     styles = _variant_styles(variants)
@@ -233,6 +260,33 @@ def landscape(axes, rows, chance, folder, filename="landscape.png"):
     return _save(fig, folder, filename)
 
 
+def batch_noise(
+    axes, rows, chance, folder, filename="batch_noise.png", task=_CLASSIFICATION
+):
+    """Batch noise against batch size (log-log) per variant, with 1/sqrt(batch)."""
+    table = analysis.noise_by_batch_size(axes, rows)
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    styles = _variant_styles(axes["variant"])
+    sizes = np.array(sorted(axes["batch_size"]), float)
+    ax.plot(sizes, sizes**-0.5, color="grey", ls=":", label="1/sqrt(batch)")
+    for variant, by_size in table.items():
+        xs = np.array(list(by_size), float)
+        ys = np.array(list(by_size.values()), float)
+        shown = ys > 1e-4  # a per-example normalizer measures ~1e-7: off the log axis
+        if shown.any():
+            ax.plot(xs[shown], ys[shown], label=variant, **styles[variant])
+        else:
+            ax.plot([], [], label=f"{variant} (no batch noise)", **styles[variant])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("output noise from the batch (seed mean)")
+    ax.set_title("normalization noise vs batch size")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, folder, filename)
+
+
 def _save(fig, folder, filename, tight=True):
     if tight:
         fig.tight_layout()
@@ -248,6 +302,7 @@ EXTRA_PLOTS = {
     "covariate_shift": covariate_shift,
     "landscape_accuracy": landscape_accuracy,
     "landscape": landscape,
+    "batch_noise": batch_noise,
 }
 
 
@@ -262,15 +317,17 @@ def for_study(spec, rows, chance, folder, summary=None, extra=()):
     axes, names = spec.axes, []
     if not rows:
         return names
-    reference = (summary or {}).get("reference_accuracy")
+    task = tasks.of(spec)
+    reference = (summary or {}).get(f"reference_{task.metric}")
     swept = analysis.swept_axes(axes)
     if set(swept) == {"lr", "init_scale"}:
-        names.append(heatmaps(axes, rows, chance, folder))
+        names.append(heatmaps(axes, rows, chance, folder, task=task))
     for along in swept:
+        filename = f"{task.metric}_vs_{along}.png"
         names.append(
-            accuracy_vs(
-                axes, rows, chance, along, folder, f"accuracy_vs_{along}.png", reference
-            )
+            accuracy_vs(axes, rows, chance, along, folder, filename, reference, task)
         )
-    names += [EXTRA_PLOTS[name](axes, rows, chance, folder) for name in extra]
+    names += [
+        EXTRA_PLOTS[name](axes, rows, chance, folder, task=task) for name in extra
+    ]
     return names

@@ -4,7 +4,7 @@ import math
 import sys
 import time
 
-from studies import records
+from studies import records, tasks
 
 
 def format_duration(seconds):
@@ -52,7 +52,14 @@ class Progress:
         if status == "error":
             result = "ERROR (see results.csv)"
         else:
-            result = f"val_acc {outcome['final_val_accuracy']:.3f}"
+            task = tasks.of(self.spec)
+            if task.name == tasks.REGRESSION:
+                result = (
+                    f"val_r2 {outcome['final_val_r2']:.3f} "
+                    f"val_loss {outcome['final_val_loss']:.4g}"
+                )
+            else:
+                result = f"val_acc {outcome['final_val_accuracy']:.3f}"
             if outcome["diverged"]:
                 result += f" diverged@epoch {outcome['epochs_run']}"
         width = len(str(total))

@@ -22,6 +22,12 @@ COLUMNS = (
     "message",
     "final_test_accuracy",
     "steps_run",
+    "final_val_r2",
+    "best_val_r2",
+    "final_train_r2",
+    "final_test_r2",
+    "final_test_loss",
+    "batch_noise",
 )
 
 

@@ -10,18 +10,19 @@ The study folder holds:
 - `results.csv`, `summary.json`, `*.png`, `report.md`: rebuilt at the end.
 """
 
+import dataclasses
 import json
 import os
 import sys
 import tempfile
 
-from studies import data, findings, models, records, report, tensorboard_config
+from studies import data, findings, records, reporting, tensorboard_config
 from studies.spec import StudySpec
 
 _TMP = ".tmp-"
 
 
-class StudyError(Exception):
+class StudyError(ValueError):
     """A problem with the user's input, reported in one line (exit code 2)."""
 
 
@@ -39,10 +40,10 @@ def prepare_folder(spec, study_dir):
         StudyError: the folder holds a different study, is a non-empty folder
             without a study, or cannot be written. Nothing in it is changed.
     """
-    spec_path = os.path.join(study_dir, report.SPEC)
+    spec_path = os.path.join(study_dir, reporting.SPEC)
     if os.path.exists(spec_path):
         try:
-            existing = report.load_spec(study_dir)
+            existing = reporting.load_spec(study_dir)
         except (ValueError, KeyError, OSError) as error:
             raise StudyError(f"{spec_path} is unreadable ({error})") from None
         if not existing.same_study(spec):
@@ -103,17 +104,57 @@ def _write_text(path, text):
     os.replace(tmp, path)
 
 
-def load_data(spec):
-    """Loads the study's dataset and checks the model can take it."""
+def load_data(spec, source=None):
+    """Loads the study's dataset (`source`: the data itself, from the Python API;
+    default: the spec's dataset name).
+
+    Returns:
+        `(dataset, spec)`, the spec with the task the data decided.
+    """
     try:
-        dataset = data.load(spec.fixed["dataset"], train_size=spec.fixed["train_size"])
-        models.check(spec.fixed["model"], dataset.input_shape)
-    except (data.DatasetError, models.ModelError) as error:
+        dataset = data.load(
+            spec.fixed["dataset"] if source is None else source,
+            train_size=spec.fixed["train_size"],
+            task=spec.fixed.get("task"),
+            feature_scaling=spec.fixed.get("feature_scaling", "auto"),
+            name=spec.fixed["dataset"],
+        )
+    except data.DatasetError as error:
         raise StudyError(str(error)) from None
-    return dataset
+    fixed = {**spec.fixed, "task": dataset.task}
+    return dataset, dataclasses.replace(spec, fixed=fixed)
 
 
-def run(spec: StudySpec, study_dir, role="single", stream=None):
+def check_model(spec, builder, dataset):
+    """Builds the model of each variant once, on a few examples, before any
+    file is written: a builder that cannot run the study fails here, in one
+    line, not in every cell."""
+    import keras
+
+    from studies import builders
+
+    sweeps_init = "init" in spec.axes or "init_scale" in spec.axes
+    x = dataset.x_train[:4]
+    try:
+        for variant in spec.axes.get("variant", (spec.fixed.get("variant"),)):
+            cell = {**spec.cells()[0], "variant": variant}
+            builders.check(
+                builder,
+                spec.settings(cell),
+                x,
+                dataset.outputs,
+                sweeps_init,
+                spec.fixed["model"],
+            )
+    except builders.BuilderError as error:
+        raise StudyError(str(error)) from None
+    finally:
+        keras.backend.clear_session()
+
+
+def run(
+    spec: StudySpec, study_dir, role="single", stream=None, builder=None, source=None
+):
     """Runs (or resumes) the study in `study_dir`.
 
     Args:
@@ -122,25 +163,32 @@ def run(spec: StudySpec, study_dir, role="single", stream=None):
         role: `single`, or `chief` / `worker` of a distributed study (the
             Keras Tuner environment variables must be set).
         stream: Where progress goes (stdout by default).
+        builder: The model builder (default: the spec's `model`, a built-in
+            name or `MODULE:FUNCTION`).
+        source: The data itself (arrays or tf.data, from the Python API);
+            default: the spec's `dataset`.
 
     Returns:
         The summary dict, or None for a worker (the chief writes the report).
+
+    Raises:
+        StudyError: bad data, a builder that cannot run the study, or a
+            folder that holds another study (nothing in it is changed).
     """
     stream = stream or sys.stdout
-    dataset = load_data(spec)
+    if builder is None:
+        from studies import builders
+
+        try:
+            builder, _ = builders.resolve(spec.fixed["model"])
+        except builders.BuilderError as error:
+            raise StudyError(str(error)) from None
+    dataset, spec = load_data(spec, source)
+    check_model(spec, builder, dataset)
     finished = prepare_folder(spec, study_dir)
-    dataset_path = os.path.join(study_dir, report.DATASET)
+    dataset_path = os.path.join(study_dir, reporting.DATASET)
     if not os.path.exists(dataset_path):
-        _write_text(
-            dataset_path,
-            json.dumps(
-                {
-                    "description": dataset.describe(),
-                    "chance": dataset.chance,
-                    "test_chance": dataset.test_chance,
-                }
-            ),
-        )
+        _write_text(dataset_path, json.dumps(dataset.record()))
     logdir = tensorboard_dir(study_dir)
     tensorboard_config.write(logdir, spec)
 
@@ -158,14 +206,7 @@ def run(spec: StudySpec, study_dir, role="single", stream=None):
         file=stream,
         flush=True,
     )
-    hypermodel = CellHyperModel(
-        spec,
-        dataset.input_shape,
-        dataset.num_classes,
-        dataset.chance,
-        test_data=(dataset.x_test, dataset.y_test),
-        test_chance=dataset.test_chance,
-    )
+    hypermodel = CellHyperModel(spec, dataset, builder)
     tuner = StudyTuner(spec, study_dir, hypermodel, Progress(spec, study_dir, stream))
     tuner.search(
         dataset.x_train,
@@ -178,14 +219,14 @@ def run(spec: StudySpec, study_dir, role="single", stream=None):
     if role == "worker":
         print("worker finished: no cells left to hand out", file=stream, flush=True)
         return None
-    summary = report.write(study_dir)
+    summary = reporting.write(study_dir)
     print_summary(summary, study_dir, stream)
     return summary
 
 
 def print_summary(summary, study_dir, stream):
     """The findings, one line per variant and per difference, then the files."""
-    spec = report.load_spec(study_dir)
+    spec = reporting.load_spec(study_dir)
     for line in findings.lines(spec, summary):
         print(f"  {line}", file=stream)
     print(

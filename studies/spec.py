@@ -34,6 +34,7 @@ AXIS_OPTIONS = {
     "lr": "lrs",
     "init": "inits",
     "init_scale": "init_scales",
+    "batch_size": "batch_sizes",
 }
 
 
@@ -113,16 +114,26 @@ def cell_key(cell):
     return ",".join(f"{name}={value}" for name, value in cell.items())
 
 
-def make_spec(study, preset="quick", command="", **overrides):
+def make_spec(study, preset="quick", command="", standard_init=None, **overrides):
     """Builds a study from its preset and overrides (None means "keep the preset").
 
-    Overrides: `variants`, `lrs`, `inits`, `init_scales` (the axes; one value
-    for a study without that axis fixes the setting instead), `seeds` (a
-    count), `epochs` or `steps` (the budget; `steps` replaces `epochs`),
-    `batch_size`, `optimizer`, `model`, `dataset`, `train_size`,
+    Overrides: `variants`, `lrs`, `inits`, `init_scales`, `batch_sizes` (the
+    axes; one value for a study without that axis fixes the setting
+    instead), `seeds` (a count), `epochs` or `steps` (the budget; the one
+    given replaces the preset's), `batch_size`, `optimizer`, `momentum`,
+    `weight_decay`, `schedule`, `warmup_fraction`, `model`, `dataset`,
+    `task`, `feature_scaling`, `virtual_batch_size`, `train_size`,
     `divergence_threshold`, `lr`, `instruments` (added to those the study
-    needs) and `probe_every`. Values are validated by the command line; this
-    only assembles them.
+    needs) and `probe_every`. Values are validated by `studies.options`;
+    this only assembles them.
+
+    Learning rates the user does not give (the preset's grid or fixed rate)
+    are sized for plain SGD; for `momentum` and `adam` they are scaled by
+    `lr_scale` so the grid suits the optimizer.
+
+    Args:
+        standard_init: The model's standard init family (a user builder's);
+            None: `STANDARD_INIT` of a built-in model, else glorot_uniform.
     """
     definition = definitions.get(study)
     base = definition.presets[preset]
@@ -130,27 +141,54 @@ def make_spec(study, preset="quick", command="", **overrides):
     fixed = dict(definitions.COMMON)
     fixed.update({k: v for k, v in base.items() if k in fixed})
     fixed.update({k: v for k, v in given.items() if k in fixed})
-    if "steps" in given:
+    if "steps" in given or ("steps" in base and "epochs" not in given):
         fixed["epochs"] = None
+    if "epochs" in given:
+        fixed["steps"] = None
+    scale = lr_scale(fixed["optimizer"], fixed["momentum"])
     for axis, option in AXIS_OPTIONS.items():
         # A single value of an axis this study does not sweep fixes it.
         if axis not in definition.axes and option in given:
             fixed[axis] = given[option][0]
+    if "lr" not in given and "lrs" not in given:
+        fixed["lr"] = _scaled(fixed["lr"], scale)
+    standard = standard_init or STANDARD_INIT.get(fixed["model"], "glorot_uniform")
     if fixed["init"] is None:
-        fixed["init"] = STANDARD_INIT[fixed["model"]]
+        fixed["init"] = standard
     wanted = {*given.get("instruments", ()), *definition.instruments}
     fixed["instruments"] = [name for name in INSTRUMENTS if name in wanted]
     axes = {}
     for name in definition.axes:
         if name == "seed":
             axes[name] = tuple(range(given.get("seeds", base["seeds"])))
+        elif name == "lr" and "lrs" not in given:
+            axes[name] = tuple(_scaled(v, scale) for v in base[name])
         else:
             axes[name] = tuple(given.get(AXIS_OPTIONS[name], base[name]))
     if "init" in axes:  # None in a preset: the model's standard init
-        standard = STANDARD_INIT[fixed["model"]]
         axes["init"] = tuple(
             dict.fromkeys(standard if v is None else v for v in axes["init"])
         )
     for name in axes:
         fixed.pop(name, None)
     return StudySpec(study=study, axes=axes, fixed=fixed, command=command)
+
+
+def lr_scale(optimizer, momentum=None):
+    """Factor from plain SGD's learning rates to `optimizer`'s usual ones.
+
+    SGD with momentum m takes steps about 1 / (1 - m) times larger, so its
+    grid is scaled by (1 - m); Adam's steps are about the learning rate
+    itself (normalized by the gradient's scale), and its usual rates are
+    about 100 times smaller than SGD's (3e-4 to 3e-3 against 0.03 to 0.3).
+    """
+    if optimizer == "momentum":
+        return 1.0 - (0.9 if momentum is None else momentum)
+    if optimizer == "adam":
+        return 0.01
+    return 1.0
+
+
+def _scaled(rate, scale):
+    """`rate * scale` to three significant digits (a readable grid)."""
+    return rate if scale == 1.0 else float(f"{rate * scale:.3g}")

@@ -73,6 +73,22 @@ def tiny_spec(study="lr", **overrides):
     return spec.make_spec(study, "quick", command=f"test {study}", **options)
 
 
+def build_model(name, variant, input_shape, outputs, seed=0, **settings):
+    """A built-in model for one variant, through the builder seam."""
+    from studies import builders, models
+
+    settings = {
+        "variant": variant,
+        "seed": seed,
+        "init": models.STANDARD_INIT[name],
+        "init_scale": 1.0,
+        "virtual_batch_size": 16,
+        **settings,
+    }
+    model, _, _ = builders.build(models.BUILDERS[name], settings, input_shape, outputs)
+    return model
+
+
 def run(study_spec, out):
     """Runs a study in-process; returns (summary, progress text)."""
     stream = io.StringIO()

@@ -41,7 +41,7 @@ def fails(argv, capsys, match):
         ([], "STUDY"),
         (["lr", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
         (["lr", "--dataset", "missing.npz"], "does not exist"),
-        (["lr", "--model", "resnet"], "invalid choice: 'resnet'"),
+        (["lr", "--model", "resnet"], "unknown model 'resnet'"),
         (["lr", "--variants", "bn,groupnorm"], "unknown variant groupnorm"),
         (["lr", "--variants", ""], "--variants is empty"),
         (["lr", "--lrs", ""], "--lrs is empty"),

@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing import event_accumulator as ea
 from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.util import tensor_util
 
-from studies import cli, report
+from studies import cli, reporting
 
 CASES = {
     "lr": (
@@ -165,6 +165,6 @@ def test_report_of_an_unfinished_study_says_so(tmp_path):
         == 0
     )
     next((out / "cells").glob("*.json")).unlink()
-    summary = report.write(str(out))
+    summary = reporting.write(str(out))
     assert summary["cells_finished"] == 0
     assert "Incomplete: 0 of 1 cells" in (out / "report.md").read_text()

@@ -5,9 +5,9 @@ import math
 import keras
 import numpy as np
 import pytest
-from study_helpers import run, tiny_spec
+from study_helpers import build_model, run, tiny_spec
 
-from studies import hypermodel, models, results
+from studies import data, hypermodel, models, results
 from studies.spec import make_spec
 
 
@@ -44,14 +44,14 @@ def test_diverged_cells_are_recorded_and_do_not_stop_the_study(tmp_path):
 
 
 def test_errors_are_recorded_with_their_message(tmp_path, monkeypatch):
-    original = models.build
+    original = hypermodel.CellHyperModel.build
 
-    def build(name, **kwargs):
-        if kwargs["variant"] == "bn":
+    def build(self, hp):
+        if hp.get("variant") == "bn":
             raise RuntimeError("simulated out of memory")
-        return original(name, **kwargs)
+        return original(self, hp)
 
-    monkeypatch.setattr(models, "build", build)
+    monkeypatch.setattr(hypermodel.CellHyperModel, "build", build)
     spec = tiny_spec("lr")
     summary, text = run(spec, tmp_path)
     table = results.rows(spec, tmp_path)
@@ -66,7 +66,10 @@ def test_errors_are_recorded_with_their_message(tmp_path, monkeypatch):
 
 
 def test_outcome_of_a_normal_history():
-    hm = hypermodel.CellHyperModel(make_spec("lr"), (4,), 3, chance=0.34)
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2] * 5, "int32")  # majority: 40%
+    x = np.zeros((len(y), 4), "float32")
+    dataset = data.Dataset("toy", x, y, x, y, x, y)
+    hm = hypermodel.CellHyperModel(make_spec("lr"), dataset, models.mlp_relu)
     history = {
         "loss": [2.0, 1.0],
         "accuracy": [0.5, 0.7],
@@ -87,7 +90,7 @@ def test_outcome_of_a_normal_history():
     }
     nan_history = dict(history, val_loss=[1.5, math.nan])
     assert hm.outcome(nan_history, diverged=False)["diverged"] == 1
-    assert hm.outcome(nan_history, diverged=False)["score"] == 0.34
+    assert hm.outcome(nan_history, diverged=False)["score"] == 0.4
 
 
 def test_init_scale_multiplies_the_weights_std():
@@ -99,9 +102,7 @@ def test_init_scale_multiplies_the_weights_std():
 
 @pytest.mark.parametrize("variant", ["none", "keras", "bn", "bn-covariate-shift"])
 def test_models_put_bn_before_the_nonlinearity_without_bias(variant):
-    model = models.build(
-        "mlp-sigmoid", variant=variant, input_shape=(8, 8, 1), num_classes=10
-    )
+    model = build_model("mlp-sigmoid", variant, (8, 8, 1), 10)
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     assert len(dense) == 4
     norms = [
@@ -119,8 +120,8 @@ def test_models_put_bn_before_the_nonlinearity_without_bias(variant):
 
 
 def test_cnn_takes_images_and_sequences_but_not_tabular_data():
-    image = models.build("cnn", variant="bn", input_shape=(8, 8, 1), num_classes=10)
-    sequence = models.build("cnn", variant="bn", input_shape=(40, 1), num_classes=10)
+    image = build_model("cnn", "bn", (8, 8, 1), 10)
+    sequence = build_model("cnn", "bn", (40, 1), 10)
     assert image.output_shape == sequence.output_shape == (None, 10)
     with pytest.raises(models.ModelError, match="cnn"):
         models.check("cnn", (32,))

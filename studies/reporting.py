@@ -12,7 +12,16 @@ import os
 
 import numpy as np
 
-from studies import analysis, data, definitions, findings, outcomes, plots, results
+from studies import (
+    analysis,
+    data,
+    definitions,
+    findings,
+    outcomes,
+    plots,
+    results,
+    tasks,
+)
 from studies.spec import StudySpec
 
 SPEC = "study.json"
@@ -23,15 +32,17 @@ _ROLES = {
     "lr": "measured axis",
     "init": "axis (one curve per family)",
     "init_scale": "measured axis",
+    "batch_size": "measured axis",
     "seed": "nuisance (averaged; intervals over it)",
 }
 
 
-def _columns(axes):
+def _columns(axes, metric="accuracy"):
     """(summary key, column title, format) of the summary table, for `axes`."""
+    short = {"accuracy": "acc", "r2": "R²"}[metric]
     columns = [
-        ("best_val_accuracy", "best val acc", "{:.3f}"),
-        ("test_accuracy", "test acc at best", "{:.3f}"),
+        (f"best_val_{metric}", f"best val {short}", "{:.3f}"),
+        (f"test_{metric}", f"test {short} at best", "{:.3f}"),
     ]
     for a in analysis.swept_axes(axes):
         name = a.replace("_", " ")
@@ -43,7 +54,9 @@ def _columns(axes):
             (f"{a}_sensitivity", f"{name} sensitivity", "{:.3f}"),
         ]
     return columns + [
-        ("final_train_accuracy", "train acc", "{:.3f}"),
+        (f"final_train_{metric}", f"train {short}", "{:.3f}"),
+        ("batch_noise", "batch noise", "{:.3f}"),
+        ("batch_noise_slope", "noise slope vs batch", "{:.2f}"),
         ("generalization_gap", "train - val gap", "{:.3f}"),
         ("percentile_drift", "percentile drift", "{:.4f}"),
         ("mean_loss_range", "mean loss range", "{:.4f}"),
@@ -99,7 +112,8 @@ def markdown(spec, summary, table, images):
         lines.append(f"| {name} | {_ROLES.get(name, 'axis')} | {shown} |")
     for name, value in spec.fixed.items():
         lines.append(f"| {name} | fixed | {value} |")
-    lines += ["", _SELECTION.format(chance=summary["chance"]), ""]
+    task = tasks.of(spec)
+    lines += ["", _selection(task, summary["chance"]), ""]
     seeds = len(spec.axes["seed"])
     if seeds < 5:
         lines += [_FEW_SEEDS.format(seeds=seeds), ""]
@@ -108,7 +122,8 @@ def markdown(spec, summary, table, images):
     ]
     lines += [""]
     lines += _summary_table(spec, summary) + _differences_table(spec, summary)
-    lines += _definitions(spec.axes) + _errors(table)
+    lines += _noise_table(summary)
+    lines += _definitions(spec.axes, task) + _errors(table)
     if images:
         lines += ["## Plots", ""] + [f"![{name}]({name})" for name in images] + [""]
     lines += [
@@ -132,16 +147,32 @@ def markdown(spec, summary, table, images):
     return "\n".join(lines)
 
 
-_SELECTION = (
-    f"Selection is on the validation split (a stratified "
-    f"{data.VALIDATION_FRACTION:.0%} of the training "
-    "data); the test split is held out and reported at the point selected on "
-    "validation. A cell's accuracy is its final validation accuracy; a "
-    "diverged (NaN/inf loss, or one batch's loss above the divergence "
-    "threshold) or errored cell counts as chance ({chance:.3f}) and is never "
-    "stable. Numbers in brackets are 95% percentile bootstrap intervals over "
-    "seeds; differences are paired by seed."
-)
+def _selection(task, chance):
+    if task.name == tasks.REGRESSION:
+        score = (
+            "A cell's score is its final validation R² = 1 - MSE / (MSE of "
+            "predicting the training targets' mean), a loss normalized so "
+            "that 0 is the constant predictor and 1 is perfect"
+        )
+        divergence = (
+            "one batch's loss above the divergence threshold times the first "
+            "batch's loss"
+        )
+        failed = "the constant predictor (R² 0)"
+    else:
+        score = "A cell's accuracy is its final validation accuracy"
+        divergence = "one batch's loss above the divergence threshold"
+        failed = f"chance ({chance:.3f})"
+    return (
+        f"Selection is on the validation split (a "
+        f"{data.VALIDATION_FRACTION:.0%} of the training data"
+        + (", stratified by class" if task.name == tasks.CLASSIFICATION else "")
+        + "); the test split is held out and reported at the point selected on "
+        f"validation. {score}; a diverged (NaN/inf loss, or {divergence}) or "
+        f"errored cell counts as {failed} and is never stable. Numbers in "
+        "brackets are 95% percentile bootstrap intervals over seeds; "
+        "differences are paired by seed."
+    )
 
 
 _FEW_SEEDS = (
@@ -154,8 +185,11 @@ _FEW_SEEDS = (
 
 def _summary_table(spec, summary):
     variants = summary["variants"]
+    metric = tasks.of(spec).metric
     columns = [
-        c for c in _columns(spec.axes) if any(c[0] in v for v in variants.values())
+        c
+        for c in _columns(spec.axes, metric)
+        if any(c[0] in v for v in variants.values())
     ]
     lines = ["## Summary", ""]
     lines.append("| variant | trained | " + " | ".join(t for _, t, _ in columns) + " |")
@@ -171,10 +205,11 @@ def _differences_table(spec, summary):
     differences = summary.get("differences") or {}
     if not differences:
         return []
-    keys = [k for k, _, _ in _columns(spec.axes) if not k.startswith("max_stable")]
+    columns = _columns(spec.axes, tasks.of(spec).metric)
+    keys = [k for k, _, _ in columns if not k.startswith("max_stable")]
     keys = [k for k in keys if any(k in e for e in differences.values())]
-    titles = {k: t for k, t, _ in _columns(spec.axes)}
-    formats = {k: f for k, _, f in _columns(spec.axes)}
+    titles = {k: t for k, t, _ in columns}
+    formats = {k: f for k, _, f in columns}
     lines = ["## Differences to no BN (paired by seed)", ""]
     lines.append("| variant - none | " + " | ".join(titles[k] for k in keys) + " |")
     lines.append("|---" * (len(keys) + 1) + "|")
@@ -191,9 +226,29 @@ def _differences_table(spec, summary):
     return lines + [""]
 
 
-def _definitions(axes):
+def _noise_table(summary):
+    """Batch noise per variant and batch size (batch-size studies)."""
+    table = summary.get("batch_noise")
+    if not table:
+        return []
+    sizes = sorted({int(b) for t in table.values() for b in t})
+    lines = ["## Batch noise by batch size (seed mean)", ""]
+    lines.append("| variant | " + " | ".join(str(b) for b in sizes) + " |")
+    lines.append("|---" * (len(sizes) + 1) + "|")
+    lines.append(
+        "| 1/sqrt(batch) | " + " | ".join(f"{b**-0.5:.3f}" for b in sizes) + " |"
+    )
+    for variant, by_size in table.items():
+        cells = [f"{by_size[str(b)]:.3f}" if str(b) in by_size else "-" for b in sizes]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return lines + ["", _NOISE_TERMS, ""]
+
+
+def _definitions(axes, task=None):
     """The paragraphs that define the columns shown."""
     paragraphs = [_TERMS]
+    if task is not None and task.name == tasks.REGRESSION:
+        paragraphs.append(_REGRESSION_TERMS)
     if analysis.swept_axes(axes):
         paragraphs.append(_GRID_TERMS)
     return [text + "\n" for text in paragraphs]
@@ -233,6 +288,25 @@ _TERMS = (
     "the whole training split at the end, inference mode (landscape: the "
     "instrument's last reading, up to 2048 examples). Train - val gap: seed "
     "mean over the cells that trained (failed cells would add a gap of 0)."
+)
+
+_REGRESSION_TERMS = (
+    "Regression: read accuracy above as R² (1 - MSE / the constant "
+    "predictor's MSE on the same split; chance is R² 0); points are R² "
+    "points (within 5 pt: an MSE within 5% of the constant predictor's MSE "
+    "of the best)."
+)
+
+_NOISE_TERMS = (
+    "Batch noise: for 8 training examples, each put in 16 batches of the "
+    "cell's size with random companions, the std of its output from the first "
+    "normalization layer (training mode) across those batches, RMS over "
+    "examples and features, relative to the spread of outputs across a "
+    "batch's examples. BN's theory: about sqrt((1 + z^2 (kappa + 2) / 4) / M) "
+    "for M examples per normalization group (batch-mean noise sigma^2 / M plus "
+    "batch-std noise), so a slope of -0.5 against batch size; Ghost BN's M "
+    "is its ghost batch; a per-example normalizer (LayerNorm) has none. Slope: "
+    "least-squares slope of log noise against log batch size, per seed."
 )
 
 _GRID_TERMS = (

@@ -1,0 +1,190 @@
+"""The Python API: `studies.run(...)` and `studies.report(...)`.
+
+The same studies as `python -m studies`, with Python values: a builder
+function instead of `--model MODULE:FUNCTION`, arrays or `tf.data.Dataset`s
+instead of `--dataset`, lists instead of comma-separated options.
+
+    import studies
+
+    summary = studies.run(
+        "lr", out="runs/my-lr", model=build, data=(x_train, y_train, x_test, y_test),
+        variants=["none", "bn"], lrs=[0.01, 0.1, 1.0], seeds=3, epochs=10,
+    )
+    studies.report("runs/my-lr")  # rebuilds results, plots and report.md
+
+Every bad input raises a `ValueError` (`options.OptionError`,
+`runner.StudyError`) whose message names the problem, before anything is
+written.
+"""
+
+import os
+
+from studies import data as datasets
+from studies import definitions, options, plugins
+from studies.spec import make_spec
+
+
+def run(
+    study, out=None, *, model=None, data=None, preset="quick", stream=None, **kwargs
+):
+    """Runs (or resumes) a study; returns its summary (`summary.json`'s content).
+
+    Args:
+        study: One of `definitions.STUDIES` (`lr`, `init`, `lr-init`, `noise`,
+            `covariate-shift`, `landscape`, `batch-size`).
+        out: The study folder (default `runs/STUDY-DATASET-PRESET`); running
+            again with the same folder resumes.
+        model: A built-in model name, `"MODULE:FUNCTION"`, or a builder
+            `build(normalization, kernel_initializer, input_shape, outputs)
+            -> keras.Model` (see `studies.builders`). Default: the preset's.
+        data: A dataset name or `.npz` path, `"MODULE:FUNCTION"`, the arrays
+            `(x_train, y_train, x_test, y_test)` or a dict with those keys,
+            or a pair `(train, test)` of `tf.data.Dataset`s. Default: the
+            preset's (`digits`).
+        preset: `quick` or `full`.
+        stream: Where progress lines go (default stdout).
+        **kwargs: The command line's options as Python values: `variants`,
+            `lrs`, `inits`, `init_scales`, `batch_sizes` (lists), `seeds`,
+            `epochs`, `steps`, `batch_size`, `train_size`, `probe_every`,
+            `virtual_batch_size` (ints), `lr`, `divergence_threshold`,
+            `momentum`, `weight_decay`, `warmup_fraction` (floats),
+            `optimizer`, `schedule`, `task`, `feature_scaling` (names),
+            `instruments` (a list of names).
+
+    Returns:
+        The summary dict.
+
+    Raises:
+        ValueError: an unknown study or option, a bad value, data or builder
+            that cannot run the study, or an `out` folder holding another
+            study (left untouched).
+    """
+    from studies import runner
+
+    spec, builder, source = prepare(
+        study,
+        preset,
+        model,
+        data,
+        kwargs,
+        "api",
+        _command(study, out, model, data, preset, kwargs),
+    )
+    return runner.run(
+        spec,
+        out or default_out(spec, preset),
+        stream=stream,
+        builder=builder,
+        source=source,
+    )
+
+
+def report(out):
+    """Rebuilds `results.csv`, `summary.json`, the plots and `report.md` of the
+    study folder `out`; returns the summary.
+
+    Raises:
+        ValueError: `out` is not a study folder.
+    """
+    from studies import reporting as reports
+
+    if not os.path.isfile(os.path.join(out, reports.SPEC)):
+        raise ValueError(f"{out} is not a study folder (no {reports.SPEC})")
+    return reports.write(out)
+
+
+def prepare(study, preset, model, data, given, style, command):
+    """Checks everything and builds the spec; returns `(spec, builder, source)`.
+
+    `builder` is None for a built-in model (the runner resolves it) and
+    `source` is None unless the data came as Python objects. A user's module
+    (`MODULE:FUNCTION`) is imported here, before the variants are checked, so
+    it can register variants of its own.
+
+    Raises:
+        options.OptionError: a bad study, option or value.
+    """
+    if preset not in definitions.PRESETS:
+        raise options.OptionError(
+            f"{options.flag('preset', style)} must be one of "
+            f"{', '.join(definitions.PRESETS)}, got {preset!r}"
+        )
+    builder, model_name = _model(model, style)
+    source, dataset_name = _data(data, style)
+    known = None
+    if builder is not None or plugins.is_reference(dataset_name or ""):
+        from studies import variants  # user code may have registered some
+
+        known = variants.names()
+    checked = options.check(
+        study, {**given, "model": model_name, "dataset": dataset_name}, style, known
+    )
+    standard = None
+    if builder is not None:
+        from studies import builders
+
+        standard = builders.standard_init(builder)
+    spec = make_spec(study, preset, command=command, standard_init=standard, **checked)
+    return spec, builder, source
+
+
+def _model(model, style):
+    """`(builder or None, name)`: user code is loaded now, built-ins later."""
+    if model is None or (isinstance(model, str) and model in definitions.MODELS):
+        return None, model
+    if callable(model):
+        return model, plugins.name_of(model)
+    if plugins.is_reference(model):
+        try:
+            return plugins.load(model, options.flag("model", style)), model
+        except plugins.PluginError as error:
+            raise options.OptionError(str(error)) from None
+    raise options.OptionError(
+        f"unknown model {model!r}: choose one of {', '.join(definitions.MODELS)}, "
+        "or give a builder as MODULE:FUNCTION"
+        + (" or a callable" if style == "api" else "")
+    )
+
+
+def _data(data, style):
+    """`(source or None, dataset name)`."""
+    if data is None:
+        return None, None
+    if isinstance(data, str):
+        if not datasets.is_dataset_name(data):
+            raise options.OptionError(
+                f"unknown dataset {data!r}: choose one of {', '.join(datasets.NAMES)}, "
+                "a .npz file, or MODULE:FUNCTION"
+            )
+        if plugins.is_reference(data):  # import it now (it may register variants)
+            try:
+                plugins.load(data, options.flag("dataset", style))
+            except plugins.PluginError as error:
+                raise options.OptionError(str(error)) from None
+        return None, data
+    if isinstance(data, list | tuple) and len(data) == 2:
+        return data, "tf.data"
+    return data, "arrays"
+
+
+def default_out(spec, preset):
+    dataset = os.path.splitext(os.path.basename(str(spec.fixed["dataset"])))[0]
+    dataset = dataset.replace(":", "-").replace(".", "-")
+    return os.path.join("runs", f"{spec.study}-{dataset}-{preset}")
+
+
+def _command(study, out, model, data, preset, kwargs):
+    """A readable record of the call, for the report's Reproduce section."""
+    parts = [repr(study)]
+    if out is not None:
+        parts.append(f"out={out!r}")
+    if model is not None:
+        parts.append(
+            f"model={model if isinstance(model, str) else plugins.name_of(model)!r}"
+        )
+    if data is not None:
+        parts.append(f"data={data!r}" if isinstance(data, str) else "data=<arrays>")
+    if preset != "quick":
+        parts.append(f"preset={preset!r}")
+    parts += [f"{k}={v!r}" for k, v in kwargs.items() if v is not None]
+    return f"studies.run({', '.join(parts)})"

@@ -1,0 +1,186 @@
+"""The model-builder seam: what a cell hands a builder, and what it checks after.
+
+A builder is any callable
+
+    build(normalization, kernel_initializer, input_shape, outputs) -> keras.Model
+
+- `normalization()` returns a fresh normalization layer of the cell's variant
+  each time it is called, or None for the `none` variant (the builder then
+  keeps its biases). `normalization.after_activation` says where the layer
+  goes (True for `bn-after`); `normalization.variant` is the variant's name.
+- `kernel_initializer` is a `keras.initializers.Initializer` for the cell's
+  init family and scale. Pass the same object to every layer: each call draws
+  new, seeded values (a plain seeded Keras initializer would give every layer
+  of one shape the same weights).
+- `outputs` is the number of classes (logits) or regression targets.
+
+A study would silently compare identical models if a builder ignored what a
+cell varies, so `check` refuses a builder that never calls `normalization()`
+in a normalizing variant, never reads `after_activation` in an
+after-activation variant, or never uses `kernel_initializer` in a study that
+sweeps the init; and one that raises, returns something that is not a
+`keras.Model`, or whose output does not fit the data. Every refusal is a
+`BuilderError` with a one-line message.
+"""
+
+import keras
+
+from studies import models, plugins, variants
+
+
+class BuilderError(ValueError):
+    """A model builder that cannot run the study, with a message for the user."""
+
+
+class Normalization:
+    """The `normalization` argument of a builder: fresh layers of one variant.
+
+    Args:
+        variant: A `variants.Variant`.
+        seed: The cell's seed; layer `i` gets `seed * 1000 + i`.
+        settings: The cell's settings (passed to the variant's `make`).
+    """
+
+    def __init__(self, variant, seed, settings):
+        self._variant = variant
+        self._seed = seed
+        self._settings = settings
+        self.layers = []
+        self.calls = 0
+        self.placement_read = False
+
+    @property
+    def variant(self):
+        return self._variant.name
+
+    @property
+    def after_activation(self):
+        """Whether the layer goes after the nonlinearity (`bn-after`)."""
+        self.placement_read = True
+        return self._variant.after_activation
+
+    def __call__(self):
+        self.calls += 1
+        if not self._variant.normalizes:
+            return None
+        layer = self._variant.make(self._seed * 1000 + len(self.layers), self._settings)
+        self.layers.append(layer)
+        return layer
+
+
+@keras.saving.register_keras_serializable(package="studies")
+class CellInitializer(keras.initializers.Initializer):
+    """A kernel initializer that draws new seeded values at every call.
+
+    Args:
+        family: An init family (`models.initializer`).
+        scale: Multiplier of the initial weights' standard deviation.
+        seed: The cell's seed; call `i` uses `seed * 1000 + i`.
+    """
+
+    def __init__(self, family, scale=1.0, seed=0):
+        self.family = family
+        self.scale = scale
+        self.seed = seed
+        self.calls = 0
+
+    def __call__(self, shape, dtype=None):
+        initializer = models.initializer(
+            self.family, self.scale, self.seed * 1000 + self.calls
+        )
+        self.calls += 1
+        return initializer(shape, dtype=dtype)
+
+    def get_config(self):
+        return {"family": self.family, "scale": self.scale, "seed": self.seed}
+
+
+def resolve(model):
+    """`(builder, name)` for a built-in name, a `MODULE:FUNCTION` or a callable."""
+    if callable(model):
+        return model, plugins.name_of(model)
+    if model in models.BUILDERS:
+        return models.BUILDERS[model], model
+    if plugins.is_reference(model):
+        try:
+            return plugins.load(model, "--model"), model
+        except plugins.PluginError as error:
+            raise BuilderError(str(error)) from None
+    raise BuilderError(
+        f"unknown model {model!r}: choose one of {', '.join(models.BUILDERS)} "
+        "or give a builder as MODULE:FUNCTION"
+    )
+
+
+def standard_init(builder):
+    """The init family a builder starts from: its `standard_init` attribute, else
+    Keras's default (`glorot_uniform`), which its layers would get anyway."""
+    return getattr(builder, "standard_init", "glorot_uniform")
+
+
+def build(builder, settings, input_shape, outputs, name="model"):
+    """Builds the cell's model; returns `(model, normalization, initializer)`.
+
+    Raises:
+        BuilderError: the builder raised or did not return a `keras.Model`.
+    """
+    normalization = Normalization(
+        variants.get(settings["variant"]), settings["seed"], settings
+    )
+    initializer = CellInitializer(
+        settings["init"], settings["init_scale"], settings["seed"]
+    )
+    try:
+        model = builder(normalization, initializer, tuple(input_shape), outputs)
+    except BuilderError:
+        raise
+    except Exception as error:
+        raise BuilderError(
+            f"model builder {name} raised {type(error).__name__}: "
+            f"{plugins.first_line(error)}"
+        ) from None
+    if not isinstance(model, keras.Model):
+        raise BuilderError(
+            f"model builder {name} returned {type(model).__name__}, not a keras.Model"
+        )
+    return model, normalization, initializer
+
+
+def check(builder, settings, x, outputs, sweeps_init, name="model"):
+    """Builds one model of the cell and checks it honours the cell (see above).
+
+    Args:
+        x: A few examples of the data, run through the model.
+        sweeps_init: Whether the study varies the init (family or scale).
+    """
+    model, normalization, initializer = build(
+        builder, settings, x.shape[1:], outputs, name
+    )
+    variant = variants.get(settings["variant"])
+    if variant.normalizes and not normalization.layers:
+        raise BuilderError(
+            f"model builder {name} never calls normalization(): variant "
+            f"{variant.name} would train the same model as none"
+        )
+    if variant.after_activation and not normalization.placement_read:
+        raise BuilderError(
+            f"model builder {name} never reads normalization.after_activation: "
+            f"variant {variant.name} needs the layer placed after the nonlinearity"
+        )
+    if sweeps_init and not initializer.calls:
+        raise BuilderError(
+            f"model builder {name} never uses kernel_initializer: the study's "
+            "init axis would change nothing"
+        )
+    try:
+        out = keras.ops.convert_to_numpy(model(x, training=False))
+    except Exception as error:
+        raise BuilderError(
+            f"model of builder {name} fails on examples of shape "
+            f"{tuple(x.shape[1:])}: {type(error).__name__}: {plugins.first_line(error)}"
+        ) from None
+    if out.ndim != 2 or out.shape[-1] != outputs:
+        raise BuilderError(
+            f"model of builder {name} outputs shape {tuple(out.shape)} per batch; "
+            f"the data needs (batch, {outputs})"
+        )
