@@ -18,6 +18,7 @@ written.
 """
 
 import os
+import sys
 
 from studies import data as datasets
 from studies import definitions, options, plugins
@@ -112,10 +113,8 @@ def prepare(study, preset, model, data, given, style, command):
     builder, model_name = _model(model, style)
     source, dataset_name = _data(data, style)
     known = None
-    if builder is not None or plugins.is_reference(dataset_name or ""):
-        from studies import variants  # user code may have registered some
-
-        known = variants.names()
+    if "studies.variants" in sys.modules:  # user code may have registered some
+        known = sys.modules["studies.variants"].names()
     checked = options.check(
         study, {**given, "model": model_name, "dataset": dataset_name}, style, known
     )

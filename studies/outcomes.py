@@ -9,6 +9,8 @@ Analysis, plots and report read results through these functions, so the rule
 - `error`: the cell raised (its message is in the record); it counts as
   chance too (whatever broke, that setting did not train) and is listed in
   the report.
+- a regression cell scores its R², floored at the constant predictor's 0
+  (the raw R² stays in `results.csv`).
 - `missing`: no record yet (an unfinished study); it counts as unknown (NaN),
   is left out of means, and ends any contiguous range it falls in.
 """
@@ -55,7 +57,14 @@ def score(row, chance, key="final_val_accuracy"):
     if state != OK:
         return float(chance)
     value = row.get(key)
-    return math.nan if value is None else float(value)
+    if value is None:
+        return math.nan
+    if key.endswith("_r2"):
+        # worse than the constant predictor counts as the constant predictor,
+        # as a diverged cell does: one terrible cell (R² -20) must not weigh
+        # more in a mean than a diverged one
+        return max(float(value), float(chance))
+    return float(value)
 
 
 def _truthy(value):

@@ -150,7 +150,7 @@ def make_spec(study, preset="quick", command="", standard_init=None, **overrides
         # A single value of an axis this study does not sweep fixes it.
         if axis not in definition.axes and option in given:
             fixed[axis] = given[option][0]
-    if "lr" not in given and "lrs" not in given:
+    if "lr" not in definition.axes and "lr" not in given and "lrs" not in given:
         fixed["lr"] = _scaled(fixed["lr"], scale)
     standard = standard_init or STANDARD_INIT.get(fixed["model"], "glorot_uniform")
     if fixed["init"] is None:

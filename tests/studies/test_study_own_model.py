@@ -1,0 +1,336 @@
+"""A study on the user's own model and data: MODULE:FUNCTION on the command line,
+callables, arrays and tf.data from Python, and every bad input answered in one
+line (exit 2) or a ValueError, with an existing study folder untouched."""
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from study_helpers import ROOT
+from test_study_cli import fails, snapshot
+
+import studies
+from studies import builders
+
+# A user's module: a functional builder that honours every part of the seam,
+# a classification data function, and builders that break the seam.
+USER_MODULE = """
+import keras
+import numpy as np
+
+
+def build(normalization, kernel_initializer, input_shape, outputs):
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Flatten()(inputs)
+    for width in (24, 24):
+        norm = normalization()
+        after = normalization.after_activation
+        x = keras.layers.Dense(
+            width, use_bias=norm is None or after, kernel_initializer=kernel_initializer
+        )(x)
+        if norm is not None and not after:
+            x = norm(x)
+        x = keras.layers.Activation("relu")(x)
+        if norm is not None and after:
+            x = norm(x)
+    outputs = keras.layers.Dense(outputs, kernel_initializer=kernel_initializer)(x)
+    return keras.Model(inputs, outputs)
+
+
+build.standard_init = "he_normal"
+
+
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int64") + (x[:, 2] > 1)
+    return dict(x_train=x[:240], y_train=y[:240], x_test=x[240:], y_test=y[240:])
+
+
+def raises(normalization, kernel_initializer, input_shape, outputs):
+    raise RuntimeError("my builder is broken")
+
+
+def not_a_model(normalization, kernel_initializer, input_shape, outputs):
+    return "a model"
+
+
+def ignores_normalization(normalization, kernel_initializer, input_shape, outputs):
+    return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(outputs)])
+
+
+def wrong_outputs(normalization, kernel_initializer, input_shape, outputs):
+    normalization()
+    return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(outputs + 1)])
+
+
+def mismatched():
+    x = np.zeros((50, 6), "float32")
+    return x, np.zeros(49, "int64"), x[:10], np.zeros(10, "int64")
+
+
+def shapes():
+    return (np.zeros((50, 6), "float32"), np.zeros(50, "int64"),
+            np.zeros((10, 7), "float32"), np.zeros(10, "int64"))
+
+
+def with_nan():
+    x = np.zeros((50, 6), "float32")
+    x[3, 2] = np.nan
+    return x, np.arange(50) % 2, x[:10] * 0, np.arange(10) % 2
+
+
+def floats():
+    x = np.random.default_rng(0).normal(size=(60, 6)).astype("float32")
+    return x[:50], x[:50, 0] * 1.5, x[50:], x[50:, 0] * 1.5
+
+
+def three():
+    return 1, 2, 3
+"""
+
+TINY = ["--epochs", "1", "--seeds", "1", "--batch-size", "40"]
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    """A uniquely named module in a fresh current directory; returns its name."""
+    name = f"user_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(USER_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def test_cli_runs_a_users_builder_and_data_function(tmp_path):
+    """As a user would: a file in the current directory, `python -m studies`."""
+    (tmp_path / "my_models.py").write_text(USER_MODULE)
+    command = [
+        sys.executable,
+        "-m",
+        "studies",
+        "lr",
+        "--model",
+        "my_models:build",
+        "--dataset",
+        "my_models:data",
+        "--lrs",
+        "0.1,1",
+        "--variants",
+        "none,bn,bn-after",
+        *TINY,
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}
+    env.update(PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    completed = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    spec = json.loads((tmp_path / "out" / "study.json").read_text())
+    assert spec["fixed"]["model"] == "my_models:build"
+    assert spec["fixed"]["dataset"] == "my_models:data"
+    assert spec["fixed"]["task"] == "classification"
+    assert spec["fixed"]["init"] == "he_normal"  # the builder's standard_init
+    dataset = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    assert "features as given (no scaling)" in dataset["description"]
+    with open(tmp_path / "out" / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 and all(r["status"] != "error" for r in rows)
+
+
+def test_api_takes_a_callable_and_arrays_and_tf_data(user_module, tmp_path):
+    module = __import__(user_module)
+    arrays = module.data()
+    summary = studies.run(
+        "lr",
+        out=str(tmp_path / "arrays"),
+        model=module.build,
+        data=arrays,
+        variants=["none", "bn"],
+        lrs=[0.1, 1.0],
+        seeds=1,
+        epochs=2,
+        batch_size=40,
+        stream=open("/dev/null", "w"),
+    )
+    assert summary["task"] == "classification"
+    assert summary["cells_finished"] == 4
+    assert summary["variants"]["bn"]["best_val_accuracy"] > summary["chance"]
+    spec = json.loads((tmp_path / "arrays" / "study.json").read_text())
+    assert spec["fixed"]["model"] == f"{user_module}:build"
+    assert spec["fixed"]["dataset"] == "arrays"
+    assert spec["command"].startswith("studies.run('lr'")
+
+    # the same data as batched tf.data gives the same examples, so the
+    # same results as the arrays, cell by cell
+    x_train, y_train = arrays["x_train"], arrays["y_train"]
+    train = tf.data.Dataset.from_tensor_slices((x_train, y_train)).batch(7)
+    test = tf.data.Dataset.from_tensor_slices(
+        (arrays["x_test"], arrays["y_test"])
+    )  # unbatched: scalar labels
+    again = studies.run(
+        "lr",
+        out=str(tmp_path / "tfdata"),
+        model=f"{user_module}:build",
+        data=(train, test),
+        variants=["none", "bn"],
+        lrs=[0.1, 1.0],
+        seeds=1,
+        epochs=2,
+        batch_size=40,
+        stream=open("/dev/null", "w"),
+    )
+    for variant in ("none", "bn"):
+        assert again["variants"][variant]["best_val_accuracy"] == pytest.approx(
+            summary["variants"][variant]["best_val_accuracy"], abs=1e-6
+        )
+        assert again["variants"][variant]["test_accuracy"] == pytest.approx(
+            summary["variants"][variant]["test_accuracy"], abs=1e-6
+        )
+    # and the report rebuilds from the folder alone
+    assert studies.report(str(tmp_path / "tfdata"))["cells_finished"] == 4
+
+
+def test_an_infinite_tf_data_dataset_is_refused(tmp_path):
+    x = np.zeros((20, 3), "float32")
+    y = np.arange(20) % 2
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(4).repeat()
+    test = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    with pytest.raises(ValueError, match="infinite"):
+        studies.run("lr", out=str(tmp_path / "o"), data=(train, test), lrs=[0.1])
+    assert not (tmp_path / "o").exists()
+
+
+BAD = [
+    (["--model", "no_such_module_xyz:build"], "cannot import module"),
+    (["--model", "{m}:missing"], "has no missing"),
+    (
+        ["--model", "{m}:raises", "--dataset", "{m}:data"],
+        "raised RuntimeError: my builder is broken",
+    ),
+    (
+        ["--model", "{m}:not_a_model", "--dataset", "{m}:data"],
+        "returned str, not a keras.Model",
+    ),
+    (
+        ["--model", "{m}:ignores_normalization", "--dataset", "{m}:data"],
+        "never calls normalization()",
+    ),
+    (["--model", "{m}:wrong_outputs", "--dataset", "{m}:data"], "outputs shape (4, 4)"),
+    (["--model", "{m}:build", "--dataset", "{m}:mismatched"], "same length"),
+    (["--model", "{m}:build", "--dataset", "{m}:shapes"], "x_test examples (7,)"),
+    (["--model", "{m}:build", "--dataset", "{m}:with_nan"], "1 NaN or inf"),
+    (["--model", "{m}:build", "--dataset", "{m}:three"], "must be (x_train"),
+    (
+        ["--model", "{m}:build", "--dataset", "{m}:floats", "--task", "classification"],
+        "non-integer or negative values, which are regression targets",
+    ),
+    (["--model", "{m}:build", "--dataset", "no_such_module_xyz:data"], "cannot import"),
+    (["--model", "not-a-reference:"], "unknown model"),
+]
+
+
+@pytest.mark.parametrize("options, match", BAD)
+def test_bad_user_code_or_data_is_one_line_and_leaves_the_folder(
+    options, match, user_module, tmp_path, capsys
+):
+    out = tmp_path / "study"
+    options = [o.format(m=user_module) for o in options]
+    # the CLI: one line, exit 2, nothing created
+    fails(
+        ["lr", "--lrs", "0.1", "--variants", "none,bn", *options, "--out", str(out)],
+        capsys,
+        match,
+    )
+    assert not out.exists()
+    # the API: a ValueError with the same message
+    api = {"model": None, "data": None, "task": None}
+    for flag, value in zip(options[::2], options[1::2], strict=True):
+        api[flag.lstrip("-")] = value
+    model, data = api.pop("model"), api.pop("dataset", None)
+    with pytest.raises(ValueError, match=_escaped(match)):
+        studies.run(
+            "lr",
+            out=str(out),
+            model=model,
+            data=data,
+            lrs=[0.1],
+            variants=["none", "bn"],
+            **{k: v for k, v in api.items() if v},
+        )
+    assert not out.exists()
+
+
+def test_an_existing_study_is_untouched_by_bad_user_code(user_module, tmp_path, capsys):
+    out = tmp_path / "study"
+    common = ["lr", "--lrs", "0.1", "--variants", "none", *TINY, "--out", str(out)]
+    assert (
+        studies_cli(
+            common
+            + ["--model", f"{user_module}:build", "--dataset", f"{user_module}:data"]
+        )
+        == 0
+    )
+    before = snapshot(out)
+    fails(
+        common
+        + ["--model", f"{user_module}:raises", "--dataset", f"{user_module}:data"],
+        capsys,
+        "raised RuntimeError",
+    )
+    fails(
+        common
+        + ["--model", f"{user_module}:build", "--dataset", f"{user_module}:with_nan"],
+        capsys,
+        "NaN",
+    )
+    assert snapshot(out) == before
+
+
+def studies_cli(argv):
+    from studies import cli
+
+    return cli.main(argv)
+
+
+def test_builder_checks_catch_ignored_placement_and_init(user_module):
+    import keras
+
+    def plain(normalization, kernel_initializer, input_shape, outputs):
+        normalization()  # calls it, but never asks where the layer goes
+        return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(outputs)])
+
+    settings = {
+        "variant": "bn-after",
+        "seed": 0,
+        "init": "he_normal",
+        "init_scale": 1.0,
+        "virtual_batch_size": 4,
+    }
+    x = np.zeros((4, 6), "float32")
+    with pytest.raises(builders.BuilderError, match="after_activation"):
+        builders.check(plain, settings, x, 3, sweeps_init=False)
+    with pytest.raises(builders.BuilderError, match="never uses kernel_initializer"):
+        builders.check(plain, {**settings, "variant": "bn"}, x, 3, sweeps_init=True)
+
+
+def test_cell_initializer_draws_new_seeded_values_per_layer():
+    init = builders.CellInitializer("he_normal", 1.0, seed=3)
+    first, second = init((50, 40)), init((50, 40))
+    assert not np.allclose(first, second)  # two layers, two draws
+    again = builders.CellInitializer("he_normal", 1.0, seed=3)
+    assert np.allclose(again((50, 40)), first)  # same cell, same weights
+    assert np.std(first) == pytest.approx(np.sqrt(2 / 50), rel=0.1)  # He: 2/fan_in
+
+
+def _escaped(text):
+    return re.escape(text)
