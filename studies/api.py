@@ -49,7 +49,8 @@ def run(
             `epochs`, `steps`, `batch_size`, `train_size`, `probe_every`,
             `virtual_batch_size` (ints), `lr`, `divergence_threshold`,
             `momentum`, `weight_decay`, `warmup_fraction` (floats),
-            `optimizer`, `schedule`, `task`, `feature_scaling` (names),
+            `optimizer`, `schedule`, `task`, `feature_scaling`,
+            `target_scaling` (names),
             `instruments` (a list of names).
 
     Returns:

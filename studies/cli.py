@@ -76,6 +76,12 @@ def _add_study_options(parser):
         "given), none, or standardize (per feature, training split's mean/std)",
     )
     add(
+        "--target-scaling",
+        choices=definitions.FEATURE_SCALINGS,
+        help="regression targets: auto/standardize (default; training split's "
+        "mean/std: R² is unchanged and the learning-rate grids fit) or none",
+    )
+    add(
         "--variants",
         help="comma-separated normalization variants: "
         f"{', '.join(definitions.VARIANTS)}",
@@ -232,6 +238,7 @@ def prepare(args, argv):
         "warmup_fraction",
         "task",
         "feature_scaling",
+        "target_scaling",
     ):
         given[name] = getattr(args, name)
     command = " ".join(["python -m studies", *map(shlex.quote, argv)])

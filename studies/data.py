@@ -43,7 +43,7 @@ KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 NAMES = OFFLINE + KERAS_DATASETS
 _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 VALIDATION_FRACTION = 0.2
-SCALINGS = ("auto", "none", "standardize")
+SCALINGS = ("auto", "none", "standardize")  # features and targets
 # How each built-in source is scaled (what `auto` does).
 _BUILT_IN_SCALING = {
     "digits": "pixels / 16 (to [0, 1])",
@@ -150,7 +150,15 @@ def is_dataset_name(name):
     return name in NAMES or str(name).endswith(".npz") or plugins.is_reference(name)
 
 
-def load(source, train_size=None, seed=0, task=None, feature_scaling="auto", name=None):
+def load(
+    source,
+    train_size=None,
+    seed=0,
+    task=None,
+    feature_scaling="auto",
+    name=None,
+    target_scaling="auto",
+):
     """Loads a dataset, optionally subsampling its training split.
 
     Args:
@@ -165,6 +173,10 @@ def load(source, train_size=None, seed=0, task=None, feature_scaling="auto", nam
             data: none), `none`, or `standardize` (per feature, with the
             training split's mean and std).
         name: The dataset's name in reports (default: from `source`).
+        target_scaling: Regression targets: `auto` or `standardize` (per
+            target, with the training split's mean and std: R² is the same
+            in any units, and the learning-rate grids suit unit-scale
+            targets), or `none` (as given; losses in the targets' units).
 
     Returns:
         A `Dataset` (its validation split taken from the training split
@@ -180,16 +192,22 @@ def load(source, train_size=None, seed=0, task=None, feature_scaling="auto", nam
     name = name or (str(source) if isinstance(source, str) else "arrays")
     x_train, y_train, x_test, y_test = _checked(arrays, name)
     task, y_train, y_test, how = _targets(y_train, y_test, task, name)
-    x_train, x_test, scaling = _scaled(
-        x_train,
-        x_test,
+    # the validation split first: scaling statistics come from the rows
+    # that are trained on, never from validation or test
+    x_train, y_train, x_val, y_val = _validation_split(
+        x_train, y_train, stratify=task == tasks.CLASSIFICATION
+    )
+    (x_train, x_val, x_test), scaling = _scaled(
+        (x_train, x_val, x_test),
         feature_scaling,
         _BUILT_IN_SCALING.get(source) if built_in else None,
     )
     scaling += how
-    x_train, y_train, x_val, y_val = _validation_split(
-        x_train, y_train, stratify=task == tasks.CLASSIFICATION
-    )
+    if task == tasks.REGRESSION:
+        (y_train, y_val, y_test), note = _scaled_targets(
+            (y_train, y_val, y_test), target_scaling
+        )
+        scaling += note
     if train_size is not None:
         if train_size > len(x_train):
             raise DatasetError(
@@ -376,21 +394,36 @@ def _is_one_hot(y):
     return bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1))
 
 
-def _scaled(x_train, x_test, feature_scaling, built_in):
-    """`(x_train, x_test, description)` after the scaling asked for."""
-    x_train, x_test = x_train.astype("float32"), x_test.astype("float32")
+def _standardized(splits):
+    """The splits standardized with the first one's per-column mean and std."""
+    mean = splits[0].mean(axis=0)
+    std = splits[0].std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    scaled = tuple(((a - mean) / std).astype("float32") for a in splits)
+    return scaled, mean, std
+
+
+def _scaled(splits, feature_scaling, built_in):
+    """`(splits, description)`: features after the scaling asked for."""
+    splits = tuple(a.astype("float32") for a in splits)
     if feature_scaling == "standardize":
-        mean = x_train.mean(axis=0)
-        std = x_train.std(axis=0)
-        std = np.where(std > 0, std, 1.0).astype("float32")
-        return (
-            (x_train - mean) / std,
-            (x_test - mean) / std,
-            "standardized per feature with the training split's mean and std",
-        )
+        scaled, _, _ = _standardized(splits)
+        return scaled, "standardized per feature with the training split's mean and std"
     if feature_scaling == "auto" and built_in:
-        return x_train, x_test, built_in
-    return x_train, x_test, "as given (no scaling)"
+        return splits, built_in
+    return splits, "as given (no scaling)"
+
+
+def _scaled_targets(splits, target_scaling):
+    """`(splits, note)`: regression targets, standardized unless `none`."""
+    if target_scaling == "none":
+        return splits, "; targets as given"
+    scaled, mean, std = _standardized(splits)
+    shown = ", ".join(f"{m:.4g} +- {s:.4g}" for m, s in zip(mean, std, strict=True))
+    return scaled, (
+        f"; targets standardized with the training split's mean +- std ({shown}), "
+        "so losses are in those units"
+    )
 
 
 def _validation_split(x, y, stratify=True):

@@ -70,6 +70,7 @@ COMMON = {
     "probe_every": 10,  # optimizer steps between instrument readings
     "task": None,  # None: from the targets (integer labels: classification)
     "feature_scaling": "auto",
+    "target_scaling": "auto",  # regression: standardized unless "none"
     "virtual_batch_size": 16,  # ghost-bn's ghost batch
     "momentum": None,  # None: 0.9 for `momentum`, 0 for `sgd`
     "weight_decay": 0.0,

@@ -30,6 +30,7 @@ CHOICES = {
     "schedule": definitions.SCHEDULES,
     "task": definitions.TASKS,
     "feature_scaling": definitions.FEATURE_SCALINGS,
+    "target_scaling": definitions.FEATURE_SCALINGS,
 }
 NAME_LISTS = {"inits": definitions.INITS, "instruments": definitions.INSTRUMENTS}
 OTHERS = (

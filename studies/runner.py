@@ -117,6 +117,7 @@ def load_data(spec, source=None):
             train_size=spec.fixed["train_size"],
             task=spec.fixed.get("task"),
             feature_scaling=spec.fixed.get("feature_scaling", "auto"),
+            target_scaling=spec.fixed.get("target_scaling", "auto"),
             name=spec.fixed["dataset"],
         )
     except data.DatasetError as error:

@@ -104,10 +104,12 @@ def test_regression_study_end_to_end(tmp_path):
     assert cli.main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["task"] == "regression" and summary["metric"] == "r2"
-    bn = summary["variants"]["bn"]
-    assert bn["trained"] and 0.05 < bn["best_val_r2"] <= 1.0
+    none, bn = summary["variants"]["none"], summary["variants"]["bn"]
+    assert none["trained"] and 0.05 < none["best_val_r2"] <= 1.0
+    assert math.isfinite(bn["best_val_r2"]) and bn["best_val_r2"] <= 1.0
     assert "best_val_accuracy" not in bn and "intervals" in bn
-    assert bn["intervals"]["best_val_r2"][0] <= bn["best_val_r2"]
+    low, high = none["intervals"]["best_val_r2"]
+    assert low <= none["best_val_r2"] <= high
     spec = studies.reporting.load_spec(str(out))
     rows = results.rows(spec, str(out))
     for row in rows:
@@ -158,3 +160,25 @@ def test_r2_below_the_constant_predictor_counts_as_it():
     # accuracy below chance is kept: it is bounded and says something
     below = {"final_val_accuracy": 0.05, "status": "ok", "diverged": 0}
     assert outcomes.score(below, 0.1, "final_val_accuracy") == 0.05
+
+
+def test_targets_are_standardized_with_training_statistics_unless_asked_not_to():
+    raw = targets(scale=50.0)
+    scaled = data.load(raw, name="toy")
+    np.testing.assert_allclose(scaled.y_train.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(scaled.y_train.std(axis=0), 1, atol=1e-5)
+    assert "targets standardized" in scaled.describe()
+    given = data.load(raw, name="toy", target_scaling="none")
+    assert "targets as given" in given.describe()
+    # validation and test use the training rows' statistics, not their own
+    mean, std = given.y_train.mean(axis=0), given.y_train.std(axis=0)
+    np.testing.assert_allclose(scaled.y_test, (given.y_test - mean) / std, rtol=1e-4)
+    # R² does not depend on the units: the same predictions score the same
+    prediction = given.y_test * 0.5 + mean * 0.5
+    r2_given = 1 - np.mean((prediction - given.y_test) ** 2) / given.baseline_loss(
+        "test"
+    )
+    r2_scaled = 1 - np.mean(
+        ((prediction - mean) / std - scaled.y_test) ** 2
+    ) / scaled.baseline_loss("test")
+    assert r2_scaled == pytest.approx(r2_given, rel=1e-4)

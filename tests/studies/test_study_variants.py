@@ -263,3 +263,22 @@ def _escaped(text):
     import re
 
     return re.escape(text)
+
+
+def test_every_new_variant_trains_a_cell_on_the_cnn(tmp_path):
+    summary = studies.run(
+        "lr",
+        out=str(tmp_path / "cnn"),
+        model="cnn",
+        variants=["layer-norm", "group-norm", "ghost-bn", "bn-after"],
+        lrs=[0.1],
+        seeds=1,
+        epochs=1,
+        train_size=120,
+        batch_size=40,
+        virtual_batch_size=8,
+        stream=open("/dev/null", "w"),
+    )
+    for variant, numbers in summary["variants"].items():
+        assert numbers["cells"] == 1 and numbers["errors"] == 0, variant
+        assert math.isfinite(numbers["best_val_accuracy"])
