@@ -111,39 +111,59 @@ def prepare(study, preset, model, data, given, style, command):
             f"{options.flag('preset', style)} must be one of "
             f"{', '.join(definitions.PRESETS)}, got {preset!r}"
         )
-    builder, model_name = _model(model, style)
+    model_name = _model_name(model, style)
     source, dataset_name = _data(data, style)
-    known = None
-    if "studies.variants" in sys.modules:  # user code may have registered some
-        known = sys.modules["studies.variants"].names()
+    # every option first: no user code and no TensorFlow before a typo is
+    # answered; the variants after the user's modules, which may add some
     checked = options.check(
-        study, {**given, "model": model_name, "dataset": dataset_name}, style, known
+        study,
+        {**given, "variants": None, "model": model_name, "dataset": dataset_name},
+        style,
     )
+    builder = model if callable(model) else None
+    if isinstance(model, str) and plugins.is_reference(model):
+        builder = _load(model, "model", style)
+    if isinstance(data, str) and plugins.is_reference(data):
+        _load(data, "dataset", style)
+    known = None
+    if "studies.variants" in sys.modules:
+        known = sys.modules["studies.variants"].names()
+    if given.get("variants") is not None:
+        checked["variants"] = options.check_variants(given["variants"], style, known)
     standard = None
     if builder is not None:
         from studies import builders
 
         standard = builders.standard_init(builder)
+        if standard not in definitions.INITS:
+            raise options.OptionError(
+                f"{model_name}.standard_init is {standard!r}: choose one of "
+                f"{', '.join(definitions.INITS)}"
+            )
     spec = make_spec(study, preset, command=command, standard_init=standard, **checked)
     return spec, builder, source
 
 
-def _model(model, style):
-    """`(builder or None, name)`: user code is loaded now, built-ins later."""
+def _model_name(model, style):
+    """The name a study records for `model` (user code is not loaded here)."""
     if model is None or (isinstance(model, str) and model in definitions.MODELS):
-        return None, model
+        return model
     if callable(model):
-        return model, plugins.name_of(model)
+        return plugins.name_of(model)
     if plugins.is_reference(model):
-        try:
-            return plugins.load(model, options.flag("model", style)), model
-        except plugins.PluginError as error:
-            raise options.OptionError(str(error)) from None
+        return model
     raise options.OptionError(
         f"unknown model {model!r}: choose one of {', '.join(definitions.MODELS)}, "
         "or give a builder as MODULE:FUNCTION"
         + (" or a callable" if style == "api" else "")
     )
+
+
+def _load(reference, option, style):
+    try:
+        return plugins.load(reference, options.flag(option, style))
+    except plugins.PluginError as error:
+        raise options.OptionError(str(error)) from None
 
 
 def _data(data, style):
@@ -156,11 +176,6 @@ def _data(data, style):
                 f"unknown dataset {data!r}: choose one of {', '.join(datasets.NAMES)}, "
                 "a .npz file, or MODULE:FUNCTION"
             )
-        if plugins.is_reference(data):  # import it now (it may register variants)
-            try:
-                plugins.load(data, options.flag("dataset", style))
-            except plugins.PluginError as error:
-                raise options.OptionError(str(error)) from None
         return None, data
     if isinstance(data, list | tuple) and len(data) == 2:
         return data, "tf.data"
@@ -168,8 +183,11 @@ def _data(data, style):
 
 
 def default_out(spec, preset):
-    dataset = os.path.splitext(os.path.basename(str(spec.fixed["dataset"])))[0]
-    dataset = dataset.replace(":", "-").replace(".", "-")
+    """`runs/STUDY-DATASET-PRESET`, the dataset named by its file or reference."""
+    dataset = str(spec.fixed["dataset"])
+    if dataset.endswith(".npz"):
+        dataset = os.path.splitext(os.path.basename(dataset))[0]
+    dataset = "".join(c if c.isalnum() or c in "-_" else "-" for c in dataset)
     return os.path.join("runs", f"{spec.study}-{dataset}-{preset}")
 
 

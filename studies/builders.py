@@ -146,12 +146,13 @@ def build(builder, settings, input_shape, outputs, name="model"):
     return model, normalization, initializer
 
 
-def check(builder, settings, x, outputs, sweeps_init, name="model"):
+def check(builder, settings, x, outputs, uses_init, name="model"):
     """Builds one model of the cell and checks it honours the cell (see above).
 
     Args:
         x: A few examples of the data, run through the model.
-        sweeps_init: Whether the study varies the init (family or scale).
+        uses_init: Whether the study sets the init (sweeps it, or fixes a
+            family or scale other than the builder's standard one).
     """
     model, normalization, initializer = build(
         builder, settings, x.shape[1:], outputs, name
@@ -167,11 +168,6 @@ def check(builder, settings, x, outputs, sweeps_init, name="model"):
             f"model builder {name} never reads normalization.after_activation: "
             f"variant {variant.name} needs the layer placed after the nonlinearity"
         )
-    if sweeps_init and not initializer.calls:
-        raise BuilderError(
-            f"model builder {name} never uses kernel_initializer: the study's "
-            "init axis would change nothing"
-        )
     try:
         out = keras.ops.convert_to_numpy(model(x, training=False))
     except Exception as error:
@@ -183,4 +179,10 @@ def check(builder, settings, x, outputs, sweeps_init, name="model"):
         raise BuilderError(
             f"model of builder {name} outputs shape {tuple(out.shape)} per batch; "
             f"the data needs (batch, {outputs})"
+        )
+    # after the forward pass: a model without an Input builds its weights then
+    if uses_init and not initializer.calls:
+        raise BuilderError(
+            f"model builder {name} never uses kernel_initializer: the study's "
+            "init setting would change nothing"
         )

@@ -128,7 +128,11 @@ def _add_study_options(parser):
         help="sgd (plain, default), momentum (SGD 0.9) or adam; without --lrs "
         "the preset's learning rates are scaled to suit it (x0.1, x0.01)",
     )
-    add("--momentum", type=float, help="momentum of sgd/momentum (default 0.9)")
+    add(
+        "--momentum",
+        type=float,
+        help="momentum of sgd or momentum (default 0 for sgd, 0.9 for momentum)",
+    )
     add(
         "--weight-decay",
         type=float,
@@ -279,8 +283,8 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
         if args.study == "report":
             return _report(args.dir)
-        spec, builder = prepare(args, argv)
         role = _role(args)
+        spec, builder = prepare(args, argv)
         from studies import api, runner
 
         out = args.out or api.default_out(spec, args.preset)

@@ -10,9 +10,9 @@ Sources (`load`):
 - `MODULE:FUNCTION`: a function returning those four arrays, as a tuple or a
   dict with those keys;
 - from Python: the four arrays themselves (tuple or dict), or a pair
-  `(train, test)` of `tf.data.Dataset`s yielding `(x, y)`, batched as `fit`
-  takes them (or unbatched, with scalar labels). They are read once into
-  memory, so every cell sees the same examples, split and batches.
+  `(train, test)` of `tf.data.Dataset`s yielding `(x, y)` batches, as `fit`
+  takes them. They are read once into memory, so every cell sees the same
+  examples, split and batches.
 
 The task follows the targets: integer labels (or one-hot rows) mean
 classification, float targets regression; `task` overrides it.
@@ -32,6 +32,7 @@ command line can print it in one line.
 """
 
 import dataclasses
+import hashlib
 import os
 
 import numpy as np
@@ -44,14 +45,15 @@ NAMES = OFFLINE + KERAS_DATASETS
 _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 VALIDATION_FRACTION = 0.2
 SCALINGS = ("auto", "none", "standardize")  # features and targets
-# How each built-in source is scaled (what `auto` does).
+# How each built-in source is scaled (what `auto` does): a description and
+# the divisor, computed from the training rows.
 _BUILT_IN_SCALING = {
-    "digits": "pixels / 16 (to [0, 1])",
-    "mnist1d": "divided by the training set's std",
-    "synthetic": "as generated (unit-variance features)",
-    "mnist": "pixels / 255 (to [0, 1])",
-    "fashion_mnist": "pixels / 255 (to [0, 1])",
-    "cifar10": "pixels / 255 (to [0, 1])",
+    "digits": ("pixels / 16 (to [0, 1])", lambda x: 16.0),
+    "mnist1d": ("divided by the training rows' std", lambda x: float(x.std())),
+    "synthetic": ("as generated (unit-variance features)", lambda x: 1.0),
+    "mnist": ("pixels / 255 (to [0, 1])", lambda x: 255.0),
+    "fashion_mnist": ("pixels / 255 (to [0, 1])", lambda x: 255.0),
+    "cifar10": ("pixels / 255 (to [0, 1])", lambda x: 255.0),
 }
 
 
@@ -127,10 +129,28 @@ class Dataset:
             f"{target}; features {self.scaling}"
         )
 
+    def fingerprint(self):
+        """A hash of every split's values, shapes and dtypes (16 hex digits)."""
+        digest = hashlib.sha256()
+        for array in (
+            self.x_train,
+            self.y_train,
+            self.x_val,
+            self.y_val,
+            self.x_test,
+            self.y_test,
+        ):
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()[:16]
+
     def record(self):
-        """What `dataset.json` keeps: enough to rebuild the report."""
+        """What `dataset.json` keeps: enough to rebuild the report, and the
+        fingerprint a resumed study must match."""
         info = {
             "description": self.describe(),
+            "fingerprint": self.fingerprint(),
             "task": self.task,
             "scaling": self.scaling,
             "chance": self.chance,
@@ -285,7 +305,12 @@ def _is_tf_dataset(value):
 
 
 def _materialize(dataset, split):
-    """A finite tf.data.Dataset of `(x, y)` as two arrays."""
+    """A finite, batched tf.data.Dataset of `(x, y)` as two arrays.
+
+    Batched as `model.fit` takes it: every element is a batch whose x and y
+    have the same leading size. An unbatched dataset is refused rather than
+    guessed at (its vector elements would read as batches).
+    """
     import tensorflow as tf
 
     if dataset.cardinality() == tf.data.INFINITE_CARDINALITY:
@@ -295,18 +320,33 @@ def _materialize(dataset, split):
         )
     xs, ys = [], []
     for element in dataset.as_numpy_iterator():
-        if not isinstance(element, tuple) or len(element) < 2:
-            raise DatasetError(
-                f"the {split} tf.data.Dataset must yield (x, y) pairs, got "
-                f"{type(element).__name__}"
+        if not isinstance(element, tuple) or len(element) != 2:
+            what = (
+                f"{len(element)}-tuples"
+                if isinstance(element, tuple)
+                else (type(element).__name__)
             )
-        xs.append(np.asarray(element[0]))
-        ys.append(np.asarray(element[1]))
+            raise DatasetError(
+                f"the {split} tf.data.Dataset must yield (x, y) pairs, got {what} "
+                "(sample weights and dict inputs are not supported)"
+            )
+        x, y = (np.asarray(a) for a in element)
+        if x.ndim < 2 or y.ndim < 1 or len(x) != len(y):
+            raise DatasetError(
+                f"the {split} tf.data.Dataset does not yield batches (x of shape "
+                f"{x.shape}, y of shape {y.shape}): call .batch(n) on it, as "
+                "model.fit needs"
+            )
+        xs.append(x)
+        ys.append(y)
     if not xs:
         raise DatasetError(f"the {split} tf.data.Dataset is empty")
-    batched = ys[0].ndim >= 1  # scalar labels: an unbatched dataset
-    join = np.concatenate if batched else np.stack
-    return join(xs), join(ys)
+    try:
+        return np.concatenate(xs), np.concatenate(ys)
+    except ValueError as error:
+        raise DatasetError(
+            f"the {split} tf.data.Dataset's batches do not fit together: {error}"
+        ) from None
 
 
 def _checked(arrays, name):
@@ -374,9 +414,10 @@ def _targets(y_train, y_test, task, name):
         for y, split in ((y_train, "y_train"), (y_test, "y_test")):
             if not np.all(np.equal(np.mod(y, 1), 0)) or np.min(y) < 0:
                 raise DatasetError(
-                    f"{name}: {split} holds non-integer or negative values, which "
-                    "are regression targets: classification needs labels 0, 1, "
-                    "... (drop the classification option, or use --task regression)"
+                    f"{name}: {split} holds non-integer or negative values: "
+                    "classification needs labels 0, 1, ..., K-1 (regression "
+                    "targets? leave out the classification option, or use "
+                    "--task regression)"
                 )
         return (
             task,
@@ -404,13 +445,16 @@ def _standardized(splits):
 
 
 def _scaled(splits, feature_scaling, built_in):
-    """`(splits, description)`: features after the scaling asked for."""
+    """`(splits, description)`: features after the scaling asked for
+    (`built_in`: the source's own, from `_BUILT_IN_SCALING`, or None)."""
     splits = tuple(a.astype("float32") for a in splits)
     if feature_scaling == "standardize":
         scaled, _, _ = _standardized(splits)
         return scaled, "standardized per feature with the training split's mean and std"
     if feature_scaling == "auto" and built_in:
-        return splits, built_in
+        description, divisor = built_in
+        factor = divisor(splits[0])
+        return tuple((a / factor).astype("float32") for a in splits), description
     return splits, "as given (no scaling)"
 
 
@@ -455,7 +499,7 @@ def _digits():
     from sklearn.model_selection import train_test_split
 
     x, y = load_digits(return_X_y=True)
-    x = (x / 16.0).astype("float32").reshape(-1, 8, 8, 1)
+    x = x.astype("float32").reshape(-1, 8, 8, 1)  # 0..16; scaled in _scaled
     split = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
     return _reorder(split)
 
@@ -473,8 +517,7 @@ def _mnist1d():
         get_dataset_args()
     )  # generated locally; get_dataset would download
     x, x_test = data["x"].astype("float32"), data["x_test"].astype("float32")
-    scale = x.std()
-    return x[..., None] / scale, data["y"], x_test[..., None] / scale, data["y_test"]
+    return x[..., None], data["y"], x_test[..., None], data["y_test"]
 
 
 def _synthetic():
@@ -494,7 +537,7 @@ def _synthetic():
     return x[:2000], y[:2000], x[2000:], y[2000:]
 
 
-def _keras_dataset(name):  # pixels / 255
+def _keras_dataset(name):
     import keras
 
     try:
@@ -508,7 +551,7 @@ def _keras_dataset(name):  # pixels / 255
         ) from None
     if x_train.ndim == 3:  # grey images get a channel axis for Conv2D
         x_train, x_test = x_train[..., None], x_test[..., None]
-    return x_train / 255.0, y_train, x_test / 255.0, y_test
+    return x_train, y_train, x_test, y_test
 
 
 def _npz(path):

@@ -122,8 +122,7 @@ def check(study, options, style="api", variants=None):
         if option in given:
             given[option] = _name_list(given[option], name(option), allowed)
     if "variants" in given:
-        known = tuple(variants or definitions.VARIANTS)
-        given["variants"] = _name_list(given["variants"], name("variants"), known)
+        given["variants"] = check_variants(given["variants"], style, variants)
     _check_numbers(given, name)
     _check_axes(study, given, name)
     for option in ("model", "dataset"):
@@ -132,6 +131,13 @@ def check(study, options, style="api", variants=None):
             if not plugins.is_reference(value):
                 raise OptionError(f"{name(option)} {value!r} is not MODULE:FUNCTION")
     return given
+
+
+def check_variants(values, style="api", known=None):
+    """The variant names, checked against `known` (default: the built-in ones)."""
+    return _name_list(
+        values, flag("variants", style), tuple(known or definitions.VARIANTS)
+    )
 
 
 def _check_numbers(given, name):

@@ -75,6 +75,22 @@ def prepare_folder(spec, study_dir):
     return 0
 
 
+def _check_same_data(dataset_path, dataset, study_dir):
+    """Refuses to resume a study on data other than its own (same name, new
+    values: a changed file, or other arrays given to `studies.run`)."""
+    try:
+        with open(dataset_path) as f:
+            recorded = json.load(f).get("fingerprint")
+    except (OSError, ValueError) as error:
+        raise StudyError(f"{dataset_path} is unreadable ({error})") from None
+    if recorded is not None and recorded != dataset.fingerprint():
+        raise StudyError(
+            f"{study_dir} holds results on other data than {dataset.name} has now "
+            f"(fingerprint {recorded} there, {dataset.fingerprint()} now); "
+            "choose another --out"
+        )
+
+
 def _check_writable(study_dir):
     if not os.access(study_dir, os.W_OK | os.X_OK):
         raise StudyError(f"output folder {study_dir} is not writable")
@@ -134,7 +150,12 @@ def check_model(spec, builder, dataset):
 
     from studies import builders
 
-    sweeps_init = "init" in spec.axes or "init_scale" in spec.axes
+    uses_init = (
+        "init" in spec.axes
+        or "init_scale" in spec.axes
+        or spec.fixed.get("init_scale", 1.0) != 1.0
+        or spec.fixed.get("init") != builders.standard_init(builder)
+    )
     x = dataset.x_train[:4]
     try:
         for variant in spec.axes.get("variant", (spec.fixed.get("variant"),)):
@@ -144,7 +165,7 @@ def check_model(spec, builder, dataset):
                 spec.settings(cell),
                 x,
                 dataset.outputs,
-                sweeps_init,
+                uses_init,
                 spec.fixed["model"],
             )
     except builders.BuilderError as error:
@@ -188,7 +209,9 @@ def run(
     check_model(spec, builder, dataset)
     finished = prepare_folder(spec, study_dir)
     dataset_path = os.path.join(study_dir, reporting.DATASET)
-    if not os.path.exists(dataset_path):
+    if os.path.exists(dataset_path):
+        _check_same_data(dataset_path, dataset, study_dir)
+    else:
         _write_text(dataset_path, json.dumps(dataset.record()))
     logdir = tensorboard_dir(study_dir)
     tensorboard_config.write(logdir, spec)

@@ -101,10 +101,17 @@ class StudySpec:
     @classmethod
     def from_json(cls, text):
         data = json.loads(text)
+        # A folder written before a setting existed ran with its default
+        # (and before regression, every study was classification).
+        defaults = {**definitions.COMMON, "task": "classification"}
+        fixed = {
+            **{k: v for k, v in defaults.items() if k not in data["axes"]},
+            **data["fixed"],
+        }
         return cls(
             study=data["study"],
             axes={k: tuple(v) for k, v in data["axes"].items()},
-            fixed=data["fixed"],
+            fixed=fixed,
             command=data.get("command", ""),
         )
 
@@ -184,6 +191,8 @@ def lr_scale(optimizer, momentum=None):
     """
     if optimizer == "momentum":
         return 1.0 - (0.9 if momentum is None else momentum)
+    if optimizer == "sgd" and momentum:
+        return 1.0 - momentum
     if optimizer == "adam":
         return 0.01
     return 1.0

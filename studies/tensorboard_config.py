@@ -10,14 +10,18 @@ parallel-coordinates and scatter views the whole grid, even mid-study.
 import glob
 import os
 
+
 # (tag, group, display name): Keras's TensorBoard callback writes epoch
 # scalars under `train/` and `validation/` inside each session folder.
-METRICS = (
-    ("epoch_accuracy", "validation", "val accuracy"),
-    ("epoch_loss", "validation", "val loss"),
-    ("epoch_accuracy", "train", "train accuracy"),
-    ("epoch_loss", "train", "train loss"),
-)
+# Regression studies log `epoch_mse` where classification logs `epoch_accuracy`.
+def metrics_for(task):
+    score = "mse" if task == "regression" else "accuracy"
+    return (
+        (f"epoch_{score}", "validation", f"val {score}"),
+        ("epoch_loss", "validation", "val loss"),
+        (f"epoch_{score}", "train", f"train {score}"),
+        ("epoch_loss", "train", "train loss"),
+    )
 
 
 def write(logdir, spec):
@@ -36,7 +40,7 @@ def write(logdir, spec):
     ]
     metrics = [
         hp.Metric(tag, group=group, display_name=display)
-        for tag, group, display in METRICS
+        for tag, group, display in metrics_for(spec.fixed.get("task"))
     ]
     os.makedirs(logdir, exist_ok=True)
     writer = tf.summary.create_file_writer(logdir)

@@ -13,10 +13,12 @@ know the model. Built in:
   al.'s name.
 - `ghost-bn`: kbn with `virtual_batch_size` (the study's
   `virtual_batch_size` setting; Hoffer et al. 2017).
-- `layer-norm`: `keras.layers.LayerNormalization` (per example: no batch
-  dependence at all).
-- `group-norm`: `keras.layers.GroupNormalization` with up to 32 groups, as
-  many as divide the channels (Wu & He 2018 use 32).
+- `layer-norm`: `keras.layers.LayerNormalization` over the last axis (per
+  example: no batch dependence at all; in a conv net, per position over the
+  channels, as in ConvNeXt).
+- `group-norm`: `keras.layers.GroupNormalization` with up to 32 groups
+  (Wu & He 2018 use 32), as many as divide the channels and leave a group
+  at least 16 values (`FittedGroupNormalization`).
 - `bn-after`: kbn after the nonlinearity instead of before it, the other
   placement people argue about (the layer before keeps its bias).
 
@@ -100,18 +102,36 @@ def names():
 
 @keras.saving.register_keras_serializable(package="studies")
 class FittedGroupNormalization(keras.layers.GroupNormalization):
-    """GroupNormalization with as many groups, up to `groups`, as divide the channels.
+    """GroupNormalization with as many groups, up to `groups`, as fit the layer.
 
-    Keras's layer needs `groups` to divide the channel count; a study's
-    models have 100-unit Dense layers and 32- or 64-filter convolutions, so
-    the count is fitted when the layer is built (100 channels: 25 groups).
+    Keras's layer needs `groups` to divide the channel count, and a group
+    must hold enough values for its mean and variance to mean something:
+    a Dense layer has no spatial positions, so 32 groups of 3 channels would
+    normalize over 3 values. The count is fitted when the layer is built:
+    the most groups, up to `groups`, that divide the channels and leave at
+    least `MIN_GROUP_VALUES` values per group per example (channels per
+    group x spatial positions). A 100-unit Dense layer gets 5 groups of 20;
+    a 32-filter convolution on 8x8 images gets 32 groups of 1 channel x 64
+    positions; a Dense layer of 16 units or fewer gets 1 group (LayerNorm).
     """
+
+    MIN_GROUP_VALUES = 16
 
     def build(self, input_shape):
         channels = input_shape[self.axis]
+        positions = 1
+        for i, size in enumerate(input_shape[1:], start=1):
+            if i != self.axis % len(input_shape) and size is not None:
+                positions *= size
         if channels is not None:
             self.groups = max(
-                g for g in range(1, min(self.groups, channels) + 1) if channels % g == 0
+                (
+                    g
+                    for g in range(1, min(self.groups, channels) + 1)
+                    if channels % g == 0
+                    and channels // g * positions >= self.MIN_GROUP_VALUES
+                ),
+                default=1,
             )
         super().build(input_shape)
 
