@@ -226,24 +226,7 @@ def prepare(args, argv):
         if args.instruments is not None
         else None,
     }
-    for name in (
-        "seeds",
-        "epochs",
-        "steps",
-        "batch_size",
-        "train_size",
-        "probe_every",
-        "virtual_batch_size",
-        "divergence_threshold",
-        "optimizer",
-        "momentum",
-        "weight_decay",
-        "schedule",
-        "warmup_fraction",
-        "task",
-        "feature_scaling",
-        "target_scaling",
-    ):
+    for name in options.SCALARS:
         given[name] = getattr(args, name)
     command = " ".join(["python -m studies", *map(shlex.quote, argv)])
     try:

@@ -275,13 +275,7 @@ def _from_function(reference):
 def _from_python(value, what):
     """The four arrays from a tuple, a dict, or a `(train, test)` tf.data pair."""
     if isinstance(value, dict):
-        missing = [k for k in _NPZ_KEYS if k not in value]
-        if missing:
-            raise DatasetError(
-                f"{what} returned a dict without {', '.join(missing)} "
-                f"(it needs {', '.join(_NPZ_KEYS)})"
-            )
-        return tuple(value[k] for k in _NPZ_KEYS)
+        return _four_arrays(value, f"{what} returned a dict without")
     if (
         isinstance(value, list | tuple)
         and len(value) == 2
@@ -562,11 +556,15 @@ def _npz(path):
             found = {key: data[key] for key in _NPZ_KEYS if key in data}
     except (OSError, ValueError) as error:
         raise DatasetError(f"cannot read dataset file {path!r}: {error}") from None
+    return _four_arrays(found, f"dataset file {path!r} lacks")
+
+
+def _four_arrays(found, lacks):
+    """`found`'s x_train, y_train, x_test, y_test, or a message naming the missing."""
     missing = [key for key in _NPZ_KEYS if key not in found]
     if missing:
         raise DatasetError(
-            f"dataset file {path!r} lacks {', '.join(missing)} "
-            f"(it needs {', '.join(_NPZ_KEYS)})"
+            f"{lacks} {', '.join(missing)} (it needs {', '.join(_NPZ_KEYS)})"
         )
     return tuple(found[key] for key in _NPZ_KEYS)
 

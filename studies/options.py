@@ -43,6 +43,19 @@ OTHERS = (
     "model",
     "dataset",
 )
+# The options that take one value (the command line passes them as parsed).
+SCALARS = (
+    *POSITIVE_INTS,
+    "divergence_threshold",
+    "optimizer",
+    "momentum",
+    "weight_decay",
+    "schedule",
+    "warmup_fraction",
+    "task",
+    "feature_scaling",
+    "target_scaling",
+)
 KNOWN = (*POSITIVE_INTS, *NUMBER_LISTS, *INT_LISTS, *CHOICES, *NAME_LISTS, *OTHERS)
 # axis -> (its list option, what it is, in words)
 AXES = {

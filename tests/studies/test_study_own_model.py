@@ -150,17 +150,15 @@ def test_cli_runs_a_users_builder_and_data_function(tmp_path):
 def test_api_takes_a_callable_and_arrays_and_tf_data(user_module, tmp_path):
     module = __import__(user_module)
     arrays = module.data()
+    grid = dict(variants=["none", "bn"], lrs=[0.3], seeds=1, epochs=2, batch_size=40)
+    quiet = open(os.devnull, "w")
     summary = studies.run(
         "lr",
         out=str(tmp_path / "arrays"),
         model=module.build,
         data=arrays,
-        variants=["none", "bn"],
-        lrs=[0.3],
-        seeds=1,
-        epochs=2,
-        batch_size=40,
-        stream=open("/dev/null", "w"),
+        stream=quiet,
+        **grid,
     )
     assert summary["task"] == "classification"
     assert summary["cells_finished"] == 2
@@ -181,12 +179,8 @@ def test_api_takes_a_callable_and_arrays_and_tf_data(user_module, tmp_path):
         out=str(tmp_path / "tfdata"),
         model=f"{user_module}:build",
         data=(train, test),
-        variants=["none", "bn"],
-        lrs=[0.3],
-        seeds=1,
-        epochs=2,
-        batch_size=40,
-        stream=open("/dev/null", "w"),
+        stream=quiet,
+        **grid,
     )
     for variant in ("none", "bn"):
         assert again["variants"][variant]["best_val_accuracy"] == pytest.approx(
