@@ -111,6 +111,11 @@ def prepare(study, preset, model, data, given, style, command):
             f"{options.flag('preset', style)} must be one of "
             f"{', '.join(definitions.PRESETS)}, got {preset!r}"
         )
+    for option, argument in (("dataset", "data"), ("model", "model")):
+        if option in given:  # else it would be dropped for the argument's value
+            raise options.OptionError(
+                f"give the {option} as {argument}=..., not {option}=..."
+            )
     model_name = _model_name(model, style)
     source, dataset_name = _data(data, style)
     # every option first: no user code and no TensorFlow before a typo is
