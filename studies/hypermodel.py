@@ -74,7 +74,8 @@ class DivergenceMonitor(keras.callbacks.Callback):
         self.last_batch_loss = loss
         if self.initial_loss is None and math.isfinite(loss):
             self.initial_loss = abs(loss)
-        limit = self.threshold * (self.initial_loss or 1.0 if self.relative else 1.0)
+        scale = (self.initial_loss or 1.0) if self.relative else 1.0
+        limit = self.threshold * scale
         if not math.isfinite(loss) or loss > limit:
             self.diverged = True
             self.model.stop_training = True

@@ -15,6 +15,8 @@ for another optimizer when the user gives none.
 
 import keras
 
+from studies.spec import sgd_momentum
+
 # Parameters no weight decay touches (matched by variable name).
 NO_DECAY = ("gamma", "beta", "bias")
 
@@ -33,9 +35,7 @@ def make(settings, total_steps):
     if name == "adam":
         optimizer = keras.optimizers.Adam(rate, weight_decay=decay)
     elif name in ("sgd", "momentum"):
-        momentum = settings.get("momentum")
-        if momentum is None:
-            momentum = 0.9 if name == "momentum" else 0.0
+        momentum = sgd_momentum(name, settings.get("momentum"))
         optimizer = keras.optimizers.SGD(rate, momentum=momentum, weight_decay=decay)
     else:
         raise ValueError(f"unknown optimizer {name!r}")

@@ -83,10 +83,11 @@ def _check_same_data(dataset_path, dataset, study_dir):
             recorded = json.load(f).get("fingerprint")
     except (OSError, ValueError) as error:
         raise StudyError(f"{dataset_path} is unreadable ({error})") from None
-    if recorded is not None and recorded != dataset.fingerprint():
+    current = dataset.fingerprint()
+    if recorded is not None and recorded != current:
         raise StudyError(
             f"{study_dir} holds results on other data than {dataset.name} has now "
-            f"(fingerprint {recorded} there, {dataset.fingerprint()} now); "
+            f"(fingerprint {recorded} there, {current} now); "
             "choose another --out"
         )
 

@@ -181,6 +181,14 @@ def make_spec(study, preset="quick", command="", standard_init=None, **overrides
     return StudySpec(study=study, axes=axes, fixed=fixed, command=command)
 
 
+def sgd_momentum(optimizer, momentum=None):
+    """The momentum SGD runs with: the setting, else 0.9 for `momentum` and 0
+    for `sgd`."""
+    if momentum is not None:
+        return momentum
+    return 0.9 if optimizer == "momentum" else 0.0
+
+
 def lr_scale(optimizer, momentum=None):
     """Factor from plain SGD's learning rates to `optimizer`'s usual ones.
 
@@ -189,10 +197,8 @@ def lr_scale(optimizer, momentum=None):
     itself (normalized by the gradient's scale), and its usual rates are
     about 100 times smaller than SGD's (3e-4 to 3e-3 against 0.03 to 0.3).
     """
-    if optimizer == "momentum":
-        return 1.0 - (0.9 if momentum is None else momentum)
-    if optimizer == "sgd" and momentum:
-        return 1.0 - momentum
+    if optimizer in ("sgd", "momentum"):
+        return 1.0 - sgd_momentum(optimizer, momentum)
     if optimizer == "adam":
         return 0.01
     return 1.0

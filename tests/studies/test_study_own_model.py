@@ -257,7 +257,7 @@ def test_bad_user_code_or_data_is_one_line_and_leaves_the_folder(
     for flag, value in zip(options[::2], options[1::2], strict=True):
         api[flag.lstrip("-")] = value
     model, data = api.pop("model"), api.pop("dataset", None)
-    with pytest.raises(ValueError, match=_escaped(match)):
+    with pytest.raises(ValueError, match=re.escape(match)):
         studies.run(
             "lr",
             out=str(out),
@@ -330,10 +330,6 @@ def test_cell_initializer_draws_new_seeded_values_per_layer():
     again = builders.CellInitializer("he_normal", 1.0, seed=3)
     assert np.allclose(again((50, 40)), first)  # same cell, same weights
     assert np.std(first) == pytest.approx(np.sqrt(2 / 50), rel=0.1)  # He: 2/fan_in
-
-
-def _escaped(text):
-    return re.escape(text)
 
 
 def test_resuming_on_other_data_is_refused(user_module, tmp_path):

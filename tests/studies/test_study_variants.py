@@ -3,6 +3,7 @@ measurement against BN's theory, the batch-size study, and optimizer settings.""
 
 import json
 import math
+import re
 
 import keras
 import numpy as np
@@ -232,9 +233,9 @@ def test_the_preset_learning_rates_suit_the_optimizer():
 )
 def test_bad_options_name_the_option(study, given, match, tmp_path):
     if "dataset" not in given:  # a spelling of the API's, not of the options
-        with pytest.raises(options.OptionError, match=_escaped(match)):
+        with pytest.raises(options.OptionError, match=re.escape(match)):
             options.check(study, given, "api")
-    with pytest.raises(ValueError, match=_escaped(match)):
+    with pytest.raises(ValueError, match=re.escape(match)):
         studies.run(study, out=str(tmp_path / "o"), **given)
     assert not (tmp_path / "o").exists()
 
@@ -254,12 +255,6 @@ def test_cli_names_options_as_flags(capsys, tmp_path):
         "give --batch-sizes, not --batch-size",
     )
     fails(["lr", "--batch-sizes", "8,x", *out], capsys, "comma-separated numbers")
-
-
-def _escaped(text):
-    import re
-
-    return re.escape(text)
 
 
 def test_every_new_variant_trains_a_cell_on_the_cnn(tmp_path):
