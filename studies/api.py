@@ -21,12 +21,22 @@ import os
 import sys
 
 from studies import data as datasets
-from studies import definitions, options, plugins
+from studies import definitions, options, plugins, quiet
 from studies.spec import make_spec
 
 
 def run(
-    study, out=None, *, model=None, data=None, preset="quick", stream=None, **kwargs
+    study,
+    out=None,
+    *,
+    model=None,
+    data=None,
+    preset="quick",
+    stream=None,
+    lease_timeout=None,
+    retry_errors=False,
+    force=False,
+    **kwargs,
 ):
     """Runs (or resumes) a study; returns its summary (`summary.json`'s content).
 
@@ -44,6 +54,12 @@ def run(
             preset's (`digits`).
         preset: `quick` or `full`.
         stream: Where progress lines go (default stdout).
+        lease_timeout: Seconds without a heartbeat from a running cell's
+            process (killed, machine gone) before another process runs the
+            cell (default `studies.leases.DEFAULT_TIMEOUT`, 180).
+        retry_errors: Run again the cells whose record is an error.
+        force: Go on although `out` holds this study with another grid,
+            other settings or changed data (the report says so).
         **kwargs: The command line's options as Python values: `variants`,
             `lrs`, `inits`, `init_scales`, `batch_sizes` (lists), `seeds`,
             `epochs`, `steps`, `batch_size`, `train_size`, `probe_every`,
@@ -61,8 +77,11 @@ def run(
             that cannot run the study, or an `out` folder holding another
             study (left untouched).
     """
-    from studies import runner
+    from studies import leases, runner
 
+    if lease_timeout is None:
+        lease_timeout = leases.DEFAULT_TIMEOUT
+    options.check_run(lease_timeout)
     spec, builder, source = prepare(
         study,
         preset,
@@ -78,6 +97,9 @@ def run(
         stream=stream,
         builder=builder,
         source=source,
+        lease_timeout=lease_timeout,
+        retry_errors=retry_errors,
+        force=force,
     )
 
 
@@ -126,6 +148,8 @@ def prepare(study, preset, model, data, given, style, command):
         style,
     )
     builder = model if callable(model) else None
+    if any(isinstance(x, str) and plugins.is_reference(x) for x in (model, data)):
+        quiet.import_backend()  # a user's module imports Keras: no start-up noise
     if isinstance(model, str) and plugins.is_reference(model):
         builder = _load(model, "model", style)
     if isinstance(data, str) and plugins.is_reference(data):
@@ -146,6 +170,7 @@ def prepare(study, preset, model, data, given, style, command):
                 f"{', '.join(definitions.INITS)}"
             )
     spec = make_spec(study, preset, command=command, standard_init=standard, **checked)
+    options.check_applies(spec, checked, style)
     return spec, builder, source
 
 

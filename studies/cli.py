@@ -10,7 +10,9 @@ import os
 import shlex
 import sys
 
-from studies import definitions
+from studies import definitions, leases
+
+DEFAULT_ADDRESS = "127.0.0.1:8000"
 
 
 class UsageError(Exception):
@@ -179,10 +181,29 @@ def _add_study_options(parser):
     )
     add(
         "--oracle-address",
-        default="127.0.0.1:8000",
         metavar="HOST:PORT",
-        help="the chief's address (default 127.0.0.1:8000). The protocol has no "
-        "authentication: bind beyond loopback only on a trusted network",
+        help="with --chief or --worker: the chief's address (default "
+        f"{DEFAULT_ADDRESS}). The protocol has no authentication: bind beyond "
+        "loopback only on a trusted network",
+    )
+    add(
+        "--lease-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="a running cell whose process stops heartbeating (killed, machine "
+        "gone) for this long is handed out again (default "
+        f"{leases.DEFAULT_TIMEOUT:g}; at once for a dead process on this machine)",
+    )
+    add(
+        "--retry-errors",
+        action="store_true",
+        help="run again the cells whose record is an error (e.g. out of memory)",
+    )
+    add(
+        "--force",
+        action="store_true",
+        help="resume although the folder's grid, settings or data differ from "
+        "these (the report records it)",
     )
 
 
@@ -241,37 +262,67 @@ def prepare(args, argv):
 def _role(args):
     """Sets Keras Tuner's distribution variables for --chief / --worker."""
     if not (args.chief or args.worker):
+        if args.oracle_address is not None:
+            raise UsageError("--oracle-address applies with --chief or --worker")
         if "KERASTUNER_TUNER_ID" in os.environ and "KERASTUNER_ORACLE_IP" in os.environ:
-            return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"
+            role = "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"
+            return _check_worker_options(args, role)
         return "single"
-    host, sep, port = args.oracle_address.rpartition(":")
+    address = args.oracle_address or DEFAULT_ADDRESS
+    host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise UsageError(
-            f"--oracle-address must be HOST:PORT, got {args.oracle_address!r}"
-        )
+        raise UsageError(f"--oracle-address must be HOST:PORT, got {address!r}")
     if args.worker is not None and ("chief" in args.worker or not args.worker):
         raise UsageError(
             f"--worker ID must be non-empty without 'chief': {args.worker!r}"
         )
+    _check_worker_options(args, "chief" if args.chief else "worker")
     os.environ["KERASTUNER_TUNER_ID"] = "chief" if args.chief else args.worker
     os.environ["KERASTUNER_ORACLE_IP"] = host
     os.environ["KERASTUNER_ORACLE_PORT"] = port
     return "chief" if args.chief else "worker"
 
 
+def _check_worker_options(args, role):
+    """A worker runs what the chief hands out: the chief decides these."""
+    for given, option in (
+        (args.retry_errors, "--retry-errors"),
+        (args.force, "--force"),
+    ):
+        if given and role == "worker":
+            raise UsageError(f"{option} goes to the chief, which hands out the cells")
+    return role
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         args = build_parser().parse_args(argv)
         if args.study == "report":
             return _report(args.dir)
         role = _role(args)
+        lease_timeout = (
+            leases.DEFAULT_TIMEOUT if args.lease_timeout is None else args.lease_timeout
+        )
+        from studies import options
+
+        try:
+            options.check_run(lease_timeout, "cli")
+        except options.OptionError as error:
+            raise UsageError(str(error)) from None
         spec, builder = prepare(args, argv)
         from studies import api, runner
 
         out = args.out or api.default_out(spec, args.preset)
-        runner.run(spec, out, role=role, builder=builder)
+        runner.run(
+            spec,
+            out,
+            role=role,
+            builder=builder,
+            lease_timeout=lease_timeout,
+            retry_errors=args.retry_errors,
+            force=args.force,
+        )
     except UsageError as error:
         return _fail(error)
     except Exception as error:

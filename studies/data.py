@@ -532,6 +532,9 @@ def _synthetic():
 
 
 def _keras_dataset(name):
+    from studies import quiet
+
+    quiet.import_backend()
     import keras
 
     try:

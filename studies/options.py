@@ -198,6 +198,54 @@ def _check_axes(study, given, name):
             raise OptionError(f"give {name(single)} or {name(option)}, not both")
 
 
+def check_applies(spec, given, style="api"):
+    """Refuses an option the study would silently ignore.
+
+    Args:
+        spec: The study built from the options (presets filled in).
+        given: The options the caller gave (None: not given).
+        style: `cli` or `api`, for the option names in messages.
+
+    Raises:
+        OptionError: naming the option and what it needs.
+    """
+    variants = spec.axes.get("variant", (spec.fixed.get("variant"),))
+    needs = {
+        "virtual_batch_size": (
+            "ghost-bn" in variants,
+            "sets the ghost batch of the ghost-bn variant, which this study "
+            "does not run (add ghost-bn to the variants)",
+        ),
+        "warmup_fraction": (
+            spec.fixed.get("schedule") == "warmup-cosine",
+            f"applies to the warmup-cosine schedule (give "
+            f"{flag('schedule', style)} warmup-cosine)",
+        ),
+        "probe_every": (
+            bool(spec.fixed.get("instruments")),
+            f"sets how often instruments read, and this study runs none (give "
+            f"{flag('instruments', style)})",
+        ),
+        "target_scaling": (
+            spec.fixed.get("task") != "classification",
+            "applies to regression targets, and the task is classification",
+        ),
+    }
+    for option, (applies, why) in needs.items():
+        if given.get(option) is not None and not applies:
+            raise OptionError(f"{flag(option, style)} {why}")
+
+
+def check_run(lease_timeout, style="api"):
+    """Checks the options of how a study runs (not what it is)."""
+    value = lease_timeout
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+        raise OptionError(
+            f"{flag('lease_timeout', style)} must be a positive number of "
+            f"seconds, got {value!r}"
+        )
+
+
 def _is_number(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 

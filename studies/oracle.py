@@ -1,39 +1,83 @@
-"""A Keras Tuner Oracle that walks a fixed grid and resumes after any interruption.
+"""A Keras Tuner Oracle that walks a fixed grid and survives faults.
 
 Keras Tuner's `GridSearch` keeps its queue in memory, so a resumed search
-stops early or raises `KeyError` (keras-tuner #1055). `GridOracle` instead
-derives its progress from the study's cell records (`studies.records`): the
-next trial is the first grid cell that has no record and has not been handed
-out in this session. Keras Tuner's own retry queue and ongoing-trial state
-are dropped on reload, because a trial that was running when the process
-died has no record and is handed out again from the grid, exactly once.
+stops early or raises `KeyError` (keras-tuner #1055), and its chief waits
+forever for a worker that died. `GridOracle` instead derives everything from
+the study folder:
 
-In a distributed study the chief owns the oracle; workers reach it through
-Keras Tuner's gRPC protocol and write their records to the shared folder.
+- the cell records (`studies.records`): a cell with a record is done;
+- the cell leases (`studies.leases`): a cell with a live lease is running
+  somewhere (this process, another plain run on the same folder, or a
+  worker of this chief or of a chief before it).
+
+The next trial is the first cell that is neither, in grid order with the
+normalization variant varying fastest (`handout_order`); handing it out takes
+its lease for the tuner that asked. When every remaining cell is leased,
+the answer is IDLE (ask again shortly), so a process that outlives the
+others takes over their cells when their leases die. When every cell has a
+record, the answer is STOPPED.
+
+Keras Tuner's own retry queue and ongoing-trial state are dropped on
+reload: progress lives in the records, and a trial the chief does not know
+(cut short by a kill) is accepted from a worker without error.
 """
 
 import glob
 import os
+import time
 
 import keras_tuner as kt
 from keras_tuner.src.engine import stateful
 from keras_tuner.src.engine import trial as trial_module
 
-from studies import records
+from studies import leases, records
 from studies.spec import cell_key
+
+IDLE = trial_module.TrialStatus.IDLE
+RUNNING = trial_module.TrialStatus.RUNNING
+STOPPED = trial_module.TrialStatus.STOPPED
+
+
+def handout_order(spec):
+    """The grid's cells, the variant varying fastest: a study stopped early
+    has every variant at the same grid points, and the first cells show what
+    each variant costs (for the ETA)."""
+    if "variant" not in spec.axes:
+        return spec.cells()
+    names = spec.axis_names
+
+    def position(cell):
+        others = tuple(spec.axes[n].index(cell[n]) for n in names if n != "variant")
+        return others + (spec.axes["variant"].index(cell["variant"]),)
+
+    return sorted(spec.cells(), key=position)
 
 
 class GridOracle(kt.Oracle):
-    """Hands out the cells of `spec` that have no record, in grid order.
+    """Hands out the cells of `spec` that have no record and no live lease,
+    variant by variant at each point of the grid.
 
     Args:
         spec: The `StudySpec` whose `cells()` are walked.
-        study_dir: The study folder holding the cell records.
+        study_dir: The study folder holding the cell records and leases.
         hyperparameters: The `kt.HyperParameters` space (one `Choice` per
             axis), so trials carry the axis values even on reload.
+        lease_timeout: Seconds without a heartbeat after which a running
+            cell's lease is dead and the cell is handed out again.
+        retry_errors: Run again the cells whose record is an error from
+            before this oracle started.
+        stream: Where a cell handed out again is reported (None: nowhere).
     """
 
-    def __init__(self, spec, study_dir, hyperparameters):
+    def __init__(
+        self,
+        spec,
+        study_dir,
+        hyperparameters,
+        lease_timeout=leases.DEFAULT_TIMEOUT,
+        retry_errors=False,
+        stream=None,
+    ):
         super().__init__(
             objective=kt.Objective("score", direction="max"),
             hyperparameters=hyperparameters,
@@ -44,21 +88,88 @@ class GridOracle(kt.Oracle):
         )
         self.spec = spec
         self.study_dir = study_dir
-        self._handed_out = set()
+        self.leases = leases.Leases(study_dir, lease_timeout)
+        self.stream = stream
+        self.started = time.time()
+        self._errors_to_retry = set()
+        if retry_errors:
+            self._errors_to_retry = {
+                key
+                for key, record in records.read_all(study_dir).items()
+                if record.get("status") == "error"
+            }
+        self._asking = None
+
+    def is_pending(self, key, finished=None):
+        """Whether cell `key` still needs a run: no record, or an error
+        record to retry that is older than this oracle."""
+        finished = (
+            records.finished_keys(self.study_dir) if finished is None else finished
+        )
+        if key not in finished:
+            return True
+        if key not in self._errors_to_retry:
+            return False
+        record = records.read(self.study_dir, key) or {}
+        return record.get("finished_at", 0.0) < self.started
+
+    def pending_keys(self):
+        """Keys of the cells that still need a run, in grid order."""
+        finished = records.finished_keys(self.study_dir)
+        keys = (cell_key(cell) for cell in handout_order(self.spec))
+        return [key for key in keys if self.is_pending(key, finished)]
+
+    def create_trial(self, tuner_id):
+        self._asking = tuner_id  # populate_space takes the lease in its name
+        return super().create_trial(tuner_id)
 
     def populate_space(self, trial_id):
-        done = records.finished_keys(self.study_dir) | self._handed_out
-        for cell in self.spec.cells():
-            key = cell_key(cell)
-            if key not in done:
-                self._handed_out.add(key)
-                return {"status": trial_module.TrialStatus.RUNNING, "values": cell}
-        return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+        cells = {cell_key(cell): cell for cell in self.spec.cells()}
+        pending = self.pending_keys()
+        for key in pending:
+            taken, previous = self.leases.take(
+                key, self._asking, trial_id, lambda key=key: self.is_pending(key)
+            )
+            if taken:
+                if previous is not None:
+                    self._forget(previous)
+                return {"status": RUNNING, "values": cells[key]}
+        return {"status": IDLE if pending else STOPPED, "values": None}
+
+    def _forget(self, dead):
+        """A dead lease was replaced: its holder is gone (or too late)."""
+        holder = dead.get("holder")
+        if self.stream is not None:
+            print(
+                f"cell {dead.get('cell')}: its run by {holder} stopped heartbeating "
+                f"{dead['age']:.0f}s ago; handing it out again",
+                file=self.stream,
+                flush=True,
+            )
+        # so a chief does not wait for a dead worker before it exits
+        if holder != self._asking:
+            self.tuner_ids.discard(holder)
+            self.ongoing_trials.pop(holder, None)
+
+    def update_trial(self, trial_id, metrics, step=0):
+        if trial_id not in self.trials:  # handed out by a chief before a restart
+            return trial_module.Trial(
+                self.hyperparameters.copy(), trial_id=trial_id, status=RUNNING
+            )
+        return super().update_trial(trial_id, metrics, step=step)
+
+    def end_trial(self, trial):
+        if trial.trial_id not in self.trials:
+            for tuner_id, ongoing in list(self.ongoing_trials.items()):
+                if ongoing.trial_id == trial.trial_id:
+                    self.ongoing_trials.pop(tuner_id)
+            return
+        super().end_trial(trial)
 
     def reload(self):
-        # Trials are reloaded only for their bookkeeping; a trial or oracle
-        # file cut short by a kill is skipped, since progress lives in the
-        # cell records.
+        # Trials are reloaded only for their bookkeeping (and so a trial id
+        # is never reused); a trial or oracle file cut short by a kill is
+        # skipped, since progress lives in the cell records.
         for fname in glob.glob(
             os.path.join(self._project_dir, "trial_*", "trial.json")
         ):
@@ -72,4 +183,5 @@ class GridOracle(kt.Oracle):
         except (ValueError, KeyError, OSError):
             pass
         self.ongoing_trials = {}
+        self.tuner_ids = set()
         self._retry_queue = []

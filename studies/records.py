@@ -66,6 +66,15 @@ def read_all(study_dir):
     return records
 
 
+def read(study_dir, key):
+    """The record of the cell with key `key`, or None."""
+    try:
+        with open(os.path.join(records_dir(study_dir), key + ".json")) as f:
+            return _restore(json.load(f))
+    except FileNotFoundError:
+        return None
+
+
 def finished_keys(study_dir):
     """Keys of the cells that have a record."""
     return {name[: -len(".json")] for name in _record_names(study_dir)}

@@ -19,6 +19,7 @@ from studies import (
     findings,
     outcomes,
     plots,
+    provenance,
     results,
     tasks,
 )
@@ -88,15 +89,17 @@ def write(study_dir):
     table = results.rows(spec, study_dir)
     results.write_csv(os.path.join(study_dir, "results.csv"), spec, table)
     summary = analysis.summarize(spec, table, chance, test_chance, definition.metrics)
+    runs = provenance.read(study_dir)
+    summary["forced"] = [f"{r['run']}: {d}" for r in runs for d in r.get("forced", ())]
     with open(os.path.join(study_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     images = plots.for_study(spec, table, chance, study_dir, summary, definition.plots)
     with open(os.path.join(study_dir, "report.md"), "w") as f:
-        f.write(markdown(spec, summary, table, images))
+        f.write(markdown(spec, summary, table, images, runs))
     return summary
 
 
-def markdown(spec, summary, table, images):
+def markdown(spec, summary, table, images, runs=()):
     """The report: setup, findings, tables with intervals, plots, cost, command."""
     lines = [f"# Study `{spec.study}`", ""]
     done, total = summary["cells_finished"], summary["cells_total"]
@@ -123,7 +126,7 @@ def markdown(spec, summary, table, images):
     lines += [""]
     lines += _summary_table(spec, summary) + _differences_table(spec, summary)
     lines += _noise_table(summary)
-    lines += _definitions(spec.axes, task) + _errors(table)
+    lines += _definitions(spec.axes, task) + _errors(table) + provenance.markdown(runs)
     if images:
         lines += ["## Plots", ""] + [f"![{name}]({name})" for name in images] + [""]
     lines += [

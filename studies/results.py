@@ -28,6 +28,9 @@ COLUMNS = (
     "final_test_r2",
     "final_test_loss",
     "batch_noise",
+    "run",
+    "peak_rss_mb",
+    "finished_at",
 )
 
 

@@ -2,9 +2,13 @@
 
 The study folder holds:
 
-- `study.json`: the spec; a resumed run must match it.
-- `dataset.json`: the dataset's description and chance accuracy.
+- `study.json`: the spec; a resumed run must match it (or `--force`).
+- `dataset.json`: the dataset's description, chance accuracy and fingerprint;
+  a resumed run's data must match it (or `--force`).
 - `cells/`: one record per finished cell (the progress).
+- `leases/`: one lease per cell running now (`studies.leases`).
+- `runs/`: one record per process that worked on the study: command,
+  versions, forced differences (`studies.provenance`).
 - `tuner/`: Keras Tuner's own project folder.
 - `tensorboard/`: the root `hparams_config` and one folder per cell.
 - `results.csv`, `summary.json`, `*.png`, `report.md`: rebuilt at the end.
@@ -16,7 +20,16 @@ import os
 import sys
 import tempfile
 
-from studies import data, findings, records, reporting, tensorboard_config
+from studies import (
+    data,
+    findings,
+    leases,
+    provenance,
+    quiet,
+    records,
+    reporting,
+    tensorboard_config,
+)
 from studies.spec import StudySpec
 
 _TMP = ".tmp-"
@@ -30,15 +43,20 @@ def tensorboard_dir(study_dir):
     return os.path.join(study_dir, "tensorboard")
 
 
-def prepare_folder(spec, study_dir):
-    """Creates the study folder, or checks that it holds this same study.
+def check_folder(spec, study_dir, dataset, force=False):
+    """Checks, without writing anything, that `study_dir` can hold this study.
+
+    A new or empty folder can. A folder of the same study can resume it; if
+    the grid, settings or data differ, it is refused with what differs,
+    unless `force`.
 
     Returns:
-        The number of cells already finished there.
+        The differences `force` let through (a list of strings).
 
     Raises:
-        StudyError: the folder holds a different study, is a non-empty folder
-            without a study, or cannot be written. Nothing in it is changed.
+        StudyError: the folder holds a different study or other data (without
+            `force`), is a file, is a non-empty folder without a study, or
+            cannot be written.
     """
     spec_path = os.path.join(study_dir, reporting.SPEC)
     if os.path.exists(spec_path):
@@ -46,14 +64,21 @@ def prepare_folder(spec, study_dir):
             existing = reporting.load_spec(study_dir)
         except (ValueError, KeyError, OSError) as error:
             raise StudyError(f"{spec_path} is unreadable ({error})") from None
+        differences = []
         if not existing.same_study(spec):
+            differences.append(_difference(existing, spec))
+        data_difference = _data_difference(study_dir, dataset)
+        if data_difference:
+            differences.append(data_difference)
+        if differences and not force:
             raise StudyError(
-                f"{study_dir} holds a different study ({_difference(existing, spec)}); "
-                "choose another --out, or repeat its command: "
-                f"{existing.command or '(not recorded)'}"
+                f"{study_dir} holds a different study ({'; '.join(differences)}); "
+                "choose another --out, repeat its command "
+                f"({existing.command or 'not recorded'}), or give --force to "
+                "go on with these settings (the report will say so)"
             )
         _check_writable(study_dir)
-        return len(records.finished_keys(study_dir))
+        return differences
     if os.path.exists(study_dir) and not os.path.isdir(study_dir):
         raise StudyError(f"--out {study_dir} is a file, not a folder")
     # another process of a distributed study may be writing study.json now
@@ -64,32 +89,50 @@ def prepare_folder(spec, study_dir):
             f"{study_dir} is not empty and holds no study; choose a new or "
             "empty folder for --out"
         )
+    parent = study_dir
+    while not os.path.isdir(parent):  # the folder will be made in the nearest one
+        parent = os.path.dirname(os.path.abspath(parent))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise StudyError(
+            f"cannot create output folder {study_dir}: {parent} is not writable"
+        )
+    return []
+
+
+def write_folder(spec, study_dir, dataset, forced):
+    """Creates the study folder's `study.json` and `dataset.json`, or
+    replaces them with these when `--force` let a difference through."""
     try:
         os.makedirs(study_dir, exist_ok=True)
     except OSError as error:
         raise StudyError(
             f"cannot create output folder {study_dir}: {error.strerror}"
         ) from None
-    _check_writable(study_dir)
-    _write_text(spec_path, spec.to_json())
-    return 0
+    spec_path = os.path.join(study_dir, reporting.SPEC)
+    dataset_path = os.path.join(study_dir, reporting.DATASET)
+    if forced or not os.path.exists(spec_path):
+        _write_text(spec_path, spec.to_json())
+    if forced or not os.path.exists(dataset_path):
+        _write_text(dataset_path, json.dumps(dataset.record()))
 
 
-def _check_same_data(dataset_path, dataset, study_dir):
-    """Refuses to resume a study on data other than its own (same name, new
-    values: a changed file, or other arrays given to `studies.run`)."""
+def _data_difference(study_dir, dataset):
+    """What differs between the data a study ran on and `dataset` (same name,
+    new values: a changed file, or other arrays given to `studies.run`)."""
+    dataset_path = os.path.join(study_dir, reporting.DATASET)
+    if not os.path.exists(dataset_path):
+        return None
     try:
         with open(dataset_path) as f:
             recorded = json.load(f).get("fingerprint")
     except (OSError, ValueError) as error:
         raise StudyError(f"{dataset_path} is unreadable ({error})") from None
     current = dataset.fingerprint()
-    if recorded is not None and recorded != current:
-        raise StudyError(
-            f"{study_dir} holds results on other data than {dataset.name} has now "
-            f"(fingerprint {recorded} there, {current} now); "
-            "choose another --out"
-        )
+    if recorded is None or recorded == current:
+        return None
+    return (
+        f"data {dataset.name} has changed: fingerprint {recorded} there, {current} now"
+    )
 
 
 def _check_writable(study_dir):
@@ -139,6 +182,14 @@ def load_data(spec, source=None):
         )
     except data.DatasetError as error:
         raise StudyError(str(error)) from None
+    if dataset.task == "classification" and spec.fixed.get("target_scaling") not in (
+        None,
+        "auto",
+    ):
+        raise StudyError(
+            "--target-scaling applies to regression targets, and "
+            f"{dataset.name} is a classification dataset"
+        )
     fixed = {**spec.fixed, "task": dataset.task}
     return dataset, dataclasses.replace(spec, fixed=fixed)
 
@@ -176,9 +227,21 @@ def check_model(spec, builder, dataset):
 
 
 def run(
-    spec: StudySpec, study_dir, role="single", stream=None, builder=None, source=None
+    spec: StudySpec,
+    study_dir,
+    role="single",
+    stream=None,
+    builder=None,
+    source=None,
+    lease_timeout=leases.DEFAULT_TIMEOUT,
+    retry_errors=False,
+    force=False,
 ):
     """Runs (or resumes) the study in `study_dir`.
+
+    Several processes may run the same study folder at once: they share the
+    cells through per-cell leases (`studies.leases`), each cell runs once,
+    and each process finishes when every cell has a record.
 
     Args:
         spec: The study.
@@ -190,6 +253,11 @@ def run(
             name or `MODULE:FUNCTION`).
         source: The data itself (arrays or tf.data, from the Python API);
             default: the spec's `dataset`.
+        lease_timeout: Seconds without a heartbeat after which a running
+            cell (of a killed process) is handed out again.
+        retry_errors: Run again the cells whose record is an error.
+        force: Go on although the folder's grid, settings or data differ
+            from these (recorded in the report).
 
     Returns:
         The summary dict, or None for a worker (the chief writes the report).
@@ -199,6 +267,9 @@ def run(
             folder that holds another study (nothing in it is changed).
     """
     stream = stream or sys.stdout
+    dataset, spec = load_data(spec, source)
+    forced = check_folder(spec, study_dir, dataset, force)
+    quiet.import_backend()  # after every check that needs no backend
     if builder is None:
         from studies import builders
 
@@ -206,14 +277,18 @@ def run(
             builder, _ = builders.resolve(spec.fixed["model"])
         except builders.BuilderError as error:
             raise StudyError(str(error)) from None
-    dataset, spec = load_data(spec, source)
     check_model(spec, builder, dataset)
-    finished = prepare_folder(spec, study_dir)
-    dataset_path = os.path.join(study_dir, reporting.DATASET)
-    if os.path.exists(dataset_path):
-        _check_same_data(dataset_path, dataset, study_dir)
-    else:
-        _write_text(dataset_path, json.dumps(dataset.record()))
+    write_folder(spec, study_dir, dataset, forced)
+    run_id = provenance.new_run_id()
+    provenance.write(
+        study_dir,
+        run_id,
+        role,
+        spec.command,
+        forced,
+        retry_errors=retry_errors,
+        lease_timeout=lease_timeout,
+    )
     logdir = tensorboard_dir(study_dir)
     tensorboard_config.write(logdir, spec)
 
@@ -223,6 +298,7 @@ def run(
     from studies.progress import Progress
     from studies.tuner import StudyTuner
 
+    finished = len(records.finished_keys(study_dir))
     print(
         f"study {spec.study} ({role}): {spec.size} cells over "
         + " x ".join(f"{len(v)} {k}" for k, v in spec.axes.items())
@@ -231,8 +307,18 @@ def run(
         file=stream,
         flush=True,
     )
+    for difference in forced:
+        print(f"--force: going on although {difference}", file=stream, flush=True)
     hypermodel = CellHyperModel(spec, dataset, builder)
-    tuner = StudyTuner(spec, study_dir, hypermodel, Progress(spec, study_dir, stream))
+    tuner = StudyTuner(
+        spec,
+        study_dir,
+        hypermodel,
+        Progress(spec, study_dir, stream, lease_timeout),
+        lease_timeout=lease_timeout,
+        retry_errors=retry_errors,
+        run_id=run_id,
+    )
     tuner.search(
         dataset.x_train,
         dataset.y_train,
@@ -244,7 +330,9 @@ def run(
     if role == "worker":
         print("worker finished: no cells left to hand out", file=stream, flush=True)
         return None
-    summary = reporting.write(study_dir)
+    # two plain runs on one folder finish together: one report at a time
+    with leases.locked(os.path.join(study_dir, ".report.lock")):
+        summary = reporting.write(study_dir)
     print_summary(summary, study_dir, stream)
     return summary
 

@@ -1,25 +1,52 @@
 """The Keras Tuner Tuner that runs one study cell per trial and records it.
 
-`StudyTuner.run_trial` builds and fits the cell through the `CellHyperModel`,
-turns any exception into a recorded result (the study goes on), writes the
-cell's record atomically, and reports the objective to the oracle. It keeps
-Keras Tuner's TensorBoard redirection (a callback named `TensorBoard` is
-pointed at the cell's own folder and gets an HParams session), but names the
-folder after the cell instead of the trial id, so a cell re-run after an
-interruption replaces its partial logs instead of adding a second session.
+`StudyTuner.run_trial` adopts the cell's lease (`studies.leases`), builds and
+fits the cell through the `CellHyperModel`, turns any exception into a
+recorded result (the study goes on), and writes the cell's record, if the
+lease is still its own, then reports the objective to the oracle.
+
+TensorBoard: Keras Tuner points a callback named `TensorBoard` at a folder
+of the trial and writes an HParams session there. Here that folder is a
+private staging folder (`tensorboard/.running/<cell>.<token>`), moved to
+`tensorboard/<cell>` by the run that records the cell, so a second run of a
+cell (after a lease was taken over, or a retried error) never deletes logs
+that another run is still writing, and an interrupted attempt leaves no
+second session.
+
+`search` replaces Keras Tuner's loop: a process asks for cells until the
+oracle says STOPPED (every cell has a record), waits while the remaining
+cells are leased elsewhere, and a chief serves its workers until every cell
+has a record, whatever happened to them (Keras Tuner's chief waits for
+every worker that ever connected, forever if one died).
 """
 
+import glob
 import math
 import os
+import resource
 import shutil
+import sys
 import time
+import uuid
 
+import keras
 import keras_tuner as kt
+from keras_tuner.src.distribute import utils as dist_utils
 
-from studies import records
-from studies.oracle import GridOracle
+from studies import leases, records
+from studies.oracle import IDLE, STOPPED, GridOracle
 from studies.progress import Progress
 from studies.spec import cell_key
+
+RUNNING_LOGS = ".running"
+POLL_SECONDS = 1.0  # how often a process with nothing to run asks again
+CHIEF_GRACE_SECONDS = 5.0  # a finished chief's wait for workers to hear STOPPED
+
+
+def peak_rss_mb():
+    """This process's peak resident memory so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)
 
 
 class StudyTuner(kt.Tuner):
@@ -27,24 +54,49 @@ class StudyTuner(kt.Tuner):
 
     Args:
         spec: The `StudySpec`.
-        study_dir: The study folder (records, `tuner/`, `tensorboard/`).
+        study_dir: The study folder (records, leases, `tuner/`, `tensorboard/`).
         hypermodel: A `CellHyperModel` for `spec`.
         progress: Where finished cells are reported (a `Progress`).
+        lease_timeout: Seconds without a heartbeat before a running cell is
+            handed out again.
+        retry_errors: Run again the cells whose record is an error.
+        run_id: Names this process's run in the records (`runs/<run_id>.json`).
     """
 
-    def __init__(self, spec, study_dir, hypermodel, progress=None):
+    def __init__(
+        self,
+        spec,
+        study_dir,
+        hypermodel,
+        progress=None,
+        lease_timeout=leases.DEFAULT_TIMEOUT,
+        retry_errors=False,
+        run_id="",
+    ):
         space = kt.HyperParameters()
         hypermodel.declare_hyperparameters(space)
         self.spec = spec
         self.study_dir = study_dir
         self.progress = progress or Progress(spec, study_dir)
+        self.run_id = run_id
         self._last_trial_end = None
         super().__init__(
-            oracle=GridOracle(spec, study_dir, space),
+            oracle=GridOracle(
+                spec,
+                study_dir,
+                space,
+                lease_timeout=lease_timeout,
+                retry_errors=retry_errors,
+                stream=self.progress.stream,
+            ),
             hypermodel=hypermodel,
             directory=os.path.join(study_dir, "tuner"),
             project_name=spec.study,
         )
+        self.leases = leases.Leases(study_dir, lease_timeout)
+        if "KERASTUNER_TUNER_ID" not in os.environ:
+            # a plain run: unique, so two runs on one folder hold their own leases
+            self.tuner_id = f"run-{leases.HOST}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.oracle.verbose = 0  # the progress lines replace Keras Tuner's tables
 
     def reload(self):
@@ -53,29 +105,117 @@ class StudyTuner(kt.Tuner):
         if not self._is_worker():
             self.oracle.reload()
 
+    def search(self, *fit_args, **fit_kwargs):
+        if dist_utils.is_chief_oracle():
+            return self._serve()
+        self.on_search_begin()
+        waiting = None
+        while True:
+            trial = self.oracle.create_trial(self.tuner_id)
+            if trial.status == STOPPED:
+                break
+            if trial.status == IDLE:
+                waiting = self._wait(waiting)
+                continue
+            waiting = None
+            self.on_trial_begin(trial)
+            self._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
+            self.on_trial_end(trial)
+        self.on_search_end()
+
+    def _wait(self, said):
+        """Nothing to hand out while other processes run the last cells."""
+        held = sorted(self.leases.live())
+        if held and held != said:
+            self.progress.say(
+                f"waiting for {len(held)} cell(s) running elsewhere: "
+                + "; ".join(held[:3])
+                + (" ..." if len(held) > 3 else "")
+            )
+        time.sleep(POLL_SECONDS)
+        return held
+
+    def _serve(self):
+        """The chief: serves the oracle until every cell has a record, gives
+        connected workers a moment to hear STOPPED, then returns."""
+        from concurrent import futures
+
+        import grpc
+        from keras_tuner.src import protos
+        from keras_tuner.src.distribute import oracle_chief
+
+        self.save()
+        env = os.environ
+        address = f"{env['KERASTUNER_ORACLE_IP']}:{env['KERASTUNER_ORACLE_PORT']}"
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+        protos.get_service_grpc().add_OracleServicer_to_server(
+            oracle_chief.OracleServicer(self.oracle), server
+        )
+        server.add_insecure_port(address)
+        server.start()
+        try:
+            while self.oracle.pending_keys():
+                time.sleep(POLL_SECONDS)
+            deadline = time.monotonic() + CHIEF_GRACE_SECONDS
+            while self.oracle.tuner_ids and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            server.stop(grace=1.0)
+
     def _get_tensorboard_dir(self, logdir, trial_id, execution):
-        return os.path.join(str(logdir), self._current_key)
+        return os.path.join(str(logdir), RUNNING_LOGS, self._staging)
 
     def run_trial(self, trial, *fit_args, callbacks=(), **fit_kwargs):
         hp = trial.hyperparameters
         cell = {name: hp.get(name) for name in self.spec.axes}
-        self._current_key = cell_key(cell)
+        key = cell_key(cell)
+        heartbeat = self.leases.adopt(key, self.tuner_id, trial.trial_id)
+        if heartbeat is None:
+            self.progress.say(f"cell {key}: its lease was taken over; skipped")
+            return {"score": math.nan}
+        keras.backend.clear_session(free_memory=True)  # the last cell's graphs
+        self._staging = f"{key}.{uuid.uuid4().hex[:8]}"
+        finished = False
+        try:
+            run = self._run_cell(trial, callbacks, fit_args, fit_kwargs)
+            run["outcome"].update(trial_id=trial.trial_id, run=self.run_id)
+            finished = self.leases.finish(
+                heartbeat, lambda: self._record(cell, run["outcome"], run["logs"])
+            )
+        finally:
+            if not finished:
+                self.leases.release(heartbeat)
+                root = self._tensorboard_root(callbacks)
+                if root is not None:
+                    shutil.rmtree(
+                        self._get_tensorboard_dir(root, None, 0), ignore_errors=True
+                    )
+        if not finished:
+            self.progress.say(
+                f"cell {key}: its lease was taken over while it ran "
+                "(no heartbeat for longer than --lease-timeout); result dropped"
+            )
+            return {"score": math.nan}
+        self.progress.cell_done(cell, run["outcome"], run["outcome"]["status"])
+        self._last_trial_end = time.perf_counter()
+        return {"score": run["outcome"]["score"]}
+
+    def _tensorboard_root(self, callbacks):
+        roots = [c.log_dir for c in callbacks if type(c).__name__ == "TensorBoard"]
+        return str(roots[0]) if roots else None
+
+    def _run_cell(self, trial, callbacks, fit_args, fit_kwargs):
+        """Builds and fits one cell; any exception is its result."""
         start = time.perf_counter()
         tuner_seconds = (
             start - self._last_trial_end if self._last_trial_end else math.nan
         )
         fit_seconds = math.nan
+        root = self._tensorboard_root(callbacks)
+        hp = trial.hyperparameters
         try:
             callbacks = self._deepcopy_callbacks(list(callbacks))
-            log_dirs = [
-                self._get_tensorboard_dir(c.log_dir, trial.trial_id, 0)
-                for c in callbacks
-                if type(c).__name__ == "TensorBoard"
-            ]
-            for folder in log_dirs:
-                # partial logs of an interrupted attempt at this cell
-                shutil.rmtree(folder, ignore_errors=True)
-            self._configure_tensorboard_dir(callbacks, trial)  # points them there
+            self._configure_tensorboard_dir(callbacks, trial)
             model = self.hypermodel.build(hp)
             fit_start = time.perf_counter()
             outcome = self.hypermodel.fit(
@@ -83,7 +223,7 @@ class StudyTuner(kt.Tuner):
                 model,
                 *fit_args,
                 callbacks=callbacks,
-                log_dir=log_dirs[0] if log_dirs else None,
+                log_dir=self._get_tensorboard_dir(root, None, 0) if root else None,
                 **fit_kwargs,
             )
             fit_seconds = time.perf_counter() - fit_start
@@ -91,20 +231,35 @@ class StudyTuner(kt.Tuner):
         except Exception as error:  # a genuine error is a result; the study goes on
             outcome = self.hypermodel.failed_outcome()
             status, message = "error", f"{type(error).__name__}: {error}"
-        seconds = time.perf_counter() - start
-        records.write(
-            self.study_dir,
-            cell,
-            {
-                **outcome,
-                "seconds": seconds,
-                "fit_seconds": fit_seconds,
-                "tuner_seconds": tuner_seconds,
-                "status": status,
-                "message": message,
-                "trial_id": trial.trial_id,
-            },
+        outcome.update(
+            seconds=time.perf_counter() - start,
+            fit_seconds=fit_seconds,
+            tuner_seconds=tuner_seconds,
+            status=status,
+            message=message,
+            peak_rss_mb=peak_rss_mb(),
         )
-        self.progress.cell_done(cell, outcome, status, seconds)
-        self._last_trial_end = time.perf_counter()
-        return {"score": outcome["score"]}
+        return {"outcome": outcome, "logs": root}
+
+    def _record(self, cell, outcome, root):
+        """Under the cell's lease: the record, then its logs in place."""
+        records.write(self.study_dir, cell, {**outcome, "finished_at": time.time()})
+        if root is None:
+            return
+        key = cell_key(cell)
+        final = os.path.join(root, key)
+        staged = os.path.join(root, RUNNING_LOGS, self._staging)
+        shutil.rmtree(final, ignore_errors=True)
+        if os.path.isdir(staged):
+            os.replace(staged, final)
+        for folder in run_logs(root, key):  # left by runs that were killed
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_logs(root, key):
+    """Staging folders of cell `key` (runs in progress or killed)."""
+    if root is None:
+        return []
+    return glob.glob(
+        os.path.join(glob.escape(root), RUNNING_LOGS, glob.escape(key) + ".*")
+    )

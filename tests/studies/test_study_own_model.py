@@ -285,6 +285,13 @@ def test_an_existing_study_is_untouched_by_bad_user_code(user_module, tmp_path, 
         common
         + ["--model", f"{user_module}:raises", "--dataset", f"{user_module}:data"],
         capsys,
+        "holds a different study (",
+    )
+    fails(  # even --force writes nothing before the builder has run
+        common
+        + ["--model", f"{user_module}:raises", "--dataset", f"{user_module}:data"]
+        + ["--force"],
+        capsys,
         "raised RuntimeError",
     )
     fails(
@@ -347,11 +354,18 @@ def test_resuming_on_other_data_is_refused(user_module, tmp_path):
     studies.run("lr", out=out, data=arrays, **common)
     before = snapshot(out)
     changed = dict(arrays, x_train=arrays["x_train"] + 1.0)
-    with pytest.raises(ValueError, match="holds results on other data"):
+    with pytest.raises(ValueError, match="data arrays has changed: fingerprint"):
         studies.run("lr", out=out, data=changed, **common)
     assert snapshot(out) == before
     # the same data resumes (nothing left to run)
     assert studies.run("lr", out=out, data=arrays, **common)["cells_finished"] == 1
+    # --force goes on with the new data, and the report says so
+    summary = studies.run("lr", out=out, data=changed, force=True, **common)
+    assert (
+        len(summary["forced"]) == 1
+        and "data arrays has changed" in summary["forced"][0]
+    )
+    assert "**Forced** by run" in open(os.path.join(out, "report.md")).read()
 
 
 def test_a_model_without_input_passes_the_init_check():

@@ -1,0 +1,245 @@
+"""Cell leases: which process runs a cell now, so that each cell runs once.
+
+Several processes can work on one study folder: plain runs started twice, a
+chief and its workers, a chief restarted under live workers. They agree
+through the folder alone. A lease is a small JSON file,
+`DIR/leases/<cell key>.json`, written when the cell is handed out (by the
+process's own oracle, or by the chief for a worker). The process that runs
+the cell adopts it (writes its host and pid) and touches its modification
+time every few seconds. The lease is live while that heartbeat is younger
+than the lease timeout and, when its holder is a process on this machine,
+while that process exists. A killed worker's cell is handed out again after
+the timeout (at once, when it died on this machine).
+
+Taking, adopting and finishing a lease happen under one lock file
+(`leases/.lock`, `flock`), so two processes never both take a cell, and a
+process whose lease was taken over (it stopped heartbeating for longer than
+the timeout) does not record its result. Heartbeats need no lock.
+
+Leases assume the machines' clocks agree to well within the timeout.
+"""
+
+import contextlib
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+
+try:
+    import fcntl
+except ImportError:  # Windows: one process per folder is safe, sharing is not
+    fcntl = None
+
+LEASES = "leases"
+DEFAULT_TIMEOUT = 180.0
+
+
+def leases_dir(study_dir):
+    return os.path.join(study_dir, LEASES)
+
+
+def _start_time(pid):
+    """The process's start time (clock ticks since boot), telling a live pid
+    from a reused one; None where /proc does not say."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # the command name (field 2) may hold spaces; fields after ")"
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _process_gone(pid, started):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else
+        return False
+    return started is not None and _start_time(pid) not in (None, started)
+
+
+HOST = socket.gethostname()
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Holds an exclusive `flock` on the file `path` (made if missing)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "a") as f:
+        if fcntl is not None:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class Leases:
+    """The leases of one study folder.
+
+    Args:
+        study_dir: The study folder.
+        timeout: Seconds without a heartbeat after which a lease is dead.
+    """
+
+    def __init__(self, study_dir, timeout=DEFAULT_TIMEOUT):
+        self.folder = leases_dir(study_dir)
+        self.timeout = float(timeout)
+        self.interval = min(self.timeout / 4, 30.0)
+
+    def _path(self, key):
+        return os.path.join(self.folder, key + ".json")
+
+    def locked(self):
+        """Holds the folder's lease lock (one process at a time)."""
+        return locked(os.path.join(self.folder, ".lock"))
+
+    def read(self, key):
+        """The lease of `key` with its `age` in seconds, or None."""
+        path = self._path(key)
+        try:
+            age = time.time() - os.stat(path).st_mtime
+            with open(path) as f:
+                lease = json.load(f)
+        except (OSError, ValueError):
+            return None
+        return {**lease, "age": age}
+
+    def is_live(self, lease):
+        if lease is None or lease["age"] >= self.timeout:
+            return False
+        if lease.get("host") == HOST and lease.get("pid"):
+            return not _process_gone(lease["pid"], lease.get("started"))
+        return True
+
+    def live(self):
+        """Every live lease, keyed by cell key."""
+        if not os.path.isdir(self.folder):
+            return {}
+        leases = {}
+        for name in os.listdir(self.folder):
+            if name.endswith(".json") and not name.startswith("."):
+                lease = self.read(name[: -len(".json")])
+                if self.is_live(lease):
+                    leases[name[: -len(".json")]] = lease
+        return leases
+
+    def _write(self, key, lease):
+        os.makedirs(self.folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
+        with os.fdopen(fd, "w") as f:
+            json.dump(lease, f)
+        os.replace(tmp, self._path(key))
+
+    def take(self, key, holder, trial_id, pending):
+        """Takes the lease of `key` for `holder` unless a live one exists.
+
+        Args:
+            key: The cell key.
+            holder: Who will run it (a Keras Tuner tuner id).
+            trial_id: The trial it is handed out as.
+            pending: Called under the lock: whether the cell still needs a run
+                (a record written since the caller looked makes it False).
+
+        Returns:
+            `(taken, previous)`: whether the lease is now `holder`'s, and the
+            dead lease it replaced (None if there was none).
+        """
+        with self.locked():
+            previous = self.read(key)
+            if self.is_live(previous) or not pending():
+                return False, None
+            self._write(key, {"cell": key, "holder": holder, "trial_id": trial_id})
+            return True, previous
+
+    def adopt(self, key, holder, trial_id):
+        """Starts running `key` under the lease handed out to `holder` as
+        `trial_id`: records this process in it and starts its heartbeat.
+
+        Returns:
+            A started `Heartbeat`, or None if the lease is not (or no longer)
+            `holder`'s for this trial.
+        """
+        with self.locked():
+            lease = self.read(key)
+            if not _owns(lease, holder, trial_id) or lease["age"] >= self.timeout:
+                return None
+            self._write(
+                key,
+                {
+                    "cell": key,
+                    "holder": holder,
+                    "trial_id": trial_id,
+                    "host": HOST,
+                    "pid": os.getpid(),
+                    "started": _start_time(os.getpid()),
+                },
+            )
+        heartbeat = Heartbeat(self, key, holder, trial_id)
+        heartbeat.start()
+        return heartbeat
+
+    def finish(self, heartbeat, record):
+        """Calls `record()` and drops the lease, if the lease is still the
+        heartbeat's; else does nothing (another process runs the cell now).
+
+        Returns:
+            Whether `record()` was called.
+        """
+        heartbeat.stop()
+        with self.locked():
+            if not _owns(
+                self.read(heartbeat.key), heartbeat.holder, heartbeat.trial_id
+            ):
+                return False
+            record()
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self._path(heartbeat.key))
+            return True
+
+    def release(self, heartbeat):
+        """Drops the lease unrecorded (the run was interrupted), if it is ours."""
+        heartbeat.stop()
+        with self.locked():
+            if _owns(self.read(heartbeat.key), heartbeat.holder, heartbeat.trial_id):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(self._path(heartbeat.key))
+
+
+def _owns(lease, holder, trial_id):
+    return (
+        lease is not None
+        and lease.get("holder") == holder
+        and lease.get("trial_id") == trial_id
+    )
+
+
+class Heartbeat(threading.Thread):
+    """Touches a lease every `leases.interval` seconds until stopped; notices
+    (`lost`) when the lease was taken over."""
+
+    def __init__(self, leases, key, holder, trial_id):
+        super().__init__(daemon=True, name=f"lease {key}")
+        self.leases = leases
+        self.key = key
+        self.holder = holder
+        self.trial_id = trial_id
+        self.lost = False
+        self._stop_event = threading.Event()
+
+    def run(self):
+        while not self._stop_event.wait(self.leases.interval):
+            if not _owns(self.leases.read(self.key), self.holder, self.trial_id):
+                self.lost = True
+                return
+            with contextlib.suppress(OSError):
+                os.utime(self.leases._path(self.key))
+
+    def stop(self):
+        self._stop_event.set()
+        if self.is_alive() and self is not threading.current_thread():
+            self.join()
