@@ -43,20 +43,21 @@ def tensorboard_dir(study_dir):
     return os.path.join(study_dir, "tensorboard")
 
 
-def check_folder(spec, study_dir, dataset, force=False):
-    """Checks, without writing anything, that `study_dir` can hold this study.
+def check_folder(spec, study_dir, force=False):
+    """Checks, without writing anything, that `study_dir` can hold this study
+    (its data aside: `check_data`, once the data is loaded).
 
     A new or empty folder can. A folder of the same study can resume it; if
-    the grid, settings or data differ, it is refused with what differs,
-    unless `force`.
+    the grid or settings differ, it is refused with what differs, unless
+    `force`.
 
     Returns:
         The differences `force` let through (a list of strings).
 
     Raises:
-        StudyError: the folder holds a different study or other data (without
-            `force`), is a file, is a non-empty folder without a study, or
-            cannot be written.
+        StudyError: the folder holds a different study (without `force`), is
+            a file, is a non-empty folder without a study, or cannot be
+            written.
     """
     spec_path = os.path.join(study_dir, reporting.SPEC)
     if os.path.exists(spec_path):
@@ -64,19 +65,14 @@ def check_folder(spec, study_dir, dataset, force=False):
             existing = reporting.load_spec(study_dir)
         except (ValueError, KeyError, OSError) as error:
             raise StudyError(f"{spec_path} is unreadable ({error})") from None
+        if spec.fixed.get("task") is None:  # decided by the data, checked with it
+            task = existing.fixed.get("task")
+            spec = dataclasses.replace(spec, fixed={**spec.fixed, "task": task})
         differences = []
         if not existing.same_study(spec):
             differences.append(_difference(existing, spec))
-        data_difference = _data_difference(study_dir, dataset)
-        if data_difference:
-            differences.append(data_difference)
         if differences and not force:
-            raise StudyError(
-                f"{study_dir} holds a different study ({'; '.join(differences)}); "
-                "choose another --out, repeat its command "
-                f"({existing.command or 'not recorded'}), or give --force to "
-                "go on with these settings (the report will say so)"
-            )
+            raise StudyError(_refusal(study_dir, differences, existing.command))
         _check_writable(study_dir)
         return differences
     if os.path.exists(study_dir) and not os.path.isdir(study_dir):
@@ -89,13 +85,17 @@ def check_folder(spec, study_dir, dataset, force=False):
             f"{study_dir} is not empty and holds no study; choose a new or "
             "empty folder for --out"
         )
-    parent = study_dir
-    while not os.path.isdir(parent):  # the folder will be made in the nearest one
-        parent = os.path.dirname(os.path.abspath(parent))
-    if not os.access(parent, os.W_OK | os.X_OK):
+    parent = os.path.abspath(study_dir)
+    while not os.path.exists(parent):  # the folder will be made in the nearest one
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise StudyError(f"cannot create output folder {study_dir}: {parent} is a file")
+    try:  # a probe, as access() says yes to root even where nothing can be made
+        os.rmdir(tempfile.mkdtemp(dir=parent, prefix=_TMP))
+    except OSError as error:
         raise StudyError(
-            f"cannot create output folder {study_dir}: {parent} is not writable"
-        )
+            f"cannot create output folder {study_dir} in {parent}: {error.strerror}"
+        ) from None
     return []
 
 
@@ -116,12 +116,17 @@ def write_folder(spec, study_dir, dataset, forced):
         _write_text(dataset_path, json.dumps(dataset.record()))
 
 
-def _data_difference(study_dir, dataset):
-    """What differs between the data a study ran on and `dataset` (same name,
-    new values: a changed file, or other arrays given to `studies.run`)."""
+def check_data(study_dir, dataset, force=False):
+    """Refuses to resume a study on data other than its own (same name, new
+    values: a changed file, or other arrays given to `studies.run`), unless
+    `force`.
+
+    Returns:
+        The difference `force` let through, in a list (or an empty list).
+    """
     dataset_path = os.path.join(study_dir, reporting.DATASET)
     if not os.path.exists(dataset_path):
-        return None
+        return []
     try:
         with open(dataset_path) as f:
             recorded = json.load(f).get("fingerprint")
@@ -129,9 +134,22 @@ def _data_difference(study_dir, dataset):
         raise StudyError(f"{dataset_path} is unreadable ({error})") from None
     current = dataset.fingerprint()
     if recorded is None or recorded == current:
-        return None
-    return (
+        return []
+    difference = (
         f"data {dataset.name} has changed: fingerprint {recorded} there, {current} now"
+    )
+    if not force:
+        spec = reporting.load_spec(study_dir)
+        raise StudyError(_refusal(study_dir, [difference], spec.command))
+    return [difference]
+
+
+def _refusal(study_dir, differences, command):
+    return (
+        f"{study_dir} holds a different study ({'; '.join(differences)}); "
+        "choose another --out, repeat its command "
+        f"({command or 'not recorded'}), or give --force to go on with "
+        "these settings (the report will say so)"
     )
 
 
@@ -267,8 +285,9 @@ def run(
             folder that holds another study (nothing in it is changed).
     """
     stream = stream or sys.stdout
+    forced = check_folder(spec, study_dir, force)
     dataset, spec = load_data(spec, source)
-    forced = check_folder(spec, study_dir, dataset, force)
+    forced += check_data(study_dir, dataset, force)
     quiet.import_backend()  # after every check that needs no backend
     if builder is None:
         from studies import builders

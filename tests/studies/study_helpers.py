@@ -42,13 +42,19 @@ def study_command(study, out, *options):
 
 
 def start(command, **env):
-    """Starts `command` in the repository root, quiet TensorFlow, text pipes."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}
-    env.update(TF_CPP_MIN_LOG_LEVEL="3")
+    """Starts `command` in the repository root, quiet TensorFlow, text pipes;
+    `env` adds to (or, with None, removes from) the environment."""
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")
+    }
+    environment.update(TF_CPP_MIN_LOG_LEVEL="3")
+    environment.update({k: str(v) for k, v in env.items() if v is not None})
+    for name in [k for k, v in env.items() if v is None]:
+        environment.pop(name, None)
     return subprocess.Popen(
         command,
         cwd=ROOT,
-        env=env,
+        env=environment,
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

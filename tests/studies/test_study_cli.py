@@ -1,6 +1,7 @@
 """Bad input: one line on stderr, exit code 2, and the output folder untouched."""
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -61,6 +62,18 @@ def fails(argv, capsys, match):
         (["lr", "--init-scales", "1,2"], "one fixed init scale"),
         (["lr", "--worker", "w1", "--oracle-address", "nohost"], "HOST:PORT"),
         (["report", "/nonexistent/study"], "not a study folder"),
+        # options the study would ignore
+        (["lr", "--virtual-batch-size", "8"], "ghost-bn variant, which this study"),
+        (["lr", "--warmup-fraction", "0.1"], "applies to the warmup-cosine schedule"),
+        (["lr", "--probe-every", "5"], "this study runs none"),
+        (["lr", "--target-scaling", "none"], "applies to regression targets"),
+        (["lr", "--oracle-address", "127.0.0.1:9"], "applies with --chief or --worker"),
+        (
+            ["lr", "--worker", "w1", "--retry-errors"],
+            "--retry-errors goes to the chief",
+        ),
+        (["lr", "--worker", "w1", "--force"], "--force goes to the chief"),
+        (["lr", "--lease-timeout", "0"], "--lease-timeout must be a positive number"),
     ],
 )
 def test_bad_input(argv, match, capsys, tmp_path):
@@ -109,6 +122,64 @@ def test_npz_dataset_with_missing_keys(tmp_path, capsys):
         capsys,
         "lacks x_test, y_test",
     )
+
+
+_CHECKS = """
+import json, os, sys
+from studies import cli
+from studies.spec import make_spec
+
+out, npz = sys.argv[1], sys.argv[2]
+os.makedirs(out + "/other")  # a folder of another study
+with open(out + "/other/study.json", "w") as f:
+    f.write(make_spec("init", command="an init study").to_json())
+argv = ["lr", "--lrs", "0.1", "--out", out + "/changed"]
+spec, _ = cli.prepare(cli.build_parser().parse_args(argv), argv)
+os.makedirs(out + "/changed")  # this study, on digits as they were once
+with open(out + "/changed/study.json", "w") as f:
+    f.write(spec.to_json())
+with open(out + "/changed/dataset.json", "w") as f:
+    json.dump({"fingerprint": "0123456789abcdef", "chance": 0.1}, f)
+open(out + "/file", "w").close()
+answers = [
+    cli.main(["lr", "--out", out + "/other"]),
+    cli.main(argv),
+    cli.main(["lr", "--out", out + "/file"]),
+    cli.main(["lr", "--out", out + "/file/study"]),
+    cli.main(["lr", "--dataset", npz, "--out", out + "/new"]),
+]
+print(json.dumps([answers, "tensorflow" in sys.modules, "keras" in sys.modules]))
+"""
+
+
+def test_bad_folders_and_data_are_answered_before_tensorflow_loads(tmp_path):
+    checks = subprocess.run(
+        [sys.executable, "-c", _CHECKS, str(tmp_path), str(tmp_path / "gone.npz")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    answers, tensorflow, keras = json.loads(checks.stdout.splitlines()[-1])
+    assert answers == [2] * 5
+    assert not tensorflow and not keras
+    messages = checks.stderr.strip().splitlines()
+    assert len(messages) == 5 and all(
+        m.startswith("kbn-study: error:") for m in messages
+    )
+    for message, expected in zip(
+        messages,
+        [
+            "holds a different study (study init there, lr now",
+            "data digits has changed: fingerprint 0123456789abcdef there",
+            "is a file, not a folder",
+            "is a file",
+            "gone.npz' does not exist",
+        ],
+        strict=True,
+    ):
+        assert expected in message
+    assert sorted(os.listdir(tmp_path / "changed")) == ["dataset.json", "study.json"]
 
 
 def test_module_entry_point_exit_code_and_help():

@@ -296,7 +296,8 @@ def test_an_existing_study_is_untouched_by_bad_user_code(user_module, tmp_path, 
     )
     fails(
         common
-        + ["--model", f"{user_module}:build", "--dataset", f"{user_module}:with_nan"],
+        + ["--model", f"{user_module}:build", "--dataset", f"{user_module}:with_nan"]
+        + ["--force"],
         capsys,
         "NaN",
     )

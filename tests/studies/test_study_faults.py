@@ -1,0 +1,180 @@
+"""Studies under faults: concurrent runs on one folder, a worker that stops
+heartbeating mid-cell, a chief restarted under a live worker, errors retried.
+
+The processes are real (`python -m studies`); a cell is caught mid-run by
+`fault_plugin`, a builder that waits for the test's signal file.
+"""
+
+import os
+import signal
+import socket
+import time
+
+from study_helpers import progress_cells, start, study_command
+
+from studies import records
+from studies.oracle import handout_order
+from studies.spec import cell_key, make_spec
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NOISE = ("InitializeLog", "cuInit", "cuda drivers", "cpu_feature_guard")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition, what, seconds=180):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def keys_of(variants, lrs):
+    grid = make_spec("lr", variants=variants, lrs=lrs, seeds=1)
+    return [cell_key(cell) for cell in handout_order(grid)]
+
+
+def finish(*processes, timeout=300):
+    """Waits for every process; returns their (stdout, stderr) texts."""
+    outputs = [p.communicate(timeout=timeout) for p in processes]
+    for process, (_, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err[-3000:]
+    return outputs
+
+
+def test_two_plain_runs_on_one_folder_share_its_cells(tmp_path):
+    out = tmp_path / "study"
+    command = study_command(
+        "lr", out, "--variants", "none,layer-norm", "--lrs", "0.1,1,3"
+    )
+    outputs = finish(start(command), start(command))
+    ran = [cell for text, _ in outputs for cell in progress_cells(text)]
+    assert sorted(ran) == sorted(keys_of(["none", "layer-norm"], [0.1, 1.0, 3.0]))
+    for text, err in outputs:  # both finish, with the report, and no start-up log
+        assert "report:" in text
+        assert not [line for line in err.splitlines() if any(n in line for n in NOISE)]
+    assert [n for n in os.listdir(out / "leases") if n.endswith(".json")] == []
+    assert len(os.listdir(out / "runs")) == 2
+
+
+def test_a_stalled_worker_cell_is_handed_out_again_and_the_chief_exits(tmp_path):
+    out, started = tmp_path / "study", tmp_path / "started"
+    lrs, variants = [0.1, 1.0], ["none", "layer-norm"]
+    study = study_command(
+        "lr",
+        out,
+        "--model",
+        "fault_plugin:build",
+        "--variants",
+        ",".join(variants),
+        "--lrs",
+        "0.1,1",
+        "--oracle-address",
+        f"127.0.0.1:{free_port()}",
+        "--lease-timeout",
+        "3",
+    )
+    chief = start([*study, "--chief"], PYTHONPATH=HERE)
+    stalled = start(
+        [*study, "--worker", "w1"],
+        PYTHONPATH=HERE,
+        FAULT_OUT=out,
+        FAULT_STARTED=started,
+    )
+    try:
+        wait_for(started.exists, "w1 to start its first cell")
+        held = [n[: -len(".json")] for n in os.listdir(out / "leases") if n[0] != "."]
+        # alive but silent, as on a machine that is gone: only the timeout helps
+        stalled.send_signal(signal.SIGSTOP)
+        other = start([*study, "--worker", "w2"], PYTHONPATH=HERE)
+        (other_text, _), (chief_text, _) = finish(other, chief)
+    finally:
+        stalled.kill()
+        stalled.communicate()
+    assert held and held[0] in progress_cells(other_text)
+    assert sorted(progress_cells(other_text)) == sorted(keys_of(variants, lrs))
+    assert f"cell {held[0]}: its run by w1 stopped heartbeating" in chief_text
+    assert "report:" in chief_text and (out / "report.md").exists()
+    assert os.listdir(out / "tensorboard" / ".running") == []  # nothing half-written
+    assert sorted(records.finished_keys(out)) == sorted(keys_of(variants, lrs))
+
+
+def test_a_restarted_chief_leaves_a_live_workers_cell_alone(tmp_path):
+    out = tmp_path / "study"
+    started, release = tmp_path / "started", tmp_path / "release"
+    lrs, variants = [0.1, 1.0], ["none", "layer-norm"]
+    study = study_command(
+        "lr",
+        out,
+        "--model",
+        "fault_plugin:build",
+        "--variants",
+        ",".join(variants),
+        "--lrs",
+        "0.1,1",
+        "--oracle-address",
+        f"127.0.0.1:{free_port()}",
+    )
+    first_chief = start([*study, "--chief"], PYTHONPATH=HERE)
+    busy = start(
+        [*study, "--worker", "w1"],
+        PYTHONPATH=HERE,
+        FAULT_OUT=out,
+        FAULT_STARTED=started,
+        FAULT_RELEASE=release,
+    )
+    wait_for(started.exists, "w1 to start its first cell")
+    first_chief.kill()
+    first_chief.communicate()
+    chief = start([*study, "--chief"], PYTHONPATH=HERE)
+    other = start([*study, "--worker", "w2"], PYTHONPATH=HERE)
+    # w2 gets every other cell from the new chief while w1 still holds its own
+    wait_for(lambda: len(records.finished_keys(out)) == 3, "w2's three cells")
+    release.touch()
+    (busy_text, _), (other_text, _), (chief_text, _) = finish(busy, other, chief)
+    busy_cells, other_cells = progress_cells(busy_text), progress_cells(other_text)
+    assert len(busy_cells) == 1 and len(other_cells) == 3
+    assert sorted(busy_cells + other_cells) == sorted(keys_of(variants, lrs))
+    assert "report:" in chief_text
+
+
+def test_retry_errors_runs_error_cells_again(tmp_path, monkeypatch):
+    import io
+
+    from study_helpers import tiny_spec
+
+    from studies import hypermodel, runner
+
+    spec = tiny_spec("lr", variants=["none"], lrs=[0.1, 1.0])
+    fits, failing = [], {"lr": 1.0}
+    original = hypermodel.CellHyperModel.fit
+
+    def fit(self, hp, model, *args, **kwargs):
+        fits.append(hp.get("lr"))
+        if hp.get("lr") == failing.get("lr"):
+            raise RuntimeError("out of memory (simulated)")
+        return original(self, hp, model, *args, **kwargs)
+
+    monkeypatch.setattr(hypermodel.CellHyperModel, "fit", fit)
+
+    def run(**kwargs):
+        stream = io.StringIO()
+        runner.run(spec, str(tmp_path), stream=stream, **kwargs)
+        return stream.getvalue()
+
+    text = run()
+    assert "ERROR RuntimeError: out of memory (simulated)" in text
+    report = (tmp_path / "report.md").read_text()
+    assert "## Errors" in report and "out of memory (simulated)" in report
+    run()  # a resume leaves the error alone
+    run(retry_errors=True)  # still failing: run once more, not in a loop
+    assert fits == [0.1, 1.0, 1.0]
+    failing.clear()
+    run(retry_errors=True)
+    assert fits == [0.1, 1.0, 1.0, 1.0]
+    assert records.read(tmp_path, "variant=none,lr=1.0,seed=0")["status"] == "ok"
+    assert "## Errors" not in (tmp_path / "report.md").read_text()
