@@ -135,7 +135,7 @@ class Leases:
             json.dump(lease, f)
         os.replace(tmp, self._path(key))
 
-    def take(self, key, holder, trial_id, pending):
+    def take(self, key, holder, trial_id, pending, here=False):
         """Takes the lease of `key` for `holder` unless a live one exists.
 
         Args:
@@ -144,6 +144,9 @@ class Leases:
             trial_id: The trial it is handed out as.
             pending: Called under the lock: whether the cell still needs a run
                 (a record written since the caller looked makes it False).
+            here: The holder is this process (a plain run), so the lease
+                names it from the start: killed before it adopts the lease,
+                its cell is free at once, not after the timeout.
 
         Returns:
             `(taken, previous)`: whether the lease is now `holder`'s, and the
@@ -153,7 +156,8 @@ class Leases:
             previous = self.read(key)
             if self.is_live(previous) or not pending():
                 return False, None
-            self._write(key, {"cell": key, "holder": holder, "trial_id": trial_id})
+            lease = {"cell": key, "holder": holder, "trial_id": trial_id}
+            self._write(key, {**lease, **(_this_process() if here else {})})
             return True, previous
 
     def adopt(self, key, holder, trial_id):
@@ -168,17 +172,7 @@ class Leases:
             lease = self.read(key)
             if not _owns(lease, holder, trial_id) or lease["age"] >= self.timeout:
                 return None
-            self._write(
-                key,
-                {
-                    "cell": key,
-                    "holder": holder,
-                    "trial_id": trial_id,
-                    "host": HOST,
-                    "pid": os.getpid(),
-                    "started": _start_time(os.getpid()),
-                },
-            )
+            self._write(key, {**lease, **_this_process()})
         heartbeat = Heartbeat(self, key, holder, trial_id)
         heartbeat.start()
         return heartbeat
@@ -208,6 +202,10 @@ class Leases:
             if _owns(self.read(heartbeat.key), heartbeat.holder, heartbeat.trial_id):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(self._path(heartbeat.key))
+
+
+def _this_process():
+    return {"host": HOST, "pid": os.getpid(), "started": _start_time(os.getpid())}
 
 
 def _owns(lease, holder, trial_id):

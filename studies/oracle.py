@@ -27,6 +27,7 @@ import os
 import time
 
 import keras_tuner as kt
+from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import stateful
 from keras_tuner.src.engine import trial as trial_module
 
@@ -128,7 +129,11 @@ class GridOracle(kt.Oracle):
         pending = self.pending_keys()
         for key in pending:
             taken, previous = self.leases.take(
-                key, self._asking, trial_id, lambda key=key: self.is_pending(key)
+                key,
+                self._asking,
+                trial_id,
+                lambda key=key: self.is_pending(key),
+                here=not dist_utils.has_chief_oracle(),
             )
             if taken:
                 if previous is not None:

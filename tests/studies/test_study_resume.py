@@ -114,6 +114,8 @@ def test_kill_9_mid_study_then_resume(tmp_path):
     second = start(command)
     second_text, second_err = second.communicate(timeout=300)
     assert second.returncode == 0, second_err[-2000:]
+    # the killed run's lease names a process that no longer exists: free at once
+    assert "waiting for" not in second_text
     resumed = progress_cells(second_text)
     assert not set(resumed) & before  # nothing finished is repeated
     assert len(resumed) == len(set(resumed)) == 12 - len(before)

@@ -1,0 +1,181 @@
+"""Studies over a long grid and under faults: memory per cell, and how soon a
+chief exits after the last cell.
+
+- `memory`: one process runs an `lr` study of `--cells` tiny cells (digits,
+  120 examples, one epoch; the variants none and bn) and the process's peak
+  resident memory is read after every cell (`peak_rss_mb` in each cell
+  record). Flat means the Keras session is cleared between cells: the
+  figure is the peak after the first 10 cells, after all of them, and the
+  least-squares growth per cell over the second half. `--no-clear` runs
+  the same grid with `keras.backend.clear_session` made a no-op, for the
+  side-by-side.
+- `chief`: a chief and two workers on loopback run 8 tiny cells, three
+  times; in the second and third run one worker is killed (SIGKILL) in the
+  middle of a cell, and the other worker finishes its cell. The figure is
+  the time from the last cell's record to the chief's exit.
+
+Usage:
+    python -m benchmarks.study_benchmark memory [--cells 120] [--no-clear]
+    python -m benchmarks.study_benchmark chief
+
+Prints one JSON object.
+"""
+
+import argparse
+import glob
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(dataset="digits", train_size=120, epochs=1, batch_size=40)
+
+
+def memory(cells=120, clear=True):
+    import keras
+
+    from studies import records, runner
+    from studies.spec import make_spec
+
+    if not clear:
+        keras.backend.clear_session = lambda *args, **kwargs: None
+    seeds = max(cells // 12, 1)
+    spec = make_spec(
+        "lr",
+        variants=["none", "bn"],
+        lrs=[0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
+        seeds=seeds,
+        **TINY,
+    )
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        runner.run(spec, out, stream=io.StringIO())
+        seconds = time.perf_counter() - start
+        found = sorted(records.read_all(out).values(), key=lambda r: r["finished_at"])
+    peaks = np.array([r["peak_rss_mb"] for r in found])
+    half = len(peaks) // 2
+    slope = np.polyfit(np.arange(half, len(peaks)), peaks[half:], 1)[0]
+    return {
+        "cells": len(peaks),
+        "clear_session": clear,
+        "peak_rss_mb_after_10": round(float(peaks[9]), 1),
+        "peak_rss_mb_after_half": round(float(peaks[half - 1]), 1),
+        "peak_rss_mb_at_end": round(float(peaks[-1]), 1),
+        "growth_mb_per_cell_second_half": round(float(slope), 3),
+        "seconds": round(seconds, 1),
+    }
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _study(out, port):
+    return [
+        sys.executable,
+        "-m",
+        "studies",
+        "lr",
+        "--dataset",
+        "digits",
+        "--train-size",
+        "120",
+        "--epochs",
+        "2",
+        "--seeds",
+        "2",
+        "--batch-size",
+        "20",
+        "--variants",
+        "none,layer-norm",
+        "--lrs",
+        "0.1,1",
+        "--out",
+        out,
+        "--oracle-address",
+        f"127.0.0.1:{port}",
+    ]
+
+
+def _holds_a_cell(out, pid):
+    for path in glob.glob(os.path.join(out, "leases", "*.json")):
+        try:
+            with open(path) as f:
+                if json.load(f).get("pid") == pid:
+                    return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def chief_exit(kill_a_worker):
+    """Seconds from the last cell's record to the chief's exit."""
+    from studies import records
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "study")
+        study = _study(out, _free_port())
+
+        def start(*role):
+            return subprocess.Popen(
+                [*study, *role],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+        chief = start("--chief")
+        workers = [start("--worker", "w1"), start("--worker", "w2")]
+        if kill_a_worker:
+            deadline = time.monotonic() + 300
+            # a cell into the grid, so its lease is the one to hand out again
+            while time.monotonic() < deadline and not (
+                records.finished_keys(out) and _holds_a_cell(out, workers[0].pid)
+            ):
+                time.sleep(0.05)
+            workers[0].send_signal(signal.SIGKILL)
+        chief.wait(timeout=600)
+        exited = time.time()
+        for worker in workers:
+            worker.wait(timeout=120)
+        found = records.read_all(out)
+        last = max(r["finished_at"] for r in found.values())
+        report = os.path.join(out, "report.md")
+        return {
+            "cells": len(found),
+            "chief_exit_code": chief.returncode,
+            "report_written_after_s": round(os.path.getmtime(report) - last, 2),
+            "exited_after_s": round(exited - last, 2),
+        }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.study_benchmark")
+    parser.add_argument("what", choices=("memory", "chief"))
+    parser.add_argument("--cells", type=int, default=120)
+    parser.add_argument("--no-clear", action="store_true")
+    args = parser.parse_args(argv)
+    if args.what == "memory":
+        result = memory(args.cells, clear=not args.no_clear)
+    else:
+        result = {
+            "all workers alive": chief_exit(False),
+            "a worker killed mid-cell": [chief_exit(True) for _ in range(2)],
+        }
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
