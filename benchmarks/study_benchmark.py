@@ -4,11 +4,11 @@ chief exits after the last cell.
 - `memory`: one process runs an `lr` study of `--cells` tiny cells (digits,
   120 examples, one epoch; the variants none and bn) and the process's peak
   resident memory is read after every cell (`peak_rss_mb` in each cell
-  record). Flat means the Keras session is cleared between cells: the
-  figure is the peak after the first 10 cells, after all of them, and the
-  least-squares growth per cell over the second half. `--no-clear` runs
-  the same grid with `keras.backend.clear_session` made a no-op, for the
-  side-by-side.
+  record). Flat means what a cell leaves in the process is freed after it
+  (`studies.cell_memory`): the figure is the peak after the first 10
+  cells, after half and after all of them, and the least-squares growth
+  per cell over the second half. `--no-clear` runs the same grid without
+  that (no `clear_session`, no unregistering), for the side-by-side.
 - `chief`: a chief and two workers on loopback run 8 tiny cells, three
   times; in the second and third run one worker is killed (SIGKILL) in the
   middle of a cell, and the other worker finishes its cell. The figure is
@@ -39,18 +39,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(dataset="digits", train_size=120, epochs=1, batch_size=40)
 
 
-def memory(cells=120, clear=True):
-    import keras
+def memory(cells=120, clear=True, variants=("none", "bn")):
+    import contextlib
 
-    from studies import records, runner
+    from studies import cell_memory, records, runner
     from studies.spec import make_spec
 
-    if not clear:
-        keras.backend.clear_session = lambda *args, **kwargs: None
-    seeds = max(cells // 12, 1)
+    if not clear:  # what a cell leaves behind stays: the side-by-side
+        cell_memory.freed_after = contextlib.nullcontext
+    seeds = max(cells // (6 * len(variants)), 1)
     spec = make_spec(
         "lr",
-        variants=["none", "bn"],
+        variants=list(variants),
         lrs=[0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
         seeds=seeds,
         **TINY,
@@ -66,6 +66,7 @@ def memory(cells=120, clear=True):
     return {
         "cells": len(peaks),
         "clear_session": clear,
+        "variants": list(variants),
         "peak_rss_mb_after_10": round(float(peaks[9]), 1),
         "peak_rss_mb_after_half": round(float(peaks[half - 1]), 1),
         "peak_rss_mb_at_end": round(float(peaks[-1]), 1),
@@ -166,9 +167,10 @@ def main(argv=None):
     parser.add_argument("what", choices=("memory", "chief"))
     parser.add_argument("--cells", type=int, default=120)
     parser.add_argument("--no-clear", action="store_true")
+    parser.add_argument("--variants", default="none,bn")
     args = parser.parse_args(argv)
     if args.what == "memory":
-        result = memory(args.cells, clear=not args.no_clear)
+        result = memory(args.cells, not args.no_clear, args.variants.split(","))
     else:
         result = {
             "all workers alive": chief_exit(False),

@@ -29,11 +29,10 @@ import sys
 import time
 import uuid
 
-import keras
 import keras_tuner as kt
 from keras_tuner.src.distribute import utils as dist_utils
 
-from studies import leases, records
+from studies import cell_memory, leases, records
 from studies.oracle import IDLE, STOPPED, GridOracle
 from studies.progress import Progress
 from studies.spec import cell_key
@@ -153,6 +152,10 @@ class StudyTuner(kt.Tuner):
         )
         server.add_insecure_port(address)
         server.start()
+        self.progress.say(
+            f"chief: serving {len(self.oracle.pending_keys())} cells at {address}; "
+            "start workers with --worker ID"
+        )
         try:
             while self.oracle.pending_keys():
                 time.sleep(POLL_SECONDS)
@@ -173,11 +176,11 @@ class StudyTuner(kt.Tuner):
         if heartbeat is None:
             self.progress.say(f"cell {key}: its lease was taken over; skipped")
             return {"score": math.nan}
-        keras.backend.clear_session(free_memory=True)  # the last cell's graphs
         self._staging = f"{key}.{uuid.uuid4().hex[:8]}"
         finished = False
         try:
-            run = self._run_cell(trial, callbacks, fit_args, fit_kwargs)
+            with cell_memory.freed_after():
+                run = self._run_cell(trial, callbacks, fit_args, fit_kwargs)
             run["outcome"].update(trial_id=trial.trial_id, run=self.run_id)
             finished = self.leases.finish(
                 heartbeat, lambda: self._record(cell, run["outcome"], run["logs"])

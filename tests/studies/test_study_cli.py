@@ -182,6 +182,23 @@ def test_bad_folders_and_data_are_answered_before_tensorflow_loads(tmp_path):
     assert sorted(os.listdir(tmp_path / "changed")) == ["dataset.json", "study.json"]
 
 
+def test_one_value_of_an_axis_the_study_does_not_sweep_is_applied():
+    import numpy as np
+    from study_helpers import build_model
+
+    argv = ["lr", "--model", "mlp-sigmoid", "--inits", "he_normal"]
+    argv += ["--init-scales", "0.5", "--batch-sizes", "32"]
+    spec, _ = cli.prepare(cli.build_parser().parse_args(argv), argv)
+    assert (spec.fixed["init"], spec.fixed["init_scale"]) == ("he_normal", 0.5)
+    assert spec.fixed["batch_size"] == 32
+    model = build_model(
+        "mlp-sigmoid", "none", (8, 8, 1), 10, init="he_normal", init_scale=0.5
+    )
+    kernel = np.asarray(next(w for w in model.weights if "kernel" in w.path))
+    expected = 0.5 * np.sqrt(2 / kernel.shape[0])  # He: std sqrt(2 / fan_in)
+    assert abs(kernel.std() / expected - 1) < 0.1
+
+
 def test_module_entry_point_exit_code_and_help():
     bad = subprocess.run(
         [sys.executable, "-m", "studies", "lr", "--epochs", "0"],

@@ -38,6 +38,27 @@ def keys_of(variants, lrs):
     return [cell_key(cell) for cell in handout_order(grid)]
 
 
+VARIANTS, LRS = ["none", "layer-norm"], [0.1, 1.0]
+
+
+def distributed_study(out, *options):
+    """The command of a 4-cell study for a chief and workers on loopback,
+    built by `fault_plugin`."""
+    return study_command(
+        "lr",
+        out,
+        "--model",
+        "fault_plugin:build",
+        "--variants",
+        ",".join(VARIANTS),
+        "--lrs",
+        ",".join(map(str, LRS)),
+        "--oracle-address",
+        f"127.0.0.1:{free_port()}",
+        *options,
+    )
+
+
 def finish(*processes, timeout=300):
     """Waits for every process; returns their (stdout, stderr) texts."""
     outputs = [p.communicate(timeout=timeout) for p in processes]
@@ -61,64 +82,46 @@ def test_two_plain_runs_on_one_folder_share_its_cells(tmp_path):
     assert len(os.listdir(out / "runs")) == 2
 
 
-def test_a_stalled_worker_cell_is_handed_out_again_and_the_chief_exits(tmp_path):
-    out, started = tmp_path / "study", tmp_path / "started"
-    lrs, variants = [0.1, 1.0], ["none", "layer-norm"]
-    study = study_command(
-        "lr",
-        out,
-        "--model",
-        "fault_plugin:build",
-        "--variants",
-        ",".join(variants),
-        "--lrs",
-        "0.1,1",
-        "--oracle-address",
-        f"127.0.0.1:{free_port()}",
-        "--lease-timeout",
-        "3",
-    )
+def test_cells_of_a_stalled_and_a_killed_worker_are_handed_out_again(tmp_path):
+    out = tmp_path / "study"
+    study = distributed_study(out, "--lease-timeout", "3")
     chief = start([*study, "--chief"], PYTHONPATH=HERE)
-    stalled = start(
-        [*study, "--worker", "w1"],
-        PYTHONPATH=HERE,
-        FAULT_OUT=out,
-        FAULT_STARTED=started,
+    stalled, killed = (
+        start(
+            [*study, "--worker", name],
+            PYTHONPATH=HERE,
+            FAULT_OUT=out,
+            FAULT_STARTED=tmp_path / name,
+        )
+        for name in ("w1", "w3")
     )
     try:
-        wait_for(started.exists, "w1 to start its first cell")
-        held = [n[: -len(".json")] for n in os.listdir(out / "leases") if n[0] != "."]
-        # alive but silent, as on a machine that is gone: only the timeout helps
+        for name in ("w1", "w3"):
+            wait_for((tmp_path / name).exists, f"{name} to start its first cell")
+        held = {n[: -len(".json")] for n in os.listdir(out / "leases") if n[0] != "."}
+        # w1 alive but silent, as on a machine that is gone: only the timeout
+        # frees its cell; w3 dead on this machine: its cell is free at once
         stalled.send_signal(signal.SIGSTOP)
+        killed.kill()
         other = start([*study, "--worker", "w2"], PYTHONPATH=HERE)
         (other_text, _), (chief_text, _) = finish(other, chief)
     finally:
-        stalled.kill()
-        stalled.communicate()
-    assert held and held[0] in progress_cells(other_text)
-    assert sorted(progress_cells(other_text)) == sorted(keys_of(variants, lrs))
-    assert f"cell {held[0]}: its run by w1 stopped heartbeating" in chief_text
+        for process in (stalled, killed):
+            process.kill()
+            process.communicate()
+    assert len(held) == 2 and held <= set(progress_cells(other_text))
+    assert sorted(progress_cells(other_text)) == sorted(keys_of(VARIANTS, LRS))
+    for name in ("w1", "w3"):
+        assert f"its run by {name} stopped heartbeating" in chief_text
     assert "report:" in chief_text and (out / "report.md").exists()
     assert os.listdir(out / "tensorboard" / ".running") == []  # nothing half-written
-    assert sorted(records.finished_keys(out)) == sorted(keys_of(variants, lrs))
+    assert sorted(records.finished_keys(out)) == sorted(keys_of(VARIANTS, LRS))
 
 
 def test_a_restarted_chief_leaves_a_live_workers_cell_alone(tmp_path):
     out = tmp_path / "study"
     started, release = tmp_path / "started", tmp_path / "release"
-    lrs, variants = [0.1, 1.0], ["none", "layer-norm"]
-    study = study_command(
-        "lr",
-        out,
-        "--model",
-        "fault_plugin:build",
-        "--variants",
-        ",".join(variants),
-        "--lrs",
-        "0.1,1",
-        "--oracle-address",
-        f"127.0.0.1:{free_port()}",
-    )
+    study = distributed_study(out)
     first_chief = start([*study, "--chief"], PYTHONPATH=HERE)
     busy = start(
         [*study, "--worker", "w1"],
@@ -138,7 +141,7 @@ def test_a_restarted_chief_leaves_a_live_workers_cell_alone(tmp_path):
     (busy_text, _), (other_text, _), (chief_text, _) = finish(busy, other, chief)
     busy_cells, other_cells = progress_cells(busy_text), progress_cells(other_text)
     assert len(busy_cells) == 1 and len(other_cells) == 3
-    assert sorted(busy_cells + other_cells) == sorted(keys_of(variants, lrs))
+    assert sorted(busy_cells + other_cells) == sorted(keys_of(VARIANTS, LRS))
     assert "report:" in chief_text
 
 
