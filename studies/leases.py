@@ -61,7 +61,21 @@ def _process_gone(pid, started):
     return started is not None and _start_time(pid) not in (None, started)
 
 
-HOST = socket.gethostname()
+def _host():
+    """This machine, as processes that can see each other's pids know it: the
+    hostname, the boot, and the pid namespace (containers can share a
+    hostname, not a pid namespace)."""
+    parts = [socket.gethostname()]
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            parts.append(f.read().strip()[:8])
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    except OSError:
+        pass
+    return ".".join(parts)
+
+
+HOST = _host()
 
 
 @contextlib.contextmanager
@@ -110,7 +124,10 @@ class Leases:
         return {**lease, "age": age}
 
     def is_live(self, lease):
-        if lease is None or lease["age"] >= self.timeout:
+        if lease is None:
+            return False
+        # the holder's heartbeat follows its own timeout, if longer than ours
+        if lease["age"] >= max(self.timeout, lease.get("timeout", 0.0)):
             return False
         if lease.get("host") == HOST and lease.get("pid"):
             return not _process_gone(lease["pid"], lease.get("started"))
@@ -157,7 +174,9 @@ class Leases:
             if self.is_live(previous) or not pending():
                 return False, None
             lease = {"cell": key, "holder": holder, "trial_id": trial_id}
-            self._write(key, {**lease, **(_this_process() if here else {})})
+            if here:
+                lease.update(_this_process(), timeout=self.timeout)
+            self._write(key, lease)
             return True, previous
 
     def adopt(self, key, holder, trial_id):
@@ -172,7 +191,7 @@ class Leases:
             lease = self.read(key)
             if not _owns(lease, holder, trial_id) or lease["age"] >= self.timeout:
                 return None
-            self._write(key, {**lease, **_this_process()})
+            self._write(key, {**lease, **_this_process(), "timeout": self.timeout})
         heartbeat = Heartbeat(self, key, holder, trial_id)
         heartbeat.start()
         return heartbeat
@@ -230,12 +249,16 @@ class Heartbeat(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self):
+        path = self.leases._path(self.key)
         while not self._stop_event.wait(self.leases.interval):
-            if not _owns(self.leases.read(self.key), self.holder, self.trial_id):
+            lease = self.leases.read(self.key)
+            if lease is None and os.path.exists(path):
+                continue  # caught mid-replace, or a passing read error: next beat
+            if not _owns(lease, self.holder, self.trial_id):
                 self.lost = True
                 return
             with contextlib.suppress(OSError):
-                os.utime(self.leases._path(self.key))
+                os.utime(path)
 
     def stop(self):
         self._stop_event.set()

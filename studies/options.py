@@ -239,10 +239,10 @@ def check_applies(spec, given, style="api"):
 def check_run(lease_timeout, style="api"):
     """Checks the options of how a study runs (not what it is)."""
     value = lease_timeout
-    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+    if not _is_number(value) or not math.isfinite(value) or value < 1:
         raise OptionError(
-            f"{flag('lease_timeout', style)} must be a positive number of "
-            f"seconds, got {value!r}"
+            f"{flag('lease_timeout', style)} must be a number of seconds >= 1 "
+            f"(heartbeats come every quarter of it), got {value!r}"
         )
 
 

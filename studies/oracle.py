@@ -24,7 +24,6 @@ reload: progress lives in the records, and a trial the chief does not know
 
 import glob
 import os
-import time
 
 import keras_tuner as kt
 from keras_tuner.src.distribute import utils as dist_utils
@@ -52,6 +51,10 @@ def handout_order(spec):
         return others + (spec.axes["variant"].index(cell["variant"]),)
 
     return sorted(spec.cells(), key=position)
+
+
+def _identity(record):
+    return (record.get("run"), record.get("trial_id"), record.get("finished_at"))
 
 
 class GridOracle(kt.Oracle):
@@ -91,11 +94,12 @@ class GridOracle(kt.Oracle):
         self.study_dir = study_dir
         self.leases = leases.Leases(study_dir, lease_timeout)
         self.stream = stream
-        self.started = time.time()
-        self._errors_to_retry = set()
+        # key -> the error record to replace (a new record of the cell, even
+        # another error, ends its retry; no clocks compared across machines)
+        self._errors_to_retry = {}
         if retry_errors:
             self._errors_to_retry = {
-                key
+                key: _identity(record)
                 for key, record in records.read_all(study_dir).items()
                 if record.get("status") == "error"
             }
@@ -112,7 +116,7 @@ class GridOracle(kt.Oracle):
         if key not in self._errors_to_retry:
             return False
         record = records.read(self.study_dir, key) or {}
-        return record.get("finished_at", 0.0) < self.started
+        return _identity(record) == self._errors_to_retry[key]
 
     def pending_keys(self):
         """Keys of the cells that still need a run, in grid order."""
@@ -156,11 +160,19 @@ class GridOracle(kt.Oracle):
             self.tuner_ids.discard(holder)
             self.ongoing_trials.pop(holder, None)
 
-    def update_trial(self, trial_id, metrics, step=0):
+    def _stand_in(self, trial_id):
+        return trial_module.Trial(
+            self.hyperparameters.copy(), trial_id=trial_id, status=RUNNING
+        )
+
+    def get_trial(self, trial_id):
         if trial_id not in self.trials:  # handed out by a chief before a restart
-            return trial_module.Trial(
-                self.hyperparameters.copy(), trial_id=trial_id, status=RUNNING
-            )
+            return self._stand_in(trial_id)
+        return super().get_trial(trial_id)
+
+    def update_trial(self, trial_id, metrics, step=0):
+        if trial_id not in self.trials:
+            return self._stand_in(trial_id)
         return super().update_trial(trial_id, metrics, step=step)
 
     def end_trial(self, trial):
@@ -190,3 +202,6 @@ class GridOracle(kt.Oracle):
         self.ongoing_trials = {}
         self.tuner_ids = set()
         self._retry_queue = []
+        # orders that may name a trial file skipped above
+        self.start_order = [t for t in self.start_order if t in self.trials]
+        self.end_order = [t for t in self.end_order if t in self.trials]

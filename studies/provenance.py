@@ -14,6 +14,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import socket
 import tempfile
 import uuid
 
@@ -37,7 +38,7 @@ def versions():
 
 def new_run_id():
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{leases.HOST}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+    return f"{stamp}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
 
 
 def write(study_dir, run_id, role, command, forced=(), **settings):

@@ -31,6 +31,7 @@ COLUMNS = (
     "run",
     "peak_rss_mb",
     "finished_at",
+    "rss_mb",
 )
 
 

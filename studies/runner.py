@@ -110,10 +110,32 @@ def write_folder(spec, study_dir, dataset, forced):
         ) from None
     spec_path = os.path.join(study_dir, reporting.SPEC)
     dataset_path = os.path.join(study_dir, reporting.DATASET)
-    if forced or not os.path.exists(spec_path):
+    if forced:
         _write_text(spec_path, spec.to_json())
-    if forced or not os.path.exists(dataset_path):
         _write_text(dataset_path, json.dumps(dataset.record()))
+        return
+    if not _write_new(spec_path, spec.to_json()):
+        # another run made the folder since it was checked: its study must be this
+        existing = reporting.load_spec(study_dir)
+        if not existing.same_study(spec):
+            differences = [_difference(existing, spec)]
+            raise StudyError(_refusal(study_dir, differences, existing.command))
+    if not _write_new(dataset_path, json.dumps(dataset.record())):
+        check_data(study_dir, dataset)
+
+
+def _write_new(path, text):
+    """Writes `path` if no process has written it yet; returns whether it did."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=_TMP)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    try:
+        os.link(tmp, path)  # fails if the file exists: the first writer wins
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.remove(tmp)
 
 
 def check_data(study_dir, dataset, force=False):
@@ -142,6 +164,25 @@ def check_data(study_dir, dataset, force=False):
         spec = reporting.load_spec(study_dir)
         raise StudyError(_refusal(study_dir, [difference], spec.command))
     return [difference]
+
+
+def _check_address():
+    """A chief's port must be free (else gRPC fails after the folder is made)."""
+    import socket
+
+    host = os.environ["KERASTUNER_ORACLE_IP"]
+    port = int(os.environ["KERASTUNER_ORACLE_PORT"])
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            # a dead chief's connections may linger (TIME_WAIT); a live one's
+            # listening socket still refuses this bind
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as error:
+        raise StudyError(
+            f"the chief cannot listen on {host}:{port} ({error.strerror}); "
+            "choose another --oracle-address"
+        ) from None
 
 
 def _refusal(study_dir, differences, command):
@@ -297,6 +338,8 @@ def run(
         except builders.BuilderError as error:
             raise StudyError(str(error)) from None
     check_model(spec, builder, dataset)
+    if role == "chief":
+        _check_address()
     write_folder(spec, study_dir, dataset, forced)
     run_id = provenance.new_run_id()
     provenance.write(

@@ -25,6 +25,7 @@ import math
 import os
 import resource
 import shutil
+import socket
 import sys
 import time
 import uuid
@@ -38,6 +39,7 @@ from studies.progress import Progress
 from studies.spec import cell_key
 
 RUNNING_LOGS = ".running"
+FINISHED = ".finished"  # in leases/: the chief has served every cell
 POLL_SECONDS = 1.0  # how often a process with nothing to run asks again
 CHIEF_GRACE_SECONDS = 5.0  # a finished chief's wait for workers to hear STOPPED
 
@@ -46,6 +48,15 @@ def peak_rss_mb():
     """This process's peak resident memory so far, in MiB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def rss_mb():
+    """This process's resident memory now, in MiB (nan where /proc is not)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return math.nan
 
 
 class StudyTuner(kt.Tuner):
@@ -93,9 +104,10 @@ class StudyTuner(kt.Tuner):
             project_name=spec.study,
         )
         self.leases = leases.Leases(study_dir, lease_timeout)
-        if "KERASTUNER_TUNER_ID" not in os.environ:
+        if not dist_utils.has_chief_oracle():
             # a plain run: unique, so two runs on one folder hold their own leases
-            self.tuner_id = f"run-{leases.HOST}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+            host = socket.gethostname()
+            self.tuner_id = f"run-{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.oracle.verbose = 0  # the progress lines replace Keras Tuner's tables
 
     def reload(self):
@@ -110,6 +122,10 @@ class StudyTuner(kt.Tuner):
         self.on_search_begin()
         waiting = None
         while True:
+            if self._is_worker() and os.path.exists(self._finished_marker()):
+                # the chief is gone: asking it would wait an hour for an answer
+                self.progress.say("the chief has finished the study")
+                break
             trial = self.oracle.create_trial(self.tuner_id)
             if trial.status == STOPPED:
                 break
@@ -144,6 +160,9 @@ class StudyTuner(kt.Tuner):
         from keras_tuner.src.distribute import oracle_chief
 
         self.save()
+        marker = self._finished_marker()
+        if os.path.exists(marker):
+            os.remove(marker)  # a chief before this one finished a pass
         env = os.environ
         address = f"{env['KERASTUNER_ORACLE_IP']}:{env['KERASTUNER_ORACLE_PORT']}"
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
@@ -157,13 +176,26 @@ class StudyTuner(kt.Tuner):
             "start workers with --worker ID"
         )
         try:
-            while self.oracle.pending_keys():
+            idle_said = True  # the line above asked for workers
+            while pending := self.oracle.pending_keys():
+                idle = not self.leases.live()
+                if idle and not idle_said:  # every worker gone, or none yet
+                    self.progress.say(
+                        f"chief: {len(pending)} cells left and none running; "
+                        "waiting for a worker"
+                    )
+                idle_said = idle
                 time.sleep(POLL_SECONDS)
+            with open(marker, "w") as f:  # for workers that ask late
+                f.write(self.run_id)
             deadline = time.monotonic() + CHIEF_GRACE_SECONDS
             while self.oracle.tuner_ids and time.monotonic() < deadline:
                 time.sleep(0.1)
         finally:
             server.stop(grace=1.0)
+
+    def _finished_marker(self):
+        return os.path.join(self.leases.folder, FINISHED)
 
     def _get_tensorboard_dir(self, logdir, trial_id, execution):
         return os.path.join(str(logdir), RUNNING_LOGS, self._staging)
@@ -241,6 +273,7 @@ class StudyTuner(kt.Tuner):
             status=status,
             message=message,
             peak_rss_mb=peak_rss_mb(),
+            rss_mb=rss_mb(),
         )
         return {"outcome": outcome, "logs": root}
 

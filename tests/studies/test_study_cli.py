@@ -73,7 +73,7 @@ def fails(argv, capsys, match):
             "--retry-errors goes to the chief",
         ),
         (["lr", "--worker", "w1", "--force"], "--force goes to the chief"),
-        (["lr", "--lease-timeout", "0"], "--lease-timeout must be a positive number"),
+        (["lr", "--lease-timeout", "0.1"], "--lease-timeout must be a number of"),
     ],
 )
 def test_bad_input(argv, match, capsys, tmp_path):

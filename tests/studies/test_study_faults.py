@@ -72,7 +72,8 @@ def test_two_plain_runs_on_one_folder_share_its_cells(tmp_path):
     command = study_command(
         "lr", out, "--variants", "none,layer-norm", "--lrs", "0.1,1,3"
     )
-    outputs = finish(start(command), start(command))
+    # TensorFlow's own log level as a user has it (unset), to see the filter
+    outputs = finish(*(start(command, TF_CPP_MIN_LOG_LEVEL=None) for _ in "ab"))
     ran = [cell for text, _ in outputs for cell in progress_cells(text)]
     assert sorted(ran) == sorted(keys_of(["none", "layer-norm"], [0.1, 1.0, 3.0]))
     for text, err in outputs:  # both finish, with the report, and no start-up log
@@ -181,3 +182,26 @@ def test_retry_errors_runs_error_cells_again(tmp_path, monkeypatch):
     assert fits == [0.1, 1.0, 1.0, 1.0]
     assert records.read(tmp_path, "variant=none,lr=1.0,seed=0")["status"] == "ok"
     assert "## Errors" not in (tmp_path / "report.md").read_text()
+
+
+def test_a_chief_on_a_busy_port_is_refused_before_writing(
+    tmp_path, monkeypatch, capsys
+):
+    from studies import cli
+
+    for name in (
+        "KERASTUNER_TUNER_ID",
+        "KERASTUNER_ORACLE_IP",
+        "KERASTUNER_ORACLE_PORT",
+    ):
+        monkeypatch.setenv(name, "")  # restored after: the chief sets them
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        command = study_command("lr", tmp_path / "study", "--variants", "none")
+        argv = [*command[3:], "--chief", "--oracle-address", f"127.0.0.1:{port}"]
+        assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"cannot listen on 127.0.0.1:{port}" in err
+    assert not (tmp_path / "study").exists()
