@@ -2,17 +2,19 @@
 chief exits after the last cell.
 
 - `memory`: one process runs an `lr` study of `--cells` tiny cells (digits,
-  120 examples, one epoch; the variants none and bn) and the process's peak
-  resident memory is read after every cell (`peak_rss_mb` in each cell
-  record). Flat means what a cell leaves in the process is freed after it
-  (`studies.cell_memory`): the figure is the peak after the first 10
-  cells, after half and after all of them, and the least-squares growth
-  per cell over the second half. `--no-clear` runs the same grid without
-  that (no `clear_session`, no unregistering), for the side-by-side.
+  120 examples, one epoch; the variants none and bn) and the process's
+  resident memory, now and at its peak, is read after every cell (`rss_mb`
+  and `peak_rss_mb` in each cell record). Flat means what a cell leaves in
+  the process is freed after it (`studies.cell_memory`): the figures are
+  the memory after the first 10 cells, after half and after all of them,
+  and the least-squares growth per cell over the second half.
+  `--no-clear` runs the same grid without that (no `clear_session`, no
+  unregistering), for the side-by-side.
 - `chief`: a chief and two workers on loopback run 8 tiny cells, three
   times; in the second and third run one worker is killed (SIGKILL) in the
-  middle of a cell, and the other worker finishes its cell. The figure is
-  the time from the last cell's record to the chief's exit.
+  middle of a cell, which the other worker then runs with the rest. The
+  figures are the seconds from the last cell's record to the report and
+  to the chief's exit.
 
 Usage:
     python -m benchmarks.study_benchmark memory [--cells 120] [--no-clear]
@@ -60,19 +62,50 @@ def memory(cells=120, clear=True, variants=("none", "bn")):
         runner.run(spec, out, stream=io.StringIO())
         seconds = time.perf_counter() - start
         found = sorted(records.read_all(out).values(), key=lambda r: r["finished_at"])
-    peaks = np.array([r["peak_rss_mb"] for r in found])
-    half = len(peaks) // 2
-    slope = np.polyfit(np.arange(half, len(peaks)), peaks[half:], 1)[0]
-    return {
-        "cells": len(peaks),
-        "clear_session": clear,
-        "variants": list(variants),
-        "peak_rss_mb_after_10": round(float(peaks[9]), 1),
-        "peak_rss_mb_after_half": round(float(peaks[half - 1]), 1),
-        "peak_rss_mb_at_end": round(float(peaks[-1]), 1),
-        "growth_mb_per_cell_second_half": round(float(slope), 3),
-        "seconds": round(seconds, 1),
-    }
+    result = {"cells": len(found), "freed": clear, "variants": list(variants)}
+    for name in ("rss_mb", "peak_rss_mb"):
+        values = np.array([r[name] for r in found])
+        half = len(values) // 2
+        slope = np.polyfit(np.arange(half, len(values)), values[half:], 1)[0]
+        result[name] = {
+            "after_10": round(float(values[9]), 1),
+            "after_half": round(float(values[half - 1]), 1),
+            "at_end": round(float(values[-1]), 1),
+            "growth_per_cell_second_half": round(float(slope), 3),
+        }
+    result["eta"] = eta_errors(spec, found)
+    return {**result, "seconds": round(seconds, 1)}
+
+
+def eta_errors(spec, found):
+    """How far the ETA is off, from the cells' measured costs: at 5%, 10%,
+    25% and 50% of the grid, the estimate over the true remaining time, for
+    this ETA (the remaining cells' costs by variant, cells handed out
+    variant by variant) and the one before it (the mean cost so far times
+    the cells left, cells in grid order: every `none` cell first)."""
+    from studies import progress
+    from studies.oracle import handout_order
+    from studies.spec import cell_key
+
+    cost = {cell_key(r["cell"]): r["seconds"] for r in found}
+    ratios = {}
+    for fraction in (0.05, 0.1, 0.25, 0.5):
+        k = int(fraction * len(cost))
+        new_order = [cell_key(c) for c in handout_order(spec)]
+        done = {
+            key: {"cell": r["cell"], "seconds": cost[key]}
+            for key, r in ((cell_key(r["cell"]), r) for r in found)
+            if key in new_order[:k]
+        }
+        true_new = sum(cost[key] for key in new_order[k:])
+        old_order = [cell_key(c) for c in spec.cells()]
+        true_old = sum(cost[key] for key in old_order[k:])
+        mean_so_far = np.mean([cost[key] for key in old_order[:k]])
+        ratios[f"{fraction:.0%}"] = {
+            "now": round(progress.estimate_remaining(spec, done) / true_new, 2),
+            "before": round(float(mean_so_far * (len(cost) - k) / true_old), 2),
+        }
+    return ratios
 
 
 def _free_port():

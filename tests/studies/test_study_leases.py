@@ -172,5 +172,6 @@ def test_memory_stays_flat_over_a_long_grid():
 
     result = study_benchmark.memory(cells=120)
     assert result["cells"] == 120
-    assert result["growth_mb_per_cell_second_half"] < 0.5, result
-    assert result["peak_rss_mb_at_end"] - result["peak_rss_mb_after_half"] < 30, result
+    rss = result["rss_mb"]
+    assert rss["growth_per_cell_second_half"] < 0.5, result
+    assert rss["at_end"] - rss["after_half"] < 30, result

@@ -128,6 +128,7 @@ _TIMING = {
     "run",
     "peak_rss_mb",
     "finished_at",
+    "rss_mb",
 }
 
 
