@@ -40,15 +40,22 @@ def leases_dir(study_dir):
     return os.path.join(study_dir, LEASES)
 
 
-def _start_time(pid):
-    """The process's start time (clock ticks since boot), telling a live pid
-    from a reused one; None where /proc does not say."""
+def _stat(pid):
+    """`(state, start time)` of a process from /proc (the start time in clock
+    ticks since boot tells a live pid from a reused one); None where /proc
+    does not say."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             # the command name (field 2) may hold spaces; fields after ")"
-            return int(f.read().rsplit(")", 1)[1].split()[19])
+            fields = f.read().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[19])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def _start_time(pid):
+    stat = _stat(pid)
+    return None if stat is None else stat[1]
 
 
 def _process_gone(pid, started):
@@ -58,7 +65,12 @@ def _process_gone(pid, started):
         return True
     except PermissionError:  # exists, owned by someone else
         return False
-    return started is not None and _start_time(pid) not in (None, started)
+    stat = _stat(pid)
+    if stat is None:
+        return False
+    state, start = stat
+    # a killed process its parent has not reaped yet is a zombie: gone
+    return state in ("Z", "X") or (started is not None and start != started)
 
 
 def _host():
@@ -191,6 +203,7 @@ class Leases:
             lease = self.read(key)
             if not _owns(lease, holder, trial_id) or lease["age"] >= self.timeout:
                 return None
+            lease.pop("age")
             self._write(key, {**lease, **_this_process(), "timeout": self.timeout})
         heartbeat = Heartbeat(self, key, holder, trial_id)
         heartbeat.start()

@@ -186,11 +186,11 @@ class StudyTuner(kt.Tuner):
                     )
                 idle_said = idle
                 time.sleep(POLL_SECONDS)
-            with open(marker, "w") as f:  # for workers that ask late
-                f.write(self.run_id)
             deadline = time.monotonic() + CHIEF_GRACE_SECONDS
             while self.oracle.tuner_ids and time.monotonic() < deadline:
                 time.sleep(0.1)
+            with open(marker, "w") as f:  # for workers that ask after this
+                f.write(self.run_id)
         finally:
             server.stop(grace=1.0)
 

