@@ -1,15 +1,19 @@
 """The benchmark suite: layer, memory and model figures, with the targets.
 
 Usage:
-    python -m benchmarks [--quick] [--out benchmarks/results]
+    python -m benchmarks [--quick] [--runs N] [--out benchmarks/results]
 
 Writes `suite.json` (every figure, the ratios and the targets) and
-`suite.md` (the same as tables) into `--out`, and prints the Markdown. Ratios
-above 1 mean kbn is faster (or leaner); `kbn / floor` is how many times the
-memory-traffic floor kbn takes. `--quick` runs every part at small size.
+`suite.md` (the same as tables) into `--out`, and prints the Markdown. Every
+figure is `median (min-max)` over `--runs` runs (at least 3), in both timing
+modes of `benchmarks.timing`; ratios above 1 mean kbn is faster (or leaner);
+`kbn / floor` is how many times the memory-traffic floor kbn takes. A target
+is met when its whole range meets the bound. `--quick` runs every part at
+small size.
 """
 
 import argparse
+import importlib.util
 import os
 import time
 
@@ -19,6 +23,7 @@ from benchmarks import (  # noqa: E402
     layer_benchmark,
     memory_benchmark,
     model_benchmark,
+    processes,
     tables,
     timing,
 )
@@ -26,38 +31,65 @@ from benchmarks import (  # noqa: E402
 MEMORY_SHAPES = [(64, 32, 32, 64), (1024, 512), (8192, 1024)]
 
 
-def run(quick=False):
+def run(quick=False, runs=3):
     start = time.perf_counter()
     bandwidth = timing.copy_bandwidth_gbs()
-    report = {**tables.environment(), "quick": quick}
-    report["layer"] = layer_benchmark.run(quick=quick, bandwidth_gbs=bandwidth)
+    report = {**tables.environment(), "quick": quick, "runs": runs}
+    report["layer"] = layer_benchmark.run(quick, bandwidth, runs)
     report["memory"] = memory_benchmark.measure(
         MEMORY_SHAPES[:1] if quick else MEMORY_SHAPES
     )
-    report["model"] = model_benchmark.measure(quick=quick)
+    report["jax"] = jax_rows(quick, bandwidth, runs)
+    report["model"] = model_benchmark.run(quick, runs)
     report["targets"] = tables.targets(report)
     report["seconds"] = time.perf_counter() - start
     return report
 
 
+def jax_rows(quick, bandwidth_gbs, runs):
+    """`benchmarks.jax_benchmark`'s rows, from a fresh process on the JAX
+    backend (none without JAX)."""
+    if importlib.util.find_spec("jax") is None:
+        return []
+    args = ["--json", "--bandwidth", str(bandwidth_gbs), "--runs", str(runs)]
+    return processes.run_json(
+        "benchmarks.jax_benchmark",
+        *args + (["--quick"] if quick else []),
+        env={"KERAS_BACKEND": "jax"},
+    )
+
+
 def markdown(report):
     bandwidth = report["layer"]["copy_bandwidth_gbs"]
-    return "\n\n".join(
-        [
-            f"Measured {report['date']} on {report['machine']}, TensorFlow "
-            f"{report['tensorflow']}, Keras {report['keras']}"
-            f"{' (quick run)' if report['quick'] else ''}. Copy bandwidth "
-            f"(np.copyto into a preallocated buffer): {bandwidth:.1f} GB/s.",
-            "Layer, forward+backward (train) and forward only (infer):",
-            tables.layer_table(report["layer"]["rows"]),
-            "Peak memory of one training step above the live input:",
-            tables.memory_table(report["memory"]),
-            "`model.fit` step:",
-            tables.model_table(report["model"]),
-            "Targets:",
-            tables.targets_table(report["targets"]),
-        ]
+    versions = ", ".join(
+        f"{name} {report[name]}"
+        for name in ("tensorflow", "keras", "jax", "torch")
+        if report.get(name)
     )
+    parts = [
+        f"Measured {report['date']} on {report['machine']}, {versions}"
+        f"{' (quick run)' if report['quick'] else ''}; every figure is "
+        f"median (min-max) over {report['runs']} runs. Copy bandwidth "
+        f"(np.copyto into a preallocated buffer): {bandwidth:.1f} GB/s.",
+        "TensorFlow layer, forward+backward (train) and forward only (infer):",
+        tables.layer_table(report["layer"]["rows"]),
+        "TensorFlow peak memory of one training step above the live input:",
+        tables.memory_table(report["memory"]),
+    ]
+    if report["jax"]:
+        parts += [
+            "JAX layer, jitted training and inference steps:",
+            tables.layer_table(report["jax"]),
+            "JAX compiled temporary memory of the training step:",
+            tables.jax_memory_table(report["jax"]),
+        ]
+    parts += [
+        "`model.fit` step:",
+        tables.model_table(report["model"]),
+        "Targets:",
+        tables.targets_table(report["targets"]),
+    ]
+    return "\n\n".join(parts)
 
 
 def main(argv=None):
@@ -68,8 +100,11 @@ def main(argv=None):
         default=os.path.join("benchmarks", "results"),
         help="folder for suite.json and suite.md",
     )
+    parser.add_argument(
+        "--runs", type=tables.at_least_3, default=3, help="runs per figure (>= 3)"
+    )
     args = parser.parse_args(argv)
-    report = run(quick=args.quick)
+    report = run(quick=args.quick, runs=args.runs)
     text = markdown(report)
     tables.write(args.out, "suite", report, text)
     print(text)

@@ -6,6 +6,9 @@ Candidates, timed side by side in one process on the same tensors:
 - `stock`:     keras.layers.BatchNormalization, step in tf.function
 - `stock_xla`: the stock layer with the whole step under XLA (jit_compile)
 - `fused`:     tf.compat.v1.nn.fused_batch_norm (4-D NHWC only)
+- `torch`:     PyTorch's BatchNorm (channels-last 2d, or 1d), float32, only
+               where torch happens to be importable (a reference, not a
+               dependency)
 
 Modes:
 
@@ -15,11 +18,14 @@ Modes:
 - `infer`: forward with the moving statistics (training=False). The floor is
   2 passes (read x, write y).
 
+Every figure is a range over runs in both timing modes (`benchmarks.timing`).
+
 Usage:
     python -m benchmarks.layer_benchmark [--quick] [--out benchmarks/results]
 """
 
 import argparse
+import importlib.util
 import json
 import os
 
@@ -89,6 +95,35 @@ def _fused_step(channels, mode):
     return train if mode == "train" else infer
 
 
+def _torch_step(shape, mode):
+    """PyTorch's own layer on the same data, or None without torch."""
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    channels = shape[-1]
+    if len(shape) == 4:
+        layer = torch.nn.BatchNorm2d(channels, eps=1e-3)
+    else:
+        layer = torch.nn.BatchNorm1d(channels, eps=1e-3)
+    layer.train(mode == "train")
+
+    def as_torch(t):
+        t = torch.from_numpy(t.numpy())
+        # NHWC data seen as NCHW in channels-last memory: no copy.
+        return t.permute(0, 3, 1, 2) if t.dim() == 4 else t
+
+    def step(x, dy):
+        xt = as_torch(x).requires_grad_(mode == "train")
+        if mode == "infer":
+            with torch.no_grad():
+                return layer(xt)
+        layer(xt).backward(as_torch(dy))
+        return xt.grad
+
+    return step
+
+
 def candidates(shape, dtype, mode):
     """The timed steps for one shape, dtype policy and mode, by name."""
     make = _train_step if mode == "train" else _infer_step
@@ -99,6 +134,9 @@ def candidates(shape, dtype, mode):
     }
     if len(shape) == 4:
         out["fused"] = _fused_step(shape[-1], mode)
+    torch_step = _torch_step(shape, mode) if dtype == "float32" else None
+    if torch_step is not None:
+        out["torch"] = torch_step
     return out
 
 
@@ -111,26 +149,29 @@ def inputs(shape, dtype):
     return x, dy
 
 
-def measure(shape, dtype, mode, bandwidth_gbs, rounds, repeats, warmup):
-    """One table row: times, the floor and the ratios for one configuration."""
+def measure(shape, dtype, mode, bandwidth_gbs, runs, repeats, warmup):
+    """One table row: ranges of the times and ratios in both timing modes.
+
+    Returns:
+        `{"shape", "dtype", "mode", "floor_ms", "timing"}`; `timing[mode]` has
+        `ms` and `ratio` (X / kbn: above 1, kbn is faster) as ranges over the
+        runs, and `kbn_over_floor`, how many floors kbn takes.
+    """
     x, dy = inputs(shape, dtype)
-    ms = timing.interleaved_ms(
-        candidates(shape, dtype, mode), (x, dy), rounds, repeats, warmup
+    per_run = timing.measure_runs(
+        candidates(shape, dtype, mode), (x, dy), runs, repeats, warmup
     )
     floor = timing.floor_ms(x.numpy().nbytes, FLOOR_PASSES[mode], bandwidth_gbs)
-    return {
-        "shape": list(shape),
-        "dtype": dtype,
-        "mode": mode,
-        "ms": ms,
-        "floor_ms": floor,
-        # > 1 means kbn is faster; kbn/floor is how far kbn is above the floor.
-        "speedup_vs": {k: v / ms["kbn"] for k, v in ms.items() if k != "kbn"},
-        "kbn_over_floor": ms["kbn"] / floor,
-    }
+    row = {"shape": list(shape), "dtype": dtype, "mode": mode, "floor_ms": floor}
+    row["timing"] = {}
+    for timing_mode, values in per_run.items():
+        summary = timing.summarize(values)
+        summary["kbn_over_floor"] = timing.spread(v["kbn"] / floor for v in values)
+        row["timing"][timing_mode] = summary
+    return row
 
 
-def run(quick=False, bandwidth_gbs=None):
+def run(quick=False, bandwidth_gbs=None, runs=3):
     """All layer rows; quick: the two issue-2 shapes, float32, few repeats.
 
     A full run measures each row in a fresh process. Rows of 32 MiB and more
@@ -145,16 +186,18 @@ def run(quick=False, bandwidth_gbs=None):
     for mode in ("train", "infer"):
         for dtype in dtypes:
             for shape in shapes:
-                config = (shape, dtype, mode, bandwidth_gbs)
+                config = (shape, dtype, mode, bandwidth_gbs, runs)
                 if quick:
-                    rows.append(measure(*config, rounds=1, repeats=5, warmup=2))
+                    rows.append(measure(*config, repeats=3, warmup=2))
                 else:
                     rows.append(_measure_in_fresh_process(*config))
-    return {"copy_bandwidth_gbs": bandwidth_gbs, "rows": rows}
+    return {"copy_bandwidth_gbs": bandwidth_gbs, "runs": runs, "rows": rows}
 
 
-def _measure_in_fresh_process(shape, dtype, mode, bandwidth_gbs):
-    row = ",".join([mode, dtype, "x".join(map(str, shape)), str(bandwidth_gbs)])
+def _measure_in_fresh_process(shape, dtype, mode, bandwidth_gbs, runs):
+    row = ",".join(
+        [mode, dtype, "x".join(map(str, shape)), str(bandwidth_gbs), str(runs)]
+    )
     return processes.run_json("benchmarks.layer_benchmark", "--row", row)
 
 
@@ -167,13 +210,21 @@ def main(argv=None):
         help="folder for layer.json and layer.md",
     )
     parser.add_argument("--row", help=argparse.SUPPRESS)  # one row, as JSON
+    parser.add_argument(
+        "--runs", type=tables.at_least_3, default=3, help="runs per figure (>= 3)"
+    )
     args = parser.parse_args(argv)
     if args.row:
-        mode, dtype, shape, bandwidth = args.row.split(",")
+        mode, dtype, shape, bandwidth, runs = args.row.split(",")
         shape = tuple(int(n) for n in shape.split("x"))
-        print(json.dumps(measure(shape, dtype, mode, float(bandwidth), 3, 10, 3)))
+        row = measure(shape, dtype, mode, float(bandwidth), int(runs), 10, 3)
+        print(json.dumps(row))
         return
-    report = {**tables.environment(), "quick": args.quick, **run(quick=args.quick)}
+    report = {
+        **tables.environment(),
+        "quick": args.quick,
+        **run(quick=args.quick, runs=args.runs),
+    }
     table = tables.layer_table(report["rows"])
     tables.write(args.out, "layer", report, table)
     print(table)

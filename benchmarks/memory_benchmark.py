@@ -53,6 +53,7 @@ def main(argv=None):
         shape = tuple(int(n) for n in arg.split("x"))
         x, dy = inputs(shape, "float32")
         steps = candidates(shape, "float32", "train")
+        steps.pop("torch", None)  # not TensorFlow's allocator
         rows.append(
             {
                 "shape": list(shape),

@@ -10,13 +10,19 @@ cost matters most.
 Rows: the default `compile()` (on CPU Keras does not XLA-compile the step),
 `jit_compile=True`, and the default compile under `tf.distribute`'s
 MirroredStrategy on two logical CPU devices (measured in a fresh process,
-since logical devices must be configured before TensorFlow starts).
+since logical devices must be configured before TensorFlow starts); and, in a
+process on the JAX backend, the default compile there (Keras jits the step).
+
+Each figure is the median step time of one `fit` after its first epoch
+(tracing, compilation); fits of kbn and the stock layer alternate, `--runs`
+of each (at least 3), and the table gives the median and range over them.
 
 Usage:
-    python -m benchmarks.model_benchmark [--quick] [--rounds N]
+    python -m benchmarks.model_benchmark [--quick] [--runs N]
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -24,14 +30,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# Importing TensorFlow does not start its devices, so the mirrored run can
-# still split the CPU into two logical devices after these imports.
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 import kbn  # noqa: E402
-from benchmarks import processes, tables  # noqa: E402
+from benchmarks import processes, tables, timing  # noqa: E402
 
 
 def build_model(bn_class, image=32, width=32, blocks=4, classes=10):
@@ -102,58 +105,71 @@ def step_ms(bn_class, jit_compile, config, strategy=None):
 
 def config(quick):
     if quick:
-        return {"image": 16, "blocks": 4, "batch": 32, "steps": 3, "epochs": 2}
+        return {"image": 8, "blocks": 1, "batch": 16, "steps": 2, "epochs": 2}
     return {"image": 32, "blocks": 4, "batch": 64, "steps": 8, "epochs": 4}
 
 
-def _pair(jit_compile, cfg, rounds, strategy=None):
+def _pair(compile_name, jit_compile, cfg, runs, strategy=None):
+    """One row: kbn and stock fits alternating, `runs` of each."""
     classes = {"kbn": kbn.BatchNormalization, "stock": keras.layers.BatchNormalization}
-    samples = {name: [] for name in classes}
-    for _ in range(rounds):
-        for name, cls in classes.items():
-            samples[name].append(step_ms(cls, jit_compile, cfg, strategy))
-    return {name: min(v) for name, v in samples.items()}
+    per_run = []
+    for _ in range(runs):
+        per_run.append(
+            {
+                name: step_ms(cls, jit_compile, cfg, strategy)
+                for name, cls in classes.items()
+            }
+        )
+    row = {"backend": keras.backend.backend(), "compile": compile_name}
+    row.update(timing.summarize(per_run), runs=runs)
+    row.update(model=f"residual separable CNN, {1 + 2 * cfg['blocks']} BN", **cfg)
+    return row
 
 
-def run(quick=False, rounds=None):
-    """The default-compile and jit_compile rows, then the mirrored one."""
-    cfg = config(quick)
-    rounds = rounds or (1 if quick else 2)
-    rows = [
-        {"compile": "default", "ms": _pair(False, cfg, rounds)},
-        {"compile": "jit_compile=True", "ms": _pair(True, cfg, rounds)},
-        mirrored(quick),
-    ]
-    for row in rows:
-        row.update(model=f"residual separable CNN, {1 + 2 * cfg['blocks']} BN", **cfg)
+def run(quick=False, runs=3):
+    """The TensorFlow rows (default, jit_compile, mirrored), then the JAX row.
+
+    Each set runs in a fresh process, so that no earlier benchmark's heap
+    state (see layer_benchmark.run) slows one model down more than the other,
+    and so that each backend and device setup starts clean.
+    """
+    rows = _fresh_process("--json", quick, runs)
+    rows.append(_fresh_process("--mirrored", quick, runs))
+    if importlib.util.find_spec("jax") is not None:
+        rows.append(_fresh_process("--json", quick, runs, backend="jax"))
     return rows
 
 
-def measure(quick=False):
-    """`run()` in a fresh process, so that no earlier benchmark's heap state
-    (see layer_benchmark.run) slows one model down more than the other."""
-    return _fresh_process("--json", quick)
+def _fresh_process(flag, quick, runs, backend="tensorflow"):
+    args = [flag, "--runs", str(runs)] + (["--quick"] if quick else [])
+    return processes.run_json(
+        "benchmarks.model_benchmark", *args, env={"KERAS_BACKEND": backend}
+    )
 
 
-def mirrored(quick):
-    """The MirroredStrategy row, measured in a fresh process."""
-    return _fresh_process("--mirrored", quick)
+def _rows_here(quick, runs):
+    """The rows this process's backend measures (TensorFlow: two)."""
+    cfg = config(quick)
+    if keras.backend.backend() == "jax":
+        return _pair("default (jax.jit)", False, cfg, runs)
+    return [
+        _pair("default", False, cfg, runs),
+        _pair("jit_compile=True", True, cfg, runs),
+    ]
 
 
-def _fresh_process(flag, quick):
-    args = [flag, "--quick"] if quick else [flag]
-    return processes.run_json("benchmarks.model_benchmark", *args)
+def _mirrored_main(quick, runs):
+    # Importing TensorFlow does not start its devices, so the CPU can still
+    # be split into two logical devices here.
+    import tensorflow as tf
 
-
-def _mirrored_main(quick):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2
     )
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    cfg = config(quick)
-    ms = _pair(False, cfg, 1 if quick else 2, strategy)
-    print(json.dumps({"compile": "default, MirroredStrategy (2 CPUs)", "ms": ms}))
+    name = "default, MirroredStrategy (2 CPUs)"
+    return _pair(name, False, config(quick), runs, strategy)
 
 
 def main(argv=None):
@@ -162,18 +178,20 @@ def main(argv=None):
     parser.add_argument(
         "--mirrored", action="store_true", help="only the MirroredStrategy row (JSON)"
     )
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.add_argument(
-        "--rounds", type=tables.positive_int, help="interleaved rounds (default 2)"
+        "--json", action="store_true", help="this backend's rows, as JSON"
+    )
+    parser.add_argument(
+        "--runs", type=tables.at_least_3, default=3, help="fits of each (>= 3)"
     )
     args = parser.parse_args(argv)
     if args.mirrored:
-        _mirrored_main(args.quick)
+        print(json.dumps(_mirrored_main(args.quick, args.runs)))
         return
     if args.json:
-        print(json.dumps(run(args.quick)))
+        print(json.dumps(_rows_here(args.quick, args.runs)))
         return
-    print(tables.model_table(run(args.quick, args.rounds)))
+    print(tables.model_table(run(args.quick, args.runs)))
 
 
 if __name__ == "__main__":

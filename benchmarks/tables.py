@@ -6,8 +6,9 @@ import json
 import os
 import platform
 
-LAYER_CANDIDATES = ["kbn", "stock", "stock_xla", "fused"]
+LAYER_CANDIDATES = ["kbn", "kbn_portable", "stock", "stock_xla", "fused", "torch"]
 CONV = [64, 32, 32, 64]
+TIMING_MODES = {"back_to_back": "back to back", "rotation": "rotation"}
 
 
 def positive_int(text):
@@ -21,15 +22,27 @@ def positive_int(text):
     return value
 
 
+def at_least_3(text):
+    """argparse type: an integer >= 3 (a range needs three runs)."""
+    value = positive_int(text)
+    if value < 3:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 3, got {text!r}")
+    return value
+
+
 def environment():
-    import keras
-    import tensorflow as tf
+    import importlib.metadata
+
+    def version(name):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return None
 
     return {
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
+        **{name: version(name) for name in ("tensorflow", "keras", "jax", "torch")},
     }
 
 
@@ -46,56 +59,100 @@ def _ms(value):
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def _ratio(value):
-    return "n/a" if value is None else f"{value:.2f}x"
+def _range(spread, unit=""):
+    """`median (min-max)` of a spread, or n/a."""
+    if spread is None:
+        return "n/a"
+    m, lo, hi = spread["median"], spread["min"], spread["max"]
+    return f"{m:.2f}{unit} ({lo:.2f}-{hi:.2f})"
 
 
 def _shape(shape):
     return "x".join(map(str, shape))
 
 
+def _present(rows, key):
+    return [
+        n
+        for n in LAYER_CANDIDATES
+        if any(n in t[key] for r in rows for t in r["timing"].values())
+    ]
+
+
 def layer_table(rows):
-    head = [f"{n} (ms)" for n in LAYER_CANDIDATES] + ["floor (ms)"]
-    ratios = ["stock / kbn", "stock_xla / kbn", "fused / kbn", "kbn / floor"]
+    """Both timing modes of every row; times and ratios as median (min-max)."""
+    names = _present(rows, "ms")
+    others = [n for n in names if n != "kbn"]
+    head = [f"{n} (ms)" for n in names] + ["floor (ms)"]
+    head += [f"{n} / kbn" for n in others] + ["kbn / floor"]
     lines = [
-        "| mode | dtype | shape | " + " | ".join(head + ratios) + " |",
-        "|---" * (3 + len(head) + len(ratios)) + "|",
+        "| step | dtype | shape | timing | " + " | ".join(head) + " |",
+        "|---" * (4 + len(head)) + "|",
     ]
     for row in rows:
-        ms = [_ms(row["ms"].get(n)) for n in LAYER_CANDIDATES] + [_ms(row["floor_ms"])]
-        speed = [_ratio(row["speedup_vs"].get(n)) for n in LAYER_CANDIDATES[1:]]
-        cells = [row["mode"], row["dtype"], _shape(row["shape"])]
-        cells += ms + speed + [_ratio(row["kbn_over_floor"])]
-        lines.append("| " + " | ".join(cells) + " |")
+        for mode, label in TIMING_MODES.items():
+            t = row["timing"][mode]
+            cells = [row["mode"], row["dtype"], _shape(row["shape"]), label]
+            cells += [_range(t["ms"].get(n)) for n in names]
+            cells.append(_ms(row["floor_ms"]))
+            cells += [_range(t["ratio"].get(n), "x") for n in others]
+            cells.append(_range(t["kbn_over_floor"], "x"))
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def memory_table(rows):
+    names = [n for n in LAYER_CANDIDATES if any(n in r["mib"] for r in rows)]
     lines = [
         "| shape | tensor (MiB) | "
-        + " | ".join(f"{n} (MiB)" for n in LAYER_CANDIDATES)
+        + " | ".join(f"{n} (MiB)" for n in names)
         + " | kbn / stock |",
-        "|---" * (3 + len(LAYER_CANDIDATES)) + "|",
+        "|---" * (3 + len(names)) + "|",
     ]
     for row in rows:
         mib = row["mib"]
         cells = [_shape(row["shape"]), f"{row['tensor_mib']:.1f}"]
-        cells += [_ms(mib.get(n)) for n in LAYER_CANDIDATES]
-        cells.append(_ratio(mib["kbn"] / mib["stock"]))
+        cells += [_ms(mib.get(n)) for n in names]
+        cells.append(f"{mib['kbn'] / mib['stock']:.2f}x")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def jax_memory_table(rows):
+    """Temporary memory of the compiled JAX training steps."""
+    lines = [
+        "| shape | tensor (MiB) | kbn (MiB) | kbn_portable (MiB) | stock (MiB) |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        if "temp_mib" not in row:
+            continue
+        mib = row["temp_mib"]
+        tensor = 4 * _count(row["shape"]) / 2**20
+        cells = [_shape(row["shape"]), f"{tensor:.1f}"]
+        cells += [_ms(mib.get(n)) for n in ("kbn", "kbn_portable", "stock")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _count(shape):
+    out = 1
+    for n in shape:
+        out *= n
+    return out
+
+
 def model_table(rows):
     lines = [
-        "| model | compile | kbn (ms/step) | stock (ms/step) | stock / kbn |",
-        "|---|---|---|---|---|",
+        "| backend | model | compile | kbn (ms/step) | stock (ms/step) | stock / kbn |",
+        "|---|---|---|---|---|---|",
     ]
     for row in rows:
         ms = row["ms"]
         lines.append(
-            f"| {row['model']} | {row['compile']} | {_ms(ms['kbn'])} | "
-            f"{_ms(ms['stock'])} | {_ratio(ms['stock'] / ms['kbn'])} |"
+            f"| {row['backend']} | {row['model']} | {row['compile']} | "
+            f"{_range(ms['kbn'])} | {_range(ms['stock'])} | "
+            f"{_range(row['ratio']['stock'], 'x')} |"
         )
     return "\n".join(lines)
 
@@ -105,61 +162,117 @@ def _row(rows, shape, dtype="float32", mode="train"):
     return next((r for r in rows if (r["shape"], r["dtype"], r["mode"]) == key), None)
 
 
+def verdict(spread, required, at_least=True):
+    """ "met" when the whole range meets the bound, "not met" when none of it
+    does, "within noise" when the range straddles it."""
+    lo, hi = spread["min"], spread["max"]
+    if not at_least:
+        lo, hi, required = -hi, -lo, -required
+    if lo >= required:
+        return "met"
+    if hi < required:
+        return "not met"
+    return "within noise"
+
+
 def targets(report):
-    """The performance issue's targets, each with what was measured.
+    """The performance issues' targets, each judged from its range.
 
     Returns:
-        A list of `{"target", "measured", "required", "met"}`; `measured` is a
-        ratio (> 1: kbn faster or leaner), `required` the bound it must meet.
+        A list of `{"target", "timing", "measured", "required", "verdict"}`;
+        `measured` is a spread of a ratio (> 1: kbn faster or leaner) and
+        `required` the bound its range must meet.
     """
     out = []
 
-    def add(target, measured, required, at_least=True):
-        met = measured >= required if at_least else measured <= required
+    def add(target, spread, required, timing_mode, at_least=True):
         out.append(
-            {"target": target, "measured": measured, "required": required, "met": met}
+            {
+                "target": target,
+                "timing": timing_mode,
+                "measured": spread,
+                "required": required,
+                "verdict": verdict(spread, required, at_least),
+            }
         )
 
-    layer = report["layer"]["rows"]
-    conv = _row(layer, CONV)
-    if conv:
-        add("conv fwd+bwd: stock / kbn >= 3", conv["speedup_vs"]["stock"], 3.0)
-        add("conv fwd+bwd: fused / kbn >= 1.3", conv["speedup_vs"]["fused"], 1.3)
-        add("conv fwd+bwd: stock_xla / kbn >= 1", conv["speedup_vs"]["stock_xla"], 1.0)
-        add("conv fwd+bwd: kbn / floor <= 3", conv["kbn_over_floor"], 3.0, False)
-    for row in layer:
-        if row["mode"] == "train" and len(row["shape"]) == 2:
-            add(
-                f"dense {_shape(row['shape'])} {row['dtype']} fwd+bwd: "
-                "stock / kbn >= 1.5",
-                row["speedup_vs"]["stock"],
-                1.5,
-            )
-        if row["mode"] == "infer":
-            add(
-                f"inference {_shape(row['shape'])} {row['dtype']}: stock / kbn >= 1",
-                row["speedup_vs"]["stock"],
-                1.0,
-            )
+    def layer_targets(rows, backend):
+        for row in rows:
+            for mode in TIMING_MODES:
+                t = row["timing"][mode]
+                ratio = t["ratio"]
+                name = f"{backend} {row['mode']} {_shape(row['shape'])} {row['dtype']}"
+                if backend == "jax":
+                    add(f"{name}: stock / kbn >= 1", ratio["stock"], 1.0, mode)
+                    continue
+                if row["shape"] == CONV and row["mode"] == "train":
+                    if row["dtype"] == "float32":
+                        add(f"{name}: stock / kbn >= 3", ratio["stock"], 3.0, mode)
+                        add(f"{name}: fused / kbn >= 1.3", ratio["fused"], 1.3, mode)
+                        add(
+                            f"{name}: kbn / floor <= 3",
+                            t["kbn_over_floor"],
+                            3.0,
+                            mode,
+                            False,
+                        )
+                    add(f"{name}: stock_xla / kbn >= 1", ratio["stock_xla"], 1.0, mode)
+                if len(row["shape"]) == 2 and row["mode"] == "train":
+                    add(f"{name}: stock / kbn >= 1.5", ratio["stock"], 1.5, mode)
+                    add(f"{name}: stock_xla / kbn >= 1", ratio["stock_xla"], 1.0, mode)
+                if row["mode"] == "infer":
+                    add(f"{name}: stock / kbn >= 1", ratio["stock"], 1.0, mode)
+
+    layer_targets(report["layer"]["rows"], "tensorflow")
+    layer_targets(report.get("jax", []), "jax")
     for row in report.get("memory", []):
+        ratio = row["mib"]["stock"] / row["mib"]["kbn"]
+        fixed = {"median": ratio, "min": ratio, "max": ratio}
         add(
-            f"peak step memory {_shape(row['shape'])}: stock / kbn >= 1",
-            row["mib"]["stock"] / row["mib"]["kbn"],
+            f"tensorflow peak step memory {_shape(row['shape'])}: stock / kbn >= 1",
+            fixed,
             1.0,
+            "one step",
         )
+    for row in report.get("jax", []):
+        if "temp_mib" in row:
+            mib = row["temp_mib"]
+            fixed = {"median": mib["kbn"], "min": mib["kbn"], "max": mib["kbn"]}
+            add(
+                f"jax compiled temp memory {_shape(row['shape'])}: kbn <= stock "
+                f"({mib['stock']:.2f} MiB)",
+                fixed,
+                mib["stock"],
+                "compiled",
+                at_least=False,
+            )
     for row in report.get("model", []):
-        required = 1.3 if row["compile"] == "default" else 1.0
+        required = (
+            1.3
+            if (row["compile"], row["backend"]) == ("default", "tensorflow")
+            else 1.0
+        )
+        name = f"{row['backend']} model step, {row['compile']}"
         add(
-            f"model step, {row['compile']}: stock / kbn >= {required:g}",
-            row["ms"]["stock"] / row["ms"]["kbn"],
+            f"{name}: stock / kbn >= {required:g}",
+            row["ratio"]["stock"],
             required,
+            "fit",
         )
     return out
 
 
 def targets_table(rows):
-    lines = ["| target | measured | met |", "|---|---|---|"]
+    lines = [
+        "| target | timing | measured: median (min-max) | verdict |",
+        "|---|---|---|---|",
+    ]
     for row in rows:
-        met = "yes" if row["met"] else "**no**"
-        lines.append(f"| {row['target']} | {row['measured']:.2f} | {met} |")
+        verdict_text = (
+            row["verdict"] if row["verdict"] == "met" else f"**{row['verdict']}**"
+        )
+        lines.append(
+            f"| {row['target']} | {TIMING_MODES.get(row['timing'], row['timing'])} | "
+            f"{_range(row['measured'])} | {verdict_text} |"
+        )
     return "\n".join(lines)

@@ -1,9 +1,20 @@
-"""Timing helpers shared by the benchmarks: medians, interleaving, the floor.
+"""Timing helpers shared by the benchmarks: two timing modes, ranges, the floor.
 
 The development machine is noisy (its copy bandwidth moves between about 15
-and 40 GB/s from one hour to the next), so a figure is only compared with
-figures from the same run: candidates are timed in interleaved rounds, each
-round a median over repeats after warm-up, and the best round is kept.
+and 40 GB/s from one hour to the next, and a figure can move by 2x between
+minutes), so a figure is only compared with figures from the same run, and
+every figure is a range over several runs, never one best run:
+
+- `back_to_back`: each candidate runs `repeats` times in a row (its data and
+  code warm in cache); the median of those calls is one run's figure.
+- `rotation`: the candidates take turns, one call each, `repeats` times
+  round; the median of a candidate's calls is one run's figure. Each call
+  starts with what the other candidates left in cache, as a layer does
+  inside a model.
+
+A run is one pass of both modes over every candidate, after warm-up; `runs`
+of them are interleaved, and `spread` turns each figure's per-run values into
+`{"median", "min", "max"}`. Ratios are taken within a run, then spread.
 """
 
 import statistics
@@ -11,34 +22,76 @@ import time
 
 import numpy as np
 
+MODES = ("back_to_back", "rotation")
 
-def median_ms(fn, args, repeats, warmup):
-    """Median wall time of `fn(*args)` in milliseconds, after `warmup` calls."""
-    for _ in range(warmup):
-        _wait(fn(*args))
-    times = []
+
+def _call_ms(fn, args):
+    start = time.perf_counter()
+    _wait(fn(*args))
+    return (time.perf_counter() - start) * 1e3
+
+
+def back_to_back_ms(candidates, args, repeats):
+    """One run of back-to-back repeats: `{name: median ms}`."""
+    return {
+        name: statistics.median(_call_ms(fn, args) for _ in range(repeats))
+        for name, fn in candidates.items()
+    }
+
+
+def rotation_ms(candidates, args, repeats):
+    """One run of call-by-call rotation: `{name: median ms}`."""
+    times = {name: [] for name in candidates}
     for _ in range(repeats):
-        start = time.perf_counter()
-        _wait(fn(*args))
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        for name, fn in candidates.items():
+            times[name].append(_call_ms(fn, args))
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
-def interleaved_ms(candidates, args, rounds, repeats, warmup):
-    """Best-of-`rounds` median for each candidate, rounds interleaved.
+def measure_runs(candidates, args, runs, repeats, warmup):
+    """Both modes, `runs` times: `{mode: [{name: ms} per run]}`.
 
     Args:
-        candidates: Dict of name to callable.
-        args: Arguments passed to every candidate.
+        candidates: Dict of name to callable; each is called with `args`.
+        runs: Number of runs (at least 3 for a range worth the name).
+        repeats: Calls per candidate per run and mode.
+        warmup: Calls per candidate before the first run (tracing, compiling).
+    """
+    for fn in candidates.values():
+        for _ in range(warmup):
+            _wait(fn(*args))
+    out = {mode: [] for mode in MODES}
+    for _ in range(runs):
+        out["back_to_back"].append(back_to_back_ms(candidates, args, repeats))
+        out["rotation"].append(rotation_ms(candidates, args, repeats))
+    return out
+
+
+def spread(values):
+    """`{"median", "min", "max"}` of a list of numbers."""
+    values = list(values)
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def summarize(per_run, reference="kbn"):
+    """Figures and ratios of one mode from its per-run `{name: ms}` dicts.
 
     Returns:
-        Dict of name to milliseconds.
+        `{"ms": {name: spread}, "ratio": {name: spread of name / reference}}`;
+        a ratio above 1 means the reference (kbn) is faster.
     """
-    samples = {name: [] for name in candidates}
-    for _ in range(rounds):
-        for name, fn in candidates.items():
-            samples[name].append(median_ms(fn, args, repeats, warmup))
-    return {name: min(values) for name, values in samples.items()}
+    names = per_run[0].keys()
+    ms = {name: spread(run[name] for run in per_run) for name in names}
+    ratio = {
+        name: spread(run[name] / run[reference] for run in per_run)
+        for name in names
+        if name != reference
+    }
+    return {"ms": ms, "ratio": ratio}
 
 
 def copy_bandwidth_gbs(nbytes=256 * 2**20, repeats=15):
@@ -54,7 +107,7 @@ def copy_bandwidth_gbs(nbytes=256 * 2**20, repeats=15):
     def copy():
         np.copyto(dst, src)
 
-    ms = median_ms(copy, (), repeats, warmup=2)
+    ms = statistics.median(_call_ms(copy, ()) for _ in range(repeats))
     return 2 * nbytes / (ms * 1e-3) / 1e9
 
 
@@ -65,7 +118,11 @@ def floor_ms(tensor_bytes, passes, bandwidth_gbs):
 
 def _wait(result):
     # TensorFlow on CPU runs eagerly and synchronously, so the call itself has
-    # finished; JAX-style asynchronous results are waited on explicitly.
+    # finished; JAX's asynchronous results are waited on explicitly.
+    if isinstance(result, dict):
+        result = list(result.values())
     for t in result if isinstance(result, (list, tuple)) else [result]:
-        if hasattr(t, "block_until_ready"):
+        if isinstance(t, (list, tuple, dict)):
+            _wait(t)
+        elif hasattr(t, "block_until_ready"):
             t.block_until_ready()

@@ -26,7 +26,8 @@ class BatchNormalization(KerasBatchNormalization):
     - On the TensorFlow backend, training-mode statistics and normalization run
       as one XLA-compiled kernel with a hand-written gradient (and inference as
       one fused kernel), even when the model itself is not compiled, which is
-      the Keras default on CPU and under `tf.distribute`.
+      the Keras default on CPU and under `tf.distribute`. On JAX they are one
+      `jax.custom_vjp` function with the same hand-written gradient.
     - Moments are computed with shifted sums and normalization as
       `(x - mean) * inv`, so inputs with a large common offset keep their
       variance (the stock layer's fused XLA path loses it).
@@ -64,11 +65,12 @@ class BatchNormalization(KerasBatchNormalization):
             the global batch of all replicas (with or without a mask). Not
             with `virtual_batch_size` (ghost batches are local by design).
         compile_moments: `"auto"` (default) runs training and inference through
-            the XLA kernels on TensorFlow wherever they apply and falls back to
-            the portable `keras.ops` path otherwise (masks, renorm,
-            `synchronized`, other backends), with the same results. `True`
-            requires the kernels (a `ValueError` where they cannot be used);
-            `False` always takes the portable path.
+            the kernels (XLA on TensorFlow, `jax.custom_vjp` on JAX) wherever
+            they apply and falls back to the portable `keras.ops` path
+            otherwise (masks, renorm, `synchronized`, other backends), with
+            the same results. `True` requires the kernels (a `ValueError`
+            where they cannot be used); `False` always takes the portable
+            path.
         virtual_batch_size: Ghost batch normalization (Hoffer et al. 2017): the
             largest number of samples per ghost batch. A batch of `n` samples
             is split into `g = ceil(n / virtual_batch_size)` ghost batches as
@@ -388,9 +390,7 @@ class BatchNormalization(KerasBatchNormalization):
         for block in blocks:
             xv = self._view(x, block, ghosts)
             if compiled:
-                from kbn import xla_kernel
-
-                mean, variance = xla_kernel.batch_moments(
+                mean, variance = self._kernel().batch_moments(
                     xv, axes=layout.reduction_axes
                 )
                 count = layout.reduced_count(xv, like=mean)
@@ -444,8 +444,7 @@ class BatchNormalization(KerasBatchNormalization):
         return self._join(outputs, inputs, blocks), batch
 
     def _normalize_compiled(self, inputs, blocks, ghosts):
-        from kbn import xla_kernel
-
+        kernel = self._kernel()
         layout = self._layout_in_use()
         ref = self.moving_mean
         count = self._layout.values_per_feature(ops.shape(inputs))
@@ -457,7 +456,7 @@ class BatchNormalization(KerasBatchNormalization):
         outputs, block_moments = [], []
         for block in blocks:
             xv = self._view(inputs, block, ghosts)
-            y, mean, variance = xla_kernel.batch_norm_train(
+            y, mean, variance = kernel.batch_norm_train(
                 xv,
                 gamma,
                 beta,
@@ -488,10 +487,9 @@ class BatchNormalization(KerasBatchNormalization):
         layout = self._layout
         mean = self.moving_mean
         variance = self.moving_variance
-        if self._kernels_enabled():
-            from kbn import xla_kernel
-
-            y = xla_kernel.batch_norm_infer(
+        kernel = self._kernel()
+        if kernel is not None:
+            y = kernel.batch_norm_infer(
                 layout.view(inputs),
                 layout.params(mean),
                 layout.params(variance),
@@ -629,11 +627,23 @@ class BatchNormalization(KerasBatchNormalization):
 
     # ---------------------------------------------------------------- helpers
 
-    def _kernels_enabled(self):
-        return self.compile_moments is not False and backend.backend() == "tensorflow"
+    def _kernel(self):
+        """The compiled kernels' module for this backend, or None (portable)."""
+        if self.compile_moments is False:
+            return None
+        name = backend.backend()
+        if name == "tensorflow":
+            from kbn import xla_kernel
+
+            return xla_kernel
+        if name == "jax":
+            from kbn import jax_kernel
+
+            return jax_kernel
+        return None
 
     def _use_kernel(self, mask):
-        if not self._kernels_enabled():
+        if self._kernel() is None:
             return False
         portable_only = self.renorm or self.synchronized or mask is not None
         if portable_only and self.compile_moments is True:

@@ -119,10 +119,10 @@ def combination(
         )
     if compile_moments is not True:
         return
-    if backend != "tensorflow":
+    if backend not in ("tensorflow", "jax"):
         raise ValueError(
-            "compile_moments=True needs the TensorFlow backend; the current "
-            f"backend is {backend!r}. Use compile_moments='auto'."
+            "compile_moments=True needs the TensorFlow or JAX backend; the "
+            f"current backend is {backend!r}. Use compile_moments='auto'."
         )
     if renorm or synchronized:
         raise ValueError(

@@ -64,6 +64,8 @@ def batch_norm_train(x, gamma, beta, *, axes, epsilon, out_dtype):
         `(y, mean, variance)`: `y` in `out_dtype`; `mean` and the biased
         `variance` in the compute dtype with keepdims shape.
     """
+    if _in_xla_context():
+        return _plain_train(x, gamma, beta, tuple(axes), epsilon, out_dtype)
     kernel = _train_kernel(
         tuple(gamma.shape), tuple(axes), float(epsilon), tf.as_dtype(out_dtype).name
     )
@@ -76,15 +78,65 @@ def batch_moments(x, *, axes):
     For state updates that need batch statistics without normalizing by them
     (noise with `normalize_with="moving"`).
     """
+    if _in_xla_context():
+        return _plain_moments(tf.stop_gradient(x), tuple(axes))
     return _moments_kernel(tuple(axes))(tf.stop_gradient(x))
 
 
 def batch_norm_infer(x, mean, variance, gamma, beta, *, epsilon, out_dtype):
     """Normalizes `x` with given statistics in one fused XLA kernel."""
+    if _in_xla_context():
+        return _normalize(x, mean, variance, gamma, beta, epsilon, out_dtype)
     kernel = _infer_kernel(
         tuple(gamma.shape), float(epsilon), tf.as_dtype(out_dtype).name
     )
     return kernel(x, mean, variance, gamma, beta)
+
+
+def _in_xla_context():
+    """Whether the caller is being traced into an XLA computation already.
+
+    Under `jit_compile=True` (a Keras `compile(jit_compile=True)` step) the
+    whole step is one XLA program: a nested kernel with its own gradient
+    would only stand between XLA and the fusions it makes across the layer's
+    neighbours, so the plain formulation is emitted instead and XLA
+    differentiates and fuses it with the rest.
+    """
+    from tensorflow.python.framework import ops
+    from tensorflow.python.ops import control_flow_util
+
+    graph = ops.get_default_graph()
+    return control_flow_util.GraphOrParentsInXlaContext(graph)
+
+
+def _plain_moments(x, axes):
+    """The shifted moments as plain reductions, differentiable by TensorFlow.
+
+    The shift is a constant of the gradient; the derivative is still exact,
+    since `mean = k + E[x - k]` and `var = E[(x - k)^2] - E[x - k]^2` depend on
+    `k` only through rounding.
+    """
+    ct = _compute_dtype(x.dtype)
+    shift = tf.stop_gradient(_shift(x, axes, ct))
+    d = tf.cast(x, ct) - shift
+    centred_mean = tf.reduce_mean(d, axis=axes, keepdims=True)
+    square_mean = tf.reduce_mean(d * d, axis=axes, keepdims=True)
+    variance = tf.maximum(square_mean - centred_mean * centred_mean, 0.0)
+    return shift + centred_mean, variance
+
+
+def _plain_train(x, gamma, beta, axes, epsilon, out_dtype):
+    mean, variance = _plain_moments(x, axes)
+    y = _normalize(x, mean, variance, gamma, beta, epsilon, out_dtype)
+    return y, mean, variance
+
+
+def _normalize(x, mean, variance, gamma, beta, epsilon, out_dtype):
+    """`(x - mean) * (gamma * rsqrt(variance + epsilon)) + beta`, upcast."""
+    ct = _compute_dtype(x.dtype)
+    scale = tf.cast(gamma, ct) * tf.math.rsqrt(tf.cast(variance, ct) + epsilon)
+    y = (tf.cast(x, ct) - tf.cast(mean, ct)) * scale + tf.cast(beta, ct)
+    return tf.cast(y, out_dtype)
 
 
 # Rows added elementwise per row of the partial sums in `_channel_sums`: enough
@@ -326,9 +378,6 @@ def _infer_kernel(param_shape, epsilon, out_dtype):
 
     @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
     def kernel(x, mean, variance, gamma, beta):
-        ct = _compute_dtype(x.dtype)
-        scale = tf.cast(gamma, ct) * tf.math.rsqrt(tf.cast(variance, ct) + epsilon)
-        y = (tf.cast(x, ct) - tf.cast(mean, ct)) * scale + tf.cast(beta, ct)
-        return tf.cast(y, out_dtype)
+        return _normalize(x, mean, variance, gamma, beta, epsilon, out_dtype)
 
     return kernel

@@ -156,3 +156,42 @@ def test_renorm_second_order_matches_the_stock_layer():
         grads.append([g.numpy() for g in outer.gradient(penalty, [x, layer.gamma])])
     for ours, stock in zip(grads[1], grads[0], strict=True):
         np.testing.assert_allclose(ours, stock, rtol=1e-9, atol=1e-9)
+
+
+def test_inside_jit_compile_the_plain_formulation_is_exact_to_second_order(
+    monkeypatch,
+):
+    """Under `jit_compile=True` the layer emits plain TensorFlow (no nested
+    kernel: building one fails the test) and XLA differentiates it: outputs,
+    moving statistics and a Hessian-vector product match the portable path."""
+    from kbn import xla_kernel
+
+    def refuse(*args):
+        raise AssertionError("a nested kernel was built inside XLA")
+
+    monkeypatch.setattr(xla_kernel, "_train_kernel", refuse)
+    monkeypatch.setattr(xla_kernel, "_infer_kernel", refuse)
+    rng = np.random.default_rng(9)
+    x = tf.constant(rng.normal(size=(16, 2, 3)) * 3 + 1e4, tf.float32)
+    w = tf.constant(rng.normal(size=(16, 2, 3)), tf.float32)
+    results = []
+    for compile_moments, jit in (("auto", True), (False, False)):
+        layer = kbn.BatchNormalization(compile_moments=compile_moments, momentum=0.5)
+        layer.build(x.shape)
+
+        @tf.function(jit_compile=jit)
+        def step(x, layer=layer):
+            with tf.GradientTape() as outer:
+                outer.watch(x)
+                with tf.GradientTape() as inner:
+                    inner.watch(x)
+                    y = layer(x, training=True)
+                    loss = tf.reduce_sum(w * y**2)
+                penalty = tf.reduce_sum(inner.gradient(loss, x) ** 2)
+            return y, outer.gradient(penalty, x), layer(x, training=False)
+
+        out = [t.numpy() for t in step(x)]
+        results.append(out + [layer.moving_mean.numpy(), layer.moving_variance.numpy()])
+    for got, want in zip(*results, strict=True):
+        scale = max(1.0, np.abs(want).max())
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * scale)

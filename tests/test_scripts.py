@@ -6,6 +6,19 @@ import sys
 from conftest import ROOT, run_script
 
 
+def _check_ranges(timed, names):
+    for mode in ("back_to_back", "rotation"):
+        t = timed[mode]
+        assert set(t["ms"]) >= set(names)
+        for spread in list(t["ms"].values()) + list(t["ratio"].values()):
+            assert 0 < spread["min"] <= spread["median"] <= spread["max"]
+        ratio = t["ratio"]["stock"]
+        # Ratios are taken within a run: their range lies inside the range
+        # the two times' extremes allow.
+        assert ratio["min"] >= t["ms"]["stock"]["min"] / t["ms"]["kbn"]["max"] - 1e-9
+        assert ratio["max"] <= t["ms"]["stock"]["max"] / t["ms"]["kbn"]["min"] + 1e-9
+
+
 def test_benchmark_suite_quick_mode_writes_its_files(tmp_path):
     out = run_script(
         "from benchmarks.__main__ import main\n"
@@ -13,99 +26,159 @@ def test_benchmark_suite_quick_mode_writes_its_files(tmp_path):
     )
     assert "stock / kbn" in out and "Targets:" in out
     report = json.loads((tmp_path / "suite.json").read_text())
-    assert report["layer"]["copy_bandwidth_gbs"] > 0
+    assert report["layer"]["copy_bandwidth_gbs"] > 0 and report["runs"] == 3
     rows = {(r["mode"], tuple(r["shape"])) for r in report["layer"]["rows"]}
     shapes = {(64, 32, 32, 64), (1024, 512)}
     assert rows == {(m, s) for m in ("train", "infer") for s in shapes}
     for row in report["layer"]["rows"]:
-        assert set(row["ms"]) >= {"kbn", "stock", "stock_xla"}
-        assert row["kbn_over_floor"] == row["ms"]["kbn"] / row["floor_ms"]
-        assert ("fused" in row["ms"]) == (len(row["shape"]) == 4)
+        _check_ranges(row["timing"], {"kbn", "stock", "stock_xla"})
+        assert ("fused" in row["timing"]["rotation"]["ms"]) == (len(row["shape"]) == 4)
+        b2b = row["timing"]["back_to_back"]
+        assert b2b["kbn_over_floor"]["min"] == b2b["ms"]["kbn"]["min"] / row["floor_ms"]
     (memory,) = report["memory"]
     assert memory["tensor_mib"] == 16.0
     assert all(v > 0 for v in memory["mib"].values())
-    compiles = [row["compile"] for row in report["model"]]
-    assert compiles == [
-        "default",
-        "jit_compile=True",
-        "default, MirroredStrategy (2 CPUs)",
+    jax_rows = {(r["mode"], tuple(r["shape"])) for r in report["jax"]}
+    assert jax_rows == rows
+    for row in report["jax"]:
+        _check_ranges(row["timing"], {"kbn", "kbn_portable", "stock"})
+        assert ("temp_mib" in row) == (row["mode"] == "train")
+    models = [(row["backend"], row["compile"]) for row in report["model"]]
+    assert models == [
+        ("tensorflow", "default"),
+        ("tensorflow", "jit_compile=True"),
+        ("tensorflow", "default, MirroredStrategy (2 CPUs)"),
+        ("jax", "default (jax.jit)"),
     ]
     for row in report["model"]:
-        assert row["ms"]["kbn"] > 0 and row["ms"]["stock"] > 0
-    assert len(report["targets"]) == 4 + 1 + 2 + 1 + 3
+        assert row["runs"] == 3
+        assert row["ms"]["kbn"]["min"] > 0 and row["ms"]["stock"]["min"] > 0
+    verdicts = {t["verdict"] for t in report["targets"]}
+    assert verdicts <= {"met", "not met", "within noise"}
+    # TF layer: conv 4+1+1 per timing mode, dense 2, infer 1 each; memory 1;
+    # JAX: 4 rows x 2 modes, 2 memory; models 4.
+    assert len(report["targets"]) == 2 * (4 + 2 + 1 + 1) + 1 + 8 + 2 + 4
     text = (tmp_path / "suite.md").read_text()
-    assert text.count("| mode | dtype | shape |") == 1 and "| target |" in text
+    assert text.count("| step | dtype | shape | timing |") == 2
+    assert "| target |" in text and "(" in text
 
 
 def test_benchmark_row_in_a_fresh_process_is_what_a_full_run_collects():
     from benchmarks import processes
 
     row = processes.run_json(
-        "benchmarks.layer_benchmark", "--row", "infer,mixed_float16,4x3x5x8,10.0"
+        "benchmarks.layer_benchmark", "--row", "infer,mixed_float16,4x3x5x8,10.0,3"
     )
     assert (row["mode"], row["dtype"], row["shape"]) == (
         "infer",
         "mixed_float16",
         [4, 3, 5, 8],
     )
-    assert set(row["ms"]) == {"kbn", "stock", "stock_xla", "fused"}
+    assert set(row["timing"]["rotation"]["ms"]) == {
+        "kbn",
+        "stock",
+        "stock_xla",
+        "fused",
+    }
     # 2 passes of 480 float16 values at 10 GB/s.
     assert abs(row["floor_ms"] - 2 * 480 * 2 / 10e9 * 1e3) < 1e-12
 
 
-def test_model_benchmark_rejects_bad_rounds():
+def test_benchmarks_refuse_fewer_than_three_runs():
     import subprocess
 
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.model_benchmark", "--rounds", "0"],
+        [sys.executable, "-m", "benchmarks", "--runs", "2"],
         cwd=ROOT,
         capture_output=True,
         text=True,
     )
     assert result.returncode == 2
-    assert "--rounds: must be an integer >= 1, got '0'" in result.stderr
+    assert "--runs: must be an integer >= 3, got '2'" in result.stderr
 
 
-def test_benchmark_targets_compare_each_ratio_with_its_bound():
+def test_timing_modes_and_ranges():
+    from benchmarks import timing
+
+    calls = []
+
+    def candidate(name):
+        return lambda: calls.append(name)
+
+    candidates = {"kbn": candidate("kbn"), "stock": candidate("stock")}
+    per_run = timing.measure_runs(candidates, (), runs=3, repeats=4, warmup=1)
+    assert [len(per_run[m]) for m in timing.MODES] == [3, 3]
+    # Warm-up, then per run: 4 of each back to back, then 4 rounds of turns.
+    run = ["kbn"] * 4 + ["stock"] * 4 + ["kbn", "stock"] * 4
+    assert calls == ["kbn", "stock"] + run * 3
+    summary = timing.summarize(
+        [
+            {"kbn": 2.0, "stock": 4.0},
+            {"kbn": 1.0, "stock": 4.0},
+            {"kbn": 4.0, "stock": 2.0},
+        ]
+    )
+    assert summary["ms"]["kbn"] == {"median": 2.0, "min": 1.0, "max": 4.0}
+    assert summary["ratio"]["stock"] == {"median": 2.0, "min": 0.5, "max": 4.0}
+
+
+def test_benchmark_targets_are_judged_from_ranges():
     from benchmarks import tables
 
-    def layer_row(shape, mode, stock, floor_ratio=2.0, **others):
-        return {
-            "shape": list(shape),
-            "dtype": "float32",
-            "mode": mode,
-            "speedup_vs": {"stock": stock, **others},
-            "kbn_over_floor": floor_ratio,
-        }
+    def spread(lo, hi):
+        return {"median": (lo + hi) / 2, "min": lo, "max": hi}
+
+    assert tables.verdict(spread(1.1, 1.4), 1.0) == "met"
+    assert tables.verdict(spread(0.9, 1.2), 1.0) == "within noise"
+    assert tables.verdict(spread(0.7, 0.95), 1.0) == "not met"
+    assert tables.verdict(spread(2.0, 2.9), 3.0, at_least=False) == "met"
+    assert tables.verdict(spread(3.1, 4.0), 3.0, at_least=False) == "not met"
+
+    def timed(**ratios):
+        t = {"ratio": {k: spread(*v) for k, v in ratios.items()}}
+        t["kbn_over_floor"] = spread(1.5, 2.5)
+        return {"back_to_back": t, "rotation": t}
 
     report = {
         "layer": {
             "rows": [
-                layer_row(
-                    (64, 32, 32, 64), "train", 3.1, 3.5, fused=1.2, stock_xla=1.0
-                ),
-                layer_row((1024, 512), "train", 1.4),
-                layer_row((1024, 512), "infer", 1.0),
+                {
+                    "shape": [1024, 512],
+                    "dtype": "float32",
+                    "mode": "train",
+                    "timing": timed(stock=(1.6, 2.0), stock_xla=(0.8, 0.9)),
+                }
             ]
         },
-        "memory": [{"shape": [1024, 512], "mib": {"kbn": 2.0, "stock": 8.0}}],
+        "jax": [
+            {
+                "shape": [1024, 512],
+                "dtype": "float32",
+                "mode": "train",
+                "timing": timed(stock=(0.9, 1.1)),
+                "temp_mib": {"kbn": 1.0, "stock": 2.0},
+            }
+        ],
         "model": [
-            {"compile": "default", "ms": {"kbn": 10.0, "stock": 12.0}},
-            {"compile": "jit_compile=True", "ms": {"kbn": 10.0, "stock": 10.0}},
+            {
+                "backend": "tensorflow",
+                "compile": "default",
+                "ratio": {"stock": spread(1.2, 1.5)},
+            }
         ],
     }
-    met = {row["target"]: row["met"] for row in tables.targets(report)}
-    assert met == {
-        "conv fwd+bwd: stock / kbn >= 3": True,
-        "conv fwd+bwd: fused / kbn >= 1.3": False,
-        "conv fwd+bwd: stock_xla / kbn >= 1": True,
-        "conv fwd+bwd: kbn / floor <= 3": False,
-        "dense 1024x512 float32 fwd+bwd: stock / kbn >= 1.5": False,
-        "inference 1024x512 float32: stock / kbn >= 1": True,
-        "peak step memory 1024x512: stock / kbn >= 1": True,
-        "model step, default: stock / kbn >= 1.3": False,
-        "model step, jit_compile=True: stock / kbn >= 1": True,
-    }
+    got = {(t["target"], t["timing"]): t["verdict"] for t in tables.targets(report)}
+    name = "tensorflow train 1024x512 float32"
+    assert got[(f"{name}: stock / kbn >= 1.5", "rotation")] == "met"
+    assert got[(f"{name}: stock_xla / kbn >= 1", "back_to_back")] == "not met"
+    assert got[("jax train 1024x512 float32: stock / kbn >= 1", "rotation")] == (
+        "within noise"
+    )
+    memory = "jax compiled temp memory 1024x512: kbn <= stock (2.00 MiB)"
+    assert got[(memory, "compiled")] == "met"
+    model = "tensorflow model step, default: stock / kbn >= 1.3"
+    assert got[(model, "fit")] == "within noise"
+    assert len(got) == 2 * 2 + 2 + 1 + 1
 
 
 def test_quickstart_trains_all_three_variants():
