@@ -5,7 +5,8 @@ The model: a 3x3 stem, then residual blocks of depthwise 3x3 and pointwise
 convolution followed by batch normalization: 1 + 2 * blocks BN layers (9 by
 default). Separable convolutions keep the arithmetic small, so normalization
 is a real share of the step, as in the mobile and efficient networks where BN
-cost matters most.
+cost matters most. On JAX, one block of full 3x3 and 1x1 convolutions (3
+convolutions, 3 BN; see `config`).
 
 Rows: the default `compile()` (on CPU Keras does not XLA-compile the step),
 `jit_compile=True`, and the default compile under `tf.distribute`'s
@@ -37,15 +38,21 @@ import kbn  # noqa: E402
 from benchmarks import processes, tables, timing  # noqa: E402
 
 
-def build_model(bn_class, image=32, width=32, blocks=4, classes=10):
-    """The residual separable CNN, with `bn_class` for every normalization."""
+def build_model(bn_class, image=32, width=32, blocks=4, classes=10, separable=True):
+    """The residual CNN, with `bn_class` for every normalization.
+
+    `separable=False` puts a full 3x3 convolution where the depthwise one is.
+    """
     layers = keras.layers
     inputs = keras.Input((image, image, 3))
     h = layers.Conv2D(width, 3, padding="same", use_bias=False)(inputs)
     h = layers.ReLU()(bn_class()(h))
     for _ in range(blocks):
         skip = h
-        h = layers.DepthwiseConv2D(3, padding="same", use_bias=False)(h)
+        if separable:
+            h = layers.DepthwiseConv2D(3, padding="same", use_bias=False)(h)
+        else:
+            h = layers.Conv2D(width, 3, padding="same", use_bias=False)(h)
         h = layers.ReLU()(bn_class()(h))
         h = layers.Conv2D(width, 1, use_bias=False)(h)
         h = bn_class()(h)
@@ -78,7 +85,12 @@ def step_ms(bn_class, jit_compile, config, strategy=None):
     y = rng.integers(0, 10, n)
 
     def compiled():
-        model = build_model(bn_class, image=image, blocks=config["blocks"])
+        model = build_model(
+            bn_class,
+            image=image,
+            blocks=config["blocks"],
+            separable=config.get("separable", True),
+        )
         model.compile(
             optimizer="sgd",
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -103,10 +115,21 @@ def step_ms(bn_class, jit_compile, config, strategy=None):
     return statistics.median(timer.ms[config["steps"] :])
 
 
-def config(quick):
+def config(quick, backend="tensorflow"):
+    """The model and data sizes.
+
+    On JAX the blocks use full 3x3 convolutions: XLA:CPU's depthwise
+    convolution alone takes about 3 s of the separable model's step there
+    (3.1 s with kbn, 3.0 s with the stock layer), which would hide any
+    difference in normalization.
+    """
     if quick:
-        return {"image": 8, "blocks": 1, "batch": 16, "steps": 2, "epochs": 2}
-    return {"image": 32, "blocks": 4, "batch": 64, "steps": 8, "epochs": 4}
+        cfg = {"image": 8, "blocks": 1, "batch": 16, "steps": 2, "epochs": 2}
+    else:
+        cfg = {"image": 32, "blocks": 4, "batch": 64, "steps": 8, "epochs": 4}
+    if backend == "jax":
+        cfg.update(blocks=1, separable=False)
+    return cfg
 
 
 def _pair(compile_name, jit_compile, cfg, runs, strategy=None):
@@ -122,7 +145,8 @@ def _pair(compile_name, jit_compile, cfg, runs, strategy=None):
         )
     row = {"backend": keras.backend.backend(), "compile": compile_name}
     row.update(timing.summarize(per_run), runs=runs)
-    row.update(model=f"residual separable CNN, {1 + 2 * cfg['blocks']} BN", **cfg)
+    kind = "separable" if cfg.get("separable", True) else "3x3"
+    row.update(model=f"residual {kind} CNN, {1 + 2 * cfg['blocks']} BN", **cfg)
     return row
 
 
@@ -149,7 +173,7 @@ def _fresh_process(flag, quick, runs, backend="tensorflow"):
 
 def _rows_here(quick, runs):
     """The rows this process's backend measures (TensorFlow: two)."""
-    cfg = config(quick)
+    cfg = config(quick, keras.backend.backend())
     if keras.backend.backend() == "jax":
         return _pair("default (jax.jit)", False, cfg, runs)
     return [

@@ -142,8 +142,12 @@ def _shift(x, axes, dtype):
     return jnp.sum(head, axis=axes, keepdims=True) / count
 
 
-def _shifted_moments(x, axes):
-    """Shifted one-pass mean and variance in the compute dtype (keepdims)."""
+def _shifted_sums(x, axes):
+    """`(shift, centred_mean, variance)`, the mean being `shift + centred_mean`.
+
+    The shift is a constant of the gradient (`stop_gradient`): the mean and the
+    variance do not depend on it, so their derivatives stay exact.
+    """
     ct = _compute_dtype(x.dtype)
     shift = _shift(x, axes, ct)
     d = x.astype(ct) - shift
@@ -151,6 +155,12 @@ def _shifted_moments(x, axes):
     centred_mean = jnp.sum(d, axis=axes, keepdims=True) / n
     square_mean = jnp.sum(d * d, axis=axes, keepdims=True) / n
     variance = jnp.maximum(square_mean - centred_mean * centred_mean, 0.0)
+    return shift, centred_mean, variance
+
+
+def _shifted_moments(x, axes):
+    """Shifted one-pass mean and variance in the compute dtype (keepdims)."""
+    shift, centred_mean, variance = _shifted_sums(x, axes)
     return shift + centred_mean, variance
 
 
@@ -161,41 +171,53 @@ def _sum_to(t, shape):
 
 
 def _normalize(x, gamma, beta, axes, epsilon, out_dtype):
+    """`(y, saved)`: the output and what the backward needs besides x and gamma.
+
+    Every full-size term is written from `d = x - shift`, the very expression
+    the sums reduce, so XLA computes it once for the forward pass and, when
+    the backward is compiled with it (a jitted training step), once for both.
+    """
     ct = _compute_dtype(x.dtype)
-    mean, variance = _shifted_moments(x, axes)
+    shift, centred_mean, variance = _shifted_sums(x, axes)
     scale = gamma.astype(ct) * jax.lax.rsqrt(variance + epsilon)
-    y = (x.astype(ct) - mean) * scale + beta.astype(ct)
-    return y.astype(out_dtype), mean, variance
+    d = x.astype(ct) - shift
+    y = (d - centred_mean) * scale + beta.astype(ct)
+    return y.astype(out_dtype), (shift, centred_mean, variance)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
 def _train(x, gamma, beta, settings):
-    return _normalize(x, gamma, beta, *settings)
+    y, (shift, centred_mean, variance) = _normalize(x, gamma, beta, *settings)
+    return y, shift + centred_mean, variance
 
 
 def _train_forward(x, gamma, beta, settings):
-    y, mean, variance = _normalize(x, gamma, beta, *settings)
-    return (y, mean, variance), (x, gamma, mean, variance)
+    y, saved = _normalize(x, gamma, beta, *settings)
+    shift, centred_mean, variance = saved
+    return (y, shift + centred_mean, variance), (x, gamma, *saved)
 
 
 def _train_backward(settings, saved, upstream):
     axes, epsilon, _ = settings
-    x, gamma, mean, variance = saved
+    x, gamma, shift, centred_mean, variance = saved
     dy, dmean, dvar = upstream
-    ct = mean.dtype
-    n = _count(x, mean)
-    centred = x.astype(ct) - mean
+    ct = variance.dtype
+    n = _count(x, variance)
+    d = x.astype(ct) - shift
     dy = dy.astype(ct)
-    # Both reductions read x and dy once; XLA fuses them into one loop.
+    # sum(dy * (x - mean)) = sum(dy * d) - centred_mean * sum(dy): the two
+    # sums read what the forward's do, and centred_mean is small (the shift
+    # is near the mean), so the correction cancels nothing.
     sum_dy = jnp.sum(dy, axis=axes, keepdims=True)
+    sum_dy_centred = jnp.sum(dy * d, axis=axes, keepdims=True) - centred_mean * sum_dy
     rstd = jax.lax.rsqrt(variance + epsilon)
-    sum_dy_xhat = jnp.sum(dy * centred, axis=axes, keepdims=True) * rstd
+    sum_dy_xhat = sum_dy_centred * rstd
     g = gamma.astype(ct) * rstd
     # dx = g * (dy - mean(dy) - xhat * mean(dy * xhat)) + dmean / n
     #      + dvar * 2 (x - mean) / n, with per-channel coefficients.
     coef_centred = (2.0 * dvar.astype(ct) - g * rstd * sum_dy_xhat) / n
     coef_const = (dmean.astype(ct) - g * sum_dy) / n
-    dx = g * dy + centred * coef_centred + coef_const
+    dx = g * dy + (d - centred_mean) * coef_centred + coef_const
     dgamma = _sum_to(sum_dy_xhat, gamma.shape)
     dbeta = _sum_to(sum_dy, gamma.shape)
     return dx.astype(x.dtype), dgamma.astype(gamma.dtype), dbeta.astype(gamma.dtype)
