@@ -39,7 +39,7 @@ def run(quick=False, runs=3):
     report["memory"] = memory_benchmark.measure(
         MEMORY_SHAPES[:1] if quick else MEMORY_SHAPES
     )
-    report["jax"] = jax_rows(quick, bandwidth, runs)
+    report["jax_layer"] = jax_rows(quick, bandwidth, runs)
     report["model"] = model_benchmark.run(quick, runs)
     report["targets"] = tables.targets(report)
     report["seconds"] = time.perf_counter() - start
@@ -76,12 +76,12 @@ def markdown(report):
         "TensorFlow peak memory of one training step above the live input:",
         tables.memory_table(report["memory"]),
     ]
-    if report["jax"]:
+    if report["jax_layer"]:
         parts += [
             "JAX layer, jitted training and inference steps:",
-            tables.layer_table(report["jax"]),
+            tables.layer_table(report["jax_layer"]),
             "JAX compiled temporary memory of the training step:",
-            tables.jax_memory_table(report["jax"]),
+            tables.jax_memory_table(report["jax_layer"]),
         ]
     parts += [
         "`model.fit` step:",

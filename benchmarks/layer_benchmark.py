@@ -96,7 +96,11 @@ def _fused_step(channels, mode):
 
 
 def _torch_step(shape, mode):
-    """PyTorch's own layer on the same data, or None without torch."""
+    """PyTorch's own layer on the same data, or None without torch.
+
+    The step ignores the TensorFlow tensors it is passed and uses torch
+    copies of the same seeded data, made once.
+    """
     if importlib.util.find_spec("torch") is None:
         return None
     import torch
@@ -109,22 +113,25 @@ def _torch_step(shape, mode):
     layer.train(mode == "train")
 
     def as_torch(t):
-        t = torch.from_numpy(t.numpy())
+        t = torch.from_numpy(np.array(t.numpy()))
         # NHWC data seen as NCHW in channels-last memory: no copy.
         return t.permute(0, 3, 1, 2) if t.dim() == 4 else t
 
-    def step(x, dy):
-        xt = as_torch(x).requires_grad_(mode == "train")
+    x, dy = (as_torch(t) for t in inputs(shape, "float32"))
+    x.requires_grad_(mode == "train")
+
+    def step(*_):
         if mode == "infer":
             with torch.no_grad():
-                return layer(xt)
-        layer(xt).backward(as_torch(dy))
-        return xt.grad
+                return layer(x)
+        x.grad = None
+        layer(x).backward(dy)
+        return x.grad
 
     return step
 
 
-def candidates(shape, dtype, mode):
+def candidates(shape, dtype, mode, with_torch=True):
     """The timed steps for one shape, dtype policy and mode, by name."""
     make = _train_step if mode == "train" else _infer_step
     out = {
@@ -134,7 +141,8 @@ def candidates(shape, dtype, mode):
     }
     if len(shape) == 4:
         out["fused"] = _fused_step(shape[-1], mode)
-    torch_step = _torch_step(shape, mode) if dtype == "float32" else None
+    use_torch = with_torch and dtype == "float32"
+    torch_step = _torch_step(shape, mode) if use_torch else None
     if torch_step is not None:
         out["torch"] = torch_step
     return out

@@ -224,7 +224,7 @@ def targets(report):
                     add(f"{name}: stock / kbn >= 1", ratio["stock"], 1.0, mode)
 
     layer_targets(report["layer"]["rows"], "tensorflow")
-    layer_targets(report.get("jax", []), "jax")
+    layer_targets(report.get("jax_layer", []), "jax")
     for row in report.get("memory", []):
         ratio = row["mib"]["stock"] / row["mib"]["kbn"]
         fixed = {"median": ratio, "min": ratio, "max": ratio}
@@ -234,7 +234,7 @@ def targets(report):
             1.0,
             "one step",
         )
-    for row in report.get("jax", []):
+    for row in report.get("jax_layer", []):
         if "temp_mib" in row:
             mib = row["temp_mib"]
             fixed = {"median": mib["kbn"], "min": mib["kbn"], "max": mib["kbn"]}

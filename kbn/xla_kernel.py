@@ -39,6 +39,12 @@ Numerical decisions:
   floored at 1 in the divisions); its statistics are meaningless and the layer
   does not use them.
 
+Inside an XLA context (a `jit_compile=True` step) the functions here emit the
+plain formulation instead (the same shifted moments as plain reductions, left
+to TensorFlow's autodiff): the whole step is one XLA program there, and a
+nested kernel with its own gradient would only stand in the way of XLA's
+fusions across the layer's neighbours.
+
 Memory traffic is the cost (see benchmarks/): the forward pass reads `x` twice
 and writes `y`; the backward reads `x` and `dy` twice and writes `dx`. That is
 the 8-pass floor, with no full-size intermediate.

@@ -38,9 +38,9 @@ def test_benchmark_suite_quick_mode_writes_its_files(tmp_path):
     (memory,) = report["memory"]
     assert memory["tensor_mib"] == 16.0
     assert all(v > 0 for v in memory["mib"].values())
-    jax_rows = {(r["mode"], tuple(r["shape"])) for r in report["jax"]}
+    jax_rows = {(r["mode"], tuple(r["shape"])) for r in report["jax_layer"]}
     assert jax_rows == rows
-    for row in report["jax"]:
+    for row in report["jax_layer"]:
         _check_ranges(row["timing"], {"kbn", "kbn_portable", "stock"})
         assert ("temp_mib" in row) == (row["mode"] == "train")
     models = [(row["backend"], row["compile"]) for row in report["model"]]
@@ -150,7 +150,7 @@ def test_benchmark_targets_are_judged_from_ranges():
                 }
             ]
         },
-        "jax": [
+        "jax_layer": [
             {
                 "shape": [1024, 512],
                 "dtype": "float32",
