@@ -78,8 +78,9 @@ def measure(shape, mode, bandwidth_gbs, runs, repeats, warmup):
         steps[name] = lambda x, dy, fn=fn, t=trainable, s=state: fn(t, s, x, dy)
         if mode == "train":
             compiled = fn.lower(trainable, state, x, dy).compile()
-            stats = compiled.memory_analysis()
-            memory[name] = stats.temp_size_in_bytes / 2**20
+            stats = compiled.memory_analysis()  # None where a backend has none
+            if stats is not None:
+                memory[name] = stats.temp_size_in_bytes / 2**20
     per_run = timing.measure_runs(steps, (x, dy), runs, repeats, warmup)
     floor = timing.floor_ms(x.nbytes, FLOOR_PASSES[mode], bandwidth_gbs)
     row = {

@@ -175,7 +175,8 @@ def _rows_here(quick, runs):
     """The rows this process's backend measures (TensorFlow: two)."""
     cfg = config(quick, keras.backend.backend())
     if keras.backend.backend() == "jax":
-        return _pair("default (jax.jit)", False, cfg, runs)
+        # The default, "auto", jits the step on JAX (False would run it op by op).
+        return _pair("default (jax.jit)", "auto", cfg, runs)
     return [
         _pair("default", False, cfg, runs),
         _pair("jit_compile=True", True, cfg, runs),

@@ -70,7 +70,9 @@ class BatchNormalization(KerasBatchNormalization):
             otherwise (masks, renorm, `synchronized`, other backends), with
             the same results. `True` requires the kernels (a `ValueError`
             where they cannot be used); `False` always takes the portable
-            path.
+            path. On JAX the kernel is a `jax.custom_vjp` function: reverse
+            mode works to any order (and `jax.hessian`), but forward mode on
+            the layer's training output (`jax.jvp`) needs `False`.
         virtual_batch_size: Ghost batch normalization (Hoffer et al. 2017): the
             largest number of samples per ghost batch. A batch of `n` samples
             is split into `g = ceil(n / virtual_batch_size)` ghost batches as

@@ -18,8 +18,9 @@ Numerical decisions (the same as the TensorFlow kernel's):
   `var = max(E[(x - k)^2] - E[x - k]^2, 0)` (see `kbn.xla_kernel` for why this
   keeps large offsets intact).
 - Normalization is `(x - mean) * (gamma * rsqrt(var + eps)) + beta`.
-- The backward saves only `x`, `gamma` and the per-channel mean and variance;
-  it reads `x` and `dy` for both reductions at once, then once more for `dx`.
+- The backward saves only `x`, `gamma` and per-channel statistics (the shift,
+  the centred mean, the variance); it reduces `d = x - shift` and `dy`, then
+  reads them once more for `dx`.
   Upstream gradients of the returned mean and variance are folded into the
   per-channel coefficients of `dx`.
 - Higher-order gradients are exact: the backward is plain differentiable JAX,

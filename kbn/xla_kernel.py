@@ -125,8 +125,11 @@ def _plain_moments(x, axes):
     ct = _compute_dtype(x.dtype)
     shift = tf.stop_gradient(_shift(x, axes, ct))
     d = tf.cast(x, ct) - shift
-    centred_mean = tf.reduce_mean(d, axis=axes, keepdims=True)
-    square_mean = tf.reduce_mean(d * d, axis=axes, keepdims=True)
+    # Sums over a count floored at 1 (not reduce_mean): an empty batch whose
+    # size is known only at run time gets finite statistics and gradients.
+    n = _count(x, shift)
+    centred_mean = tf.reduce_sum(d, axis=axes, keepdims=True) / n
+    square_mean = tf.reduce_sum(d * d, axis=axes, keepdims=True) / n
     variance = tf.maximum(square_mean - centred_mean * centred_mean, 0.0)
     return shift + centred_mean, variance
 

@@ -58,8 +58,9 @@ def test_numpy_integer_axis_is_an_axis_and_serializes():
 @pytest.mark.parametrize("momentum", [0.5, None])
 @pytest.mark.parametrize("compile_moments", ["auto", False])
 @pytest.mark.parametrize("virtual_batch_size", [None, 4])
+@pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])
 def test_empty_batch_passes_through_and_changes_nothing(
-    compile_moments, momentum, virtual_batch_size
+    compile_moments, momentum, virtual_batch_size, jit
 ):
     layer = kbn.BatchNormalization(
         momentum=momentum,
@@ -69,7 +70,9 @@ def test_empty_batch_passes_through_and_changes_nothing(
     layer(np.random.default_rng(0).normal(size=(6, 3)).astype("float32"), training=True)
     before = [v.numpy().copy() for v in layer.non_trainable_variables]
 
-    @tf.function(input_signature=[tf.TensorSpec((None, 3), tf.float32)])
+    @tf.function(
+        input_signature=[tf.TensorSpec((None, 3), tf.float32)], jit_compile=jit
+    )
     def dynamic(x):
         with tf.GradientTape() as tape:
             tape.watch(x)
@@ -92,13 +95,16 @@ def test_empty_batch_passes_through_and_changes_nothing(
     [dict(renorm=True), dict(noise="batch_statistics"), dict(noise="adjustment")],
     ids=["renorm", "batch_statistics", "adjustment"],
 )
+@pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])
 def test_empty_batch_gradients_stay_finite_with_renorm_and_noise(
-    options, compile_moments
+    options, compile_moments, jit
 ):
     layer = kbn.BatchNormalization(compile_moments=compile_moments, **options)
     layer.build((None, 3))
 
-    @tf.function(input_signature=[tf.TensorSpec((None, 3), tf.float32)])
+    @tf.function(
+        input_signature=[tf.TensorSpec((None, 3), tf.float32)], jit_compile=jit
+    )
     def grads(x):
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(layer(x, training=True))

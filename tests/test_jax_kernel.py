@@ -24,6 +24,10 @@ CASES = [
     ((6, 4, 5), (0, 2)),
     ((3, 4, 5, 2), (0, 2)),
     ((1, 3, 7), (0, 2)),
+    # A ghost-batch view (ghosts, rows, features, 1): axis 0 is not reduced.
+    ((3, 8, 4, 1), (1, 3)),
+    # Every reduced axis of size 1: one value per statistic.
+    ((1, 3, 1), (0, 2)),
 ]
 EPS = 1e-3
 
@@ -211,6 +215,14 @@ def step(layer, x):
     (value, state), grads = jax.jit(grad)(tv, x)
     return [np.asarray(t) for t in [value, *state, *grads[0], grads[1]]]
 
+from kbn import jax_kernel
+moments_calls = []
+original_moments = jax_kernel.batch_moments
+def counting_moments(*args, **kwargs):
+    moments_calls.append(1)
+    return original_moments(*args, **kwargs)
+jax_kernel.batch_moments = counting_moments
+
 def kernel_used(layer, x):
     if not layer.built:
         layer.build(x.shape)
@@ -227,6 +239,11 @@ for options in [dict(), dict(axis=[1, 3]), dict(virtual_batch_size=4),
     assert kernel_used(auto, x) == ("noise" not in options or
         options["noise"] == "adjustment"), options
     assert not kernel_used(plain, x)
+    # normalize_with="moving" takes the kernel's moments, not its custom_vjp.
+    calls = len(moments_calls)
+    kernel_used(kbn.BatchNormalization(**options), x)
+    moving = "noise" in options and options["noise"] != "adjustment"
+    assert (len(moments_calls) > calls) == moving, options
     for got, want in zip(step(auto, x), step(plain, x), strict=True):
         np.testing.assert_allclose(
             got, want, rtol=2e-4, atol=2e-5, err_msg=str(options))

@@ -12,11 +12,6 @@ def _check_ranges(timed, names):
         assert set(t["ms"]) >= set(names)
         for spread in list(t["ms"].values()) + list(t["ratio"].values()):
             assert 0 < spread["min"] <= spread["median"] <= spread["max"]
-        ratio = t["ratio"]["stock"]
-        # Ratios are taken within a run: their range lies inside the range
-        # the two times' extremes allow.
-        assert ratio["min"] >= t["ms"]["stock"]["min"] / t["ms"]["kbn"]["max"] - 1e-9
-        assert ratio["max"] <= t["ms"]["stock"]["max"] / t["ms"]["kbn"]["min"] + 1e-9
 
 
 def test_benchmark_suite_quick_mode_writes_its_files(tmp_path):
@@ -60,7 +55,7 @@ def test_benchmark_suite_quick_mode_writes_its_files(tmp_path):
     assert len(report["targets"]) == 2 * (4 + 2 + 1 + 1) + 1 + 8 + 2 + 4
     text = (tmp_path / "suite.md").read_text()
     assert text.count("| step | dtype | shape | timing |") == 2
-    assert "| target |" in text and "(" in text
+    assert "| target |" in text and "median (min-max)" in text
 
 
 def test_benchmark_row_in_a_fresh_process_is_what_a_full_run_collects():
