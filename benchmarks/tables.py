@@ -3,6 +3,7 @@
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 
@@ -128,18 +129,11 @@ def jax_memory_table(rows):
         if "temp_mib" not in row:
             continue
         mib = row["temp_mib"]
-        tensor = 4 * _count(row["shape"]) / 2**20
+        tensor = 4 * math.prod(row["shape"]) / 2**20
         cells = [_shape(row["shape"]), f"{tensor:.1f}"]
         cells += [_ms(mib.get(n)) for n in ("kbn", "kbn_portable", "stock")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _count(shape):
-    out = 1
-    for n in shape:
-        out *= n
-    return out
 
 
 def model_table(rows):
@@ -155,11 +149,6 @@ def model_table(rows):
             f"{_range(row['ratio']['stock'], 'x')} |"
         )
     return "\n".join(lines)
-
-
-def _row(rows, shape, dtype="float32", mode="train"):
-    key = (list(shape), dtype, mode)
-    return next((r for r in rows if (r["shape"], r["dtype"], r["mode"]) == key), None)
 
 
 def verdict(spread, required, at_least=True):
