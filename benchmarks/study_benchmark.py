@@ -5,7 +5,7 @@ chief exits after the last cell.
   120 examples, one epoch; the variants none and bn) and the process's
   resident memory, now and at its peak, is read after every cell (`rss_mb`
   and `peak_rss_mb` in each cell record). Flat means what a cell leaves in
-  the process is freed after it (`studies.cell_memory`): the figures are
+  the process is freed after it (`studies.engine.cell_memory`): the figures are
   the memory after the first 10 cells, after half and after all of them,
   and the least-squares growth per cell over the second half.
   `--no-clear` runs the same grid without that (no `clear_session`, no
@@ -44,8 +44,9 @@ TINY = dict(dataset="digits", train_size=120, epochs=1, batch_size=40)
 def memory(cells=120, clear=True, variants=("none", "bn")):
     import contextlib
 
-    from studies import cell_memory, records, runner
-    from studies.spec import make_spec
+    from studies.engine import cell_memory, records
+    from studies.science.spec import make_spec
+    from studies.surfaces import runner
 
     if not clear:  # what a cell leaves behind stays: the side-by-side
         cell_memory.freed_after = contextlib.nullcontext
@@ -83,9 +84,9 @@ def eta_errors(spec, found):
     this ETA (the remaining cells' costs by variant, cells handed out
     variant by variant) and the one before it (the mean cost so far times
     the cells left, cells in grid order: every `none` cell first)."""
-    from studies import progress
-    from studies.oracle import handout_order
-    from studies.spec import cell_key
+    from studies.engine import progress
+    from studies.engine.oracle import handout_order
+    from studies.science.spec import cell_key
 
     cost = {cell_key(r["cell"]): r["seconds"] for r in found}
     ratios = {}
@@ -154,7 +155,7 @@ def _holds_a_cell(out, pid):
 
 def chief_exit(kill_a_worker):
     """Seconds from the last cell's record to the chief's exit."""
-    from studies import records
+    from studies.engine import records
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     with tempfile.TemporaryDirectory() as tmp:

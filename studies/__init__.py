@@ -2,14 +2,41 @@
 
 Run `python -m studies --help` (or `kbn-study --help`), or from Python
 `studies.run(study, out=..., model=..., data=..., **options)` and
-`studies.report(out)` (see `studies.api`). The package is laid out along
-Keras Tuner's seams: `spec` (the named axes and their values), `oracle` (the
-resumable grid), `hypermodel` (build and fit one cell, through a model
-builder: `builders`, `models`, `variants`), `tuner` (run and record a cell),
-then `analysis` (numbers from results), `plots` and `report` (files from
-numbers). `studies` uses `kbn`; `kbn` never imports it.
+`studies.report(out)`. `studies.variants.register(name, make)` adds a
+normalization variant.
+
+The package follows Keras Tuner's seams (a study spec, a grid oracle, a
+hypermodel that builds and fits one cell, then numbers, then files), in
+subpackages by concern. Lowest first; a module imports only from its own
+layer or the ones before it (`tests/studies/test_layout.py` checks):
+
+- `studies.quiet`: imports Keras and its backend without start-up noise.
+- `studies.science`: what a study is and what its results mean: the
+  registry of studies (`definitions`), the grid (`spec`), tasks, outcomes,
+  analysis and findings. Plain data and numbers, no Keras.
+- `studies.inputs`: what a study reads: datasets, model builders, the
+  built-in models, normalization variants, `MODULE:FUNCTION` plugins.
+- `studies.engine`: running cells: Keras Tuner's oracle and tuner, the
+  hypermodel, cell records, leases, provenance, progress.
+- `studies.outputs`: files built from the records: results table, summary,
+  plots, `report.md`, TensorBoard's HParams config.
+- `studies.surfaces`: how people reach it: the command line, the Python
+  API, the options and their checks, the runner that ties a study together.
+
+`studies` uses `kbn`; `kbn` never imports `studies`.
 """
 
-from studies.api import report, run
+from studies.surfaces.api import report, run
 
-__all__ = ["report", "run"]
+__all__ = ["report", "run", "variants"]
+
+
+def __getattr__(name):
+    # `studies.variants.register(...)` is public; the registry imports Keras,
+    # so it loads on first use, not with `import studies` (the CLI's checks
+    # answer before Keras loads).
+    if name == "variants":
+        from studies.inputs import variants
+
+        return variants
+    raise AttributeError(f"module 'studies' has no attribute {name!r}")

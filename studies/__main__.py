@@ -1,8 +1,8 @@
-"""`python -m studies`: see `studies.cli`."""
+"""`python -m studies`: see `studies.surfaces.cli`."""
 
 import sys
 
-from studies.cli import main
+from studies.surfaces.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

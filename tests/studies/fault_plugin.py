@@ -10,7 +10,7 @@ import json
 import os
 import time
 
-from studies import models
+from studies.inputs import models
 
 _caught = False
 

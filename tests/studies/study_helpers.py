@@ -8,7 +8,8 @@ import os
 import subprocess
 import sys
 
-from studies import runner, spec
+from studies.science import spec
+from studies.surfaces import runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -81,7 +82,7 @@ def tiny_spec(study="lr", **overrides):
 
 def build_model(name, variant, input_shape, outputs, seed=0, **settings):
     """A built-in model for one variant, through the builder seam."""
-    from studies import builders, models
+    from studies.inputs import builders, models
 
     settings = {
         "variant": variant,

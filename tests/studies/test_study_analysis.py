@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from studies import analysis, outcomes
-from studies.spec import StudySpec
+from studies.science import analysis, outcomes
+from studies.science.spec import StudySpec
 
 CHANCE = 0.1
 

@@ -9,8 +9,8 @@ import sys
 import pytest
 from study_helpers import ROOT, tiny_spec
 
-from studies import cli, runner
-from studies.spec import make_spec
+from studies.science.spec import make_spec
+from studies.surfaces import cli, runner
 
 
 def snapshot(folder):
@@ -126,8 +126,8 @@ def test_npz_dataset_with_missing_keys(tmp_path, capsys):
 
 _CHECKS = """
 import json, os, sys
-from studies import cli
-from studies.spec import make_spec
+from studies.surfaces import cli
+from studies.science.spec import make_spec
 
 out, npz = sys.argv[1], sys.argv[2]
 os.makedirs(out + "/other")  # a folder of another study
@@ -241,7 +241,7 @@ def test_presets_and_overrides():
 
 
 def test_every_preset_starts_from_the_models_standard_init():
-    from studies import definitions
+    from studies.science import definitions
 
     for name in definitions.STUDIES:
         for preset in definitions.PRESETS:

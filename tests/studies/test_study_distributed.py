@@ -4,7 +4,7 @@ import socket
 
 from study_helpers import progress_cells, start, study_command
 
-from studies import records
+from studies.engine import records
 
 
 def free_port():

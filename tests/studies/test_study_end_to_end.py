@@ -9,7 +9,8 @@ from tensorboard.backend.event_processing import event_accumulator as ea
 from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.util import tensor_util
 
-from studies import cli, reporting
+from studies.outputs import reporting
+from studies.surfaces import cli
 
 CASES = {
     "lr": (

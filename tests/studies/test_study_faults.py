@@ -12,9 +12,9 @@ import time
 
 from study_helpers import progress_cells, start, study_command
 
-from studies import records
-from studies.oracle import handout_order
-from studies.spec import cell_key, make_spec
+from studies.engine import records
+from studies.engine.oracle import handout_order
+from studies.science.spec import cell_key, make_spec
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NOISE = ("InitializeLog", "cuInit", "cuda drivers", "cpu_feature_guard")
@@ -151,7 +151,8 @@ def test_retry_errors_runs_error_cells_again(tmp_path, monkeypatch):
 
     from study_helpers import tiny_spec
 
-    from studies import hypermodel, runner
+    from studies.engine import hypermodel
+    from studies.surfaces import runner
 
     spec = tiny_spec("lr", variants=["none"], lrs=[0.1, 1.0])
     fits, failing = [], {"lr": 1.0}
@@ -187,7 +188,7 @@ def test_retry_errors_runs_error_cells_again(tmp_path, monkeypatch):
 def test_a_chief_on_a_busy_port_is_refused_before_writing(
     tmp_path, monkeypatch, capsys
 ):
-    from studies import cli
+    from studies.surfaces import cli
 
     for name in (
         "KERASTUNER_TUNER_ID",

@@ -7,7 +7,9 @@ import pytest
 from study_helpers import TINY_ARGS as TINY
 from tensorboard.backend.event_processing import event_accumulator as ea
 
-from studies import analysis, cli, records, spec
+from studies.engine import records
+from studies.science import analysis, spec
+from studies.surfaces import cli
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FAST = ["--epochs", "2", "--probe-every", "2"]

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from studies import leases, progress, quiet, records
-from studies.spec import make_spec
+from studies import quiet
+from studies.engine import leases, progress, records
+from studies.science.spec import make_spec
 
 
 def test_a_live_lease_keeps_its_cell_and_a_finished_one_records_it(tmp_path):
@@ -142,7 +143,7 @@ def test_a_cells_custom_gradients_are_unregistered_after_it():
     import tensorflow as tf
 
     import kbn
-    from studies import cell_memory
+    from studies.engine import cell_memory
 
     registry = cell_memory._custom_gradients()
     x = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")

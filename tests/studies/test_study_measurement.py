@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from study_helpers import start, study_command
 
-from studies import data, hypermodel
+from studies.engine import hypermodel
+from studies.inputs import data
 
 
 class _Means(keras.callbacks.Callback):

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from study_helpers import build_model, run, tiny_spec
 
-from studies import data, hypermodel, models, results
-from studies.spec import make_spec
+from studies.engine import hypermodel, results
+from studies.inputs import data, models
+from studies.science.spec import make_spec
 
 
 def test_divergence_monitor_stops_on_nan_and_on_threshold():

@@ -17,7 +17,7 @@ from study_helpers import ROOT
 from test_study_cli import fails, snapshot
 
 import studies
-from studies import builders
+from studies.inputs import builders
 
 # A user's module: a functional builder that honours every part of the seam,
 # a classification data function, and builders that break the seam.
@@ -305,7 +305,7 @@ def test_an_existing_study_is_untouched_by_bad_user_code(user_module, tmp_path, 
 
 
 def studies_cli(argv):
-    from studies import cli
+    from studies.surfaces import cli
 
     return cli.main(argv)
 
@@ -392,7 +392,7 @@ def test_a_model_without_input_passes_the_init_check():
 
 
 def test_a_study_folder_from_before_these_settings_still_resumes():
-    from studies.spec import StudySpec, make_spec
+    from studies.science.spec import StudySpec, make_spec
 
     new = make_spec("lr", task="classification")
     old = json.loads(new.to_json())

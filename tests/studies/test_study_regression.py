@@ -10,8 +10,10 @@ import pytest
 from study_helpers import TINY_ARGS
 
 import studies
-from studies import cli, data, hypermodel, results
-from studies.spec import make_spec
+from studies.engine import hypermodel, results
+from studies.inputs import data
+from studies.science.spec import make_spec
+from studies.surfaces import cli
 
 
 def targets(n=400, outputs=2, scale=3.0, seed=0):
@@ -44,7 +46,7 @@ def test_r2_of_a_cell_matches_a_float64_reference():
     dataset = data.load(targets(), name="toy")
     spec = make_spec("lr", lrs=[0.01], model="mlp-relu", task="regression")
     hm = hypermodel.CellHyperModel(
-        spec, dataset, studies.builders.resolve("mlp-relu")[0]
+        spec, dataset, studies.inputs.builders.resolve("mlp-relu")[0]
     )
     model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(2)])
     predictions = model(dataset.x_val).numpy().astype("float64")
@@ -110,7 +112,7 @@ def test_regression_study_end_to_end(tmp_path):
     assert "best_val_accuracy" not in bn and "intervals" in bn
     low, high = none["intervals"]["best_val_r2"]
     assert low <= none["best_val_r2"] <= high
-    spec = studies.reporting.load_spec(str(out))
+    spec = studies.outputs.reporting.load_spec(str(out))
     rows = results.rows(spec, str(out))
     for row in rows:
         if row["status"] == "ok":
@@ -151,7 +153,7 @@ def test_one_hot_targets_are_class_labels_and_task_overrides():
 
 
 def test_r2_below_the_constant_predictor_counts_as_it():
-    from studies import outcomes
+    from studies.science import outcomes
 
     bad = {"final_val_r2": -20.0, "status": "ok", "diverged": 0}
     good = {"final_val_r2": 0.7, "status": "ok", "diverged": 0}

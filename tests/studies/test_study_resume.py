@@ -7,9 +7,9 @@ import time
 import pytest
 from study_helpers import progress_cells, run, start, study_command, tiny_spec
 
-from studies import hypermodel, progress, records
-from studies.oracle import handout_order
-from studies.spec import cell_key
+from studies.engine import hypermodel, progress, records
+from studies.engine.oracle import handout_order
+from studies.science.spec import cell_key
 
 
 class Killed(BaseException):

@@ -12,8 +12,10 @@ from study_helpers import build_model
 
 import kbn
 import studies
-from studies import cli, instruments, optimizers, options, results, variants
-from studies.spec import make_spec
+from studies.engine import instruments, optimizers, results
+from studies.inputs import variants
+from studies.science.spec import make_spec
+from studies.surfaces import cli, options
 
 
 def _kinds(model):
@@ -130,7 +132,7 @@ def test_batch_size_study_end_to_end(tmp_path, monkeypatch):
             "--variants", "none,keras,ghost-bn,layer-norm",
             "--virtual-batch-size", "4", "--out", str(out)]  # fmt: skip
     assert cli.main(argv) == 0
-    spec = studies.reporting.load_spec(str(out))
+    spec = studies.outputs.reporting.load_spec(str(out))
     assert spec.axis_names == ("variant", "batch_size", "seed")
     rows = results.rows(spec, str(out))
     assert len(rows) == 8

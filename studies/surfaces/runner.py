@@ -6,9 +6,9 @@ The study folder holds:
 - `dataset.json`: the dataset's description, chance accuracy and fingerprint;
   a resumed run's data must match it (or `--force`).
 - `cells/`: one record per finished cell (the progress).
-- `leases/`: one lease per cell running now (`studies.leases`).
+- `leases/`: one lease per cell running now (`studies.engine.leases`).
 - `runs/`: one record per process that worked on the study: command,
-  versions, forced differences (`studies.provenance`).
+  versions, forced differences (`studies.engine.provenance`).
 - `tuner/`: Keras Tuner's own project folder.
 - `tensorboard/`: the root `hparams_config` and one folder per cell.
 - `results.csv`, `summary.json`, `*.png`, `report.md`: rebuilt at the end.
@@ -20,17 +20,12 @@ import os
 import sys
 import tempfile
 
-from studies import (
-    data,
-    findings,
-    leases,
-    provenance,
-    quiet,
-    records,
-    reporting,
-    tensorboard_config,
-)
-from studies.spec import StudySpec
+from studies import quiet
+from studies.engine import leases, provenance, records
+from studies.inputs import data
+from studies.outputs import reporting, tensorboard_config
+from studies.science import findings
+from studies.science.spec import StudySpec
 
 _TMP = ".tmp-"
 
@@ -259,7 +254,7 @@ def check_model(spec, builder, dataset):
     line, not in every cell."""
     import keras
 
-    from studies import builders
+    from studies.inputs import builders
 
     uses_init = (
         "init" in spec.axes
@@ -299,7 +294,7 @@ def run(
     """Runs (or resumes) the study in `study_dir`.
 
     Several processes may run the same study folder at once: they share the
-    cells through per-cell leases (`studies.leases`), each cell runs once,
+    cells through per-cell leases (`studies.engine.leases`), each cell runs once,
     and each process finishes when every cell has a record.
 
     Args:
@@ -331,7 +326,7 @@ def run(
     forced += check_data(study_dir, dataset, force)
     quiet.import_backend()  # after every check that needs no backend
     if builder is None:
-        from studies import builders
+        from studies.inputs import builders
 
         try:
             builder, _ = builders.resolve(spec.fixed["model"])
@@ -356,9 +351,9 @@ def run(
 
     import keras
 
-    from studies.hypermodel import CellHyperModel
-    from studies.progress import Progress
-    from studies.tuner import StudyTuner
+    from studies.engine.hypermodel import CellHyperModel
+    from studies.engine.progress import Progress
+    from studies.engine.tuner import StudyTuner
 
     finished = len(records.finished_keys(study_dir))
     print(

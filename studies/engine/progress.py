@@ -4,8 +4,9 @@ import math
 import statistics
 import sys
 
-from studies import leases, records, tasks
-from studies.spec import cell_key
+from studies.engine import leases, records
+from studies.science import tasks
+from studies.science.spec import cell_key
 
 # Axes whose value changes what a cell costs, most telling first; a remaining
 # cell's cost is the mean of the finished cells that share the most of them.

@@ -2,8 +2,8 @@
 
 import csv
 
-from studies import records
-from studies.spec import cell_key
+from studies.engine import records
+from studies.science.spec import cell_key
 
 # After the study's axis columns, in this order.
 COLUMNS = (

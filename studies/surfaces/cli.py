@@ -10,7 +10,8 @@ import os
 import shlex
 import sys
 
-from studies import definitions, leases
+from studies.engine import leases
+from studies.science import definitions
 
 DEFAULT_ADDRESS = "127.0.0.1:8000"
 
@@ -231,7 +232,7 @@ def build_parser():
 
 def prepare(args, argv):
     """Parses the options' text and checks them; returns `(spec, builder)`."""
-    from studies import api, options
+    from studies.surfaces import api, options
 
     given = {
         "variants": _split(args.variants) if args.variants is not None else None,
@@ -304,14 +305,14 @@ def main(argv=None):
         lease_timeout = (
             leases.DEFAULT_TIMEOUT if args.lease_timeout is None else args.lease_timeout
         )
-        from studies import options
+        from studies.surfaces import options
 
         try:
             options.check_run(lease_timeout, "cli")
         except options.OptionError as error:
             raise UsageError(str(error)) from None
         spec, builder = prepare(args, argv)
-        from studies import api, runner
+        from studies.surfaces import api, runner
 
         out = args.out or api.default_out(spec, args.preset)
         runner.run(
@@ -326,7 +327,7 @@ def main(argv=None):
     except UsageError as error:
         return _fail(error)
     except Exception as error:
-        from studies.runner import StudyError
+        from studies.surfaces.runner import StudyError
 
         if isinstance(error, StudyError):
             return _fail(error)
@@ -335,7 +336,8 @@ def main(argv=None):
 
 
 def _report(study_dir):
-    from studies import reporting, runner
+    from studies.outputs import reporting
+    from studies.surfaces import runner
 
     if not os.path.isfile(os.path.join(study_dir, reporting.SPEC)):
         raise UsageError(f"{study_dir} is not a study folder (no {reporting.SPEC})")

@@ -20,9 +20,12 @@ written.
 import os
 import sys
 
-from studies import data as datasets
-from studies import definitions, options, plugins, quiet
-from studies.spec import make_spec
+from studies import quiet
+from studies.inputs import data as datasets
+from studies.inputs import plugins
+from studies.science import definitions
+from studies.science.spec import make_spec
+from studies.surfaces import options
 
 
 def run(
@@ -47,7 +50,7 @@ def run(
             again with the same folder resumes.
         model: A built-in model name, `"MODULE:FUNCTION"`, or a builder
             `build(normalization, kernel_initializer, input_shape, outputs)
-            -> keras.Model` (see `studies.builders`). Default: the preset's.
+            -> keras.Model` (see `studies.inputs.builders`). Default: the preset's.
         data: A dataset name or `.npz` path, `"MODULE:FUNCTION"`, the arrays
             `(x_train, y_train, x_test, y_test)` or a dict with those keys,
             or a pair `(train, test)` of `tf.data.Dataset`s. Default: the
@@ -56,7 +59,7 @@ def run(
         stream: Where progress lines go (default stdout).
         lease_timeout: Seconds without a heartbeat from a running cell's
             process (killed, machine gone) before another process runs the
-            cell (default `studies.leases.DEFAULT_TIMEOUT`, 180).
+            cell (default `studies.engine.leases.DEFAULT_TIMEOUT`, 180).
         retry_errors: Run again the cells whose record is an error.
         force: Go on although `out` holds this study with another grid,
             other settings or changed data (the report says so).
@@ -77,7 +80,8 @@ def run(
             that cannot run the study, or an `out` folder holding another
             study (left untouched).
     """
-    from studies import leases, runner
+    from studies.engine import leases
+    from studies.surfaces import runner
 
     if lease_timeout is None:
         lease_timeout = leases.DEFAULT_TIMEOUT
@@ -110,7 +114,7 @@ def report(out):
     Raises:
         ValueError: `out` is not a study folder.
     """
-    from studies import reporting as reports
+    from studies.outputs import reporting as reports
 
     if not os.path.isfile(os.path.join(out, reports.SPEC)):
         raise ValueError(f"{out} is not a study folder (no {reports.SPEC})")
@@ -155,13 +159,13 @@ def prepare(study, preset, model, data, given, style, command):
     if isinstance(data, str) and plugins.is_reference(data):
         _load(data, "dataset", style)
     known = None
-    if "studies.variants" in sys.modules:
-        known = sys.modules["studies.variants"].names()
+    if "studies.inputs.variants" in sys.modules:
+        known = sys.modules["studies.inputs.variants"].names()
     if given.get("variants") is not None:
         checked["variants"] = options.check_variants(given["variants"], style, known)
     standard = None
     if builder is not None:
-        from studies import builders
+        from studies.inputs import builders
 
         standard = builders.standard_init(builder)
         if standard not in definitions.INITS:

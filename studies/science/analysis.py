@@ -1,11 +1,11 @@
 """Sensitivity numbers, with intervals, from a study's results (plain rows, no Keras).
 
 Scores: accuracy for classification, R² (1 - MSE / the constant
-predictor's MSE) for regression (`studies.tasks`); below, "accuracy" stands
+predictor's MSE) for regression (`studies.science.tasks`); below, "accuracy" stands
 for either, and the summary's keys use the task's metric (`best_val_r2`,
 ...). Tolerances and margins are in points of that score.
 
-A cell counts through `studies.outcomes`: its final validation accuracy if it
+A cell counts through `studies.science.outcomes`: its final validation accuracy if it
 trained, chance if it diverged or errored, unknown (NaN) if it has no record
 yet. A *point* is one combination of the non-seed axes; its accuracy is the
 mean over its finished seeds. Selection uses the validation split; the test
@@ -72,7 +72,7 @@ import warnings
 
 import numpy as np
 
-from studies import outcomes, tasks
+from studies.science import outcomes, tasks
 
 TOLERANCES = {"1pt": 0.01, "5pt": 0.05}
 TRAINED_MARGIN = 0.05  # accuracy points above chance a trained variant must reach

@@ -31,7 +31,7 @@ INITS = (
 BASE_VARIANTS = ("none", "keras", "bn")
 NOISE_VARIANTS = ("bn-batch-statistics", "bn-covariate-shift", "bn-adjustment")
 OTHER_NORMALIZERS = ("layer-norm", "group-norm", "ghost-bn", "bn-after")
-# The built-in variants (`studies.variants` makes them; more can be registered).
+# The built-in variants (`studies.inputs.variants` makes them; more can be registered).
 # Santurkar et al.'s name for BN followed by their covariate-shift noise.
 VARIANTS = BASE_VARIANTS + NOISE_VARIANTS + ("noisy-bn",) + OTHER_NORMALIZERS
 # Step instruments (kbn.callbacks, every probe_every steps) and batch_noise

@@ -15,7 +15,7 @@ for another optimizer when the user gives none.
 
 import keras
 
-from studies.spec import sgd_momentum
+from studies.science.spec import sgd_momentum
 
 # Parameters no weight decay touches (matched by variable name).
 NO_DECAY = ("gamma", "beta", "bias")

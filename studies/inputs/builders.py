@@ -25,7 +25,7 @@ sweeps the init; and one that raises, returns something that is not a
 
 import keras
 
-from studies import models, plugins, variants
+from studies.inputs import models, plugins, variants
 
 
 class BuilderError(ValueError):

@@ -10,7 +10,8 @@ bad input before importing them.
 import math
 import numbers
 
-from studies import definitions, plugins
+from studies.inputs import plugins
+from studies.science import definitions
 
 # Python name -> what it takes. Lists are grid axes (or one fixed value).
 POSITIVE_INTS = (

@@ -2,8 +2,9 @@
 
 Each function takes the axes, the result rows and chance, writes one PNG and
 returns its file name. Accuracy is the analysis's cell score
-(`studies.outcomes`; R² for a regression task, `studies.tasks`): diverged
-and errored cells count as chance and are marked with a cross. Every swept
+(`studies.science.outcomes`; R² for a regression task,
+`studies.science.tasks`): diverged and errored cells count as chance and
+are marked with a cross. Every swept
 axis gets an accuracy plot with the usable threshold (5 points below the
 best of any variant); two swept axes also get heatmaps; a study's
 definition names its extra plots (`EXTRA_PLOTS`).
@@ -18,7 +19,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from studies import analysis, outcomes, tasks  # noqa: E402
+from studies.science import analysis, outcomes, tasks  # noqa: E402
 
 _CLASSIFICATION = tasks.get(tasks.CLASSIFICATION)
 

@@ -5,8 +5,8 @@ stops early or raises `KeyError` (keras-tuner #1055), and its chief waits
 forever for a worker that died. `GridOracle` instead derives everything from
 the study folder:
 
-- the cell records (`studies.records`): a cell with a record is done;
-- the cell leases (`studies.leases`): a cell with a live lease is running
+- the cell records (`studies.engine.records`): a cell with a record is done;
+- the cell leases (`studies.engine.leases`): a cell with a live lease is running
   somewhere (this process, another plain run on the same folder, or a
   worker of this chief or of a chief before it).
 
@@ -30,8 +30,8 @@ from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import stateful
 from keras_tuner.src.engine import trial as trial_module
 
-from studies import leases, records
-from studies.spec import cell_key
+from studies.engine import leases, records
+from studies.science.spec import cell_key
 
 IDLE = trial_module.TrialStatus.IDLE
 RUNNING = trial_module.TrialStatus.RUNNING

@@ -12,18 +12,11 @@ import os
 
 import numpy as np
 
-from studies import (
-    analysis,
-    data,
-    definitions,
-    findings,
-    outcomes,
-    plots,
-    provenance,
-    results,
-    tasks,
-)
-from studies.spec import StudySpec
+from studies.engine import provenance, results
+from studies.inputs import data
+from studies.outputs import plots
+from studies.science import analysis, definitions, findings, outcomes, tasks
+from studies.science.spec import StudySpec
 
 SPEC = "study.json"
 DATASET = "dataset.json"

@@ -6,8 +6,8 @@ summary has one (`value [low, high]`), and a range the grid cuts off says so
 (`<=0.01`, `>=30`).
 """
 
-from studies import definitions
-from studies.analysis import swept_axes
+from studies.science import definitions
+from studies.science.analysis import swept_axes
 
 
 def number(value, fmt="{:.3f}", signed=False):

@@ -17,8 +17,8 @@ import itertools
 import json
 import math
 
-from studies import definitions
-from studies.definitions import (  # noqa: F401  (the studies' vocabulary)
+from studies.science import definitions
+from studies.science.definitions import (  # noqa: F401  (the studies' vocabulary)
     INITS,
     INSTRUMENTS,
     MODELS,
@@ -131,7 +131,7 @@ def make_spec(study, preset="quick", command="", standard_init=None, **overrides
     `weight_decay`, `schedule`, `warmup_fraction`, `model`, `dataset`,
     `task`, `feature_scaling`, `virtual_batch_size`, `train_size`,
     `divergence_threshold`, `lr`, `instruments` (added to those the study
-    needs) and `probe_every`. Values are validated by `studies.options`;
+    needs) and `probe_every`. Values are validated by `studies.surfaces.options`;
     this only assembles them.
 
     Learning rates the user does not give (the preset's grid or fixed rate)

@@ -37,7 +37,8 @@ import os
 
 import numpy as np
 
-from studies import plugins, tasks
+from studies.inputs import plugins
+from studies.science import tasks
 
 OFFLINE = ("digits", "mnist1d", "synthetic")
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10")

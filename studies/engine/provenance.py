@@ -18,7 +18,7 @@ import socket
 import tempfile
 import uuid
 
-from studies import leases
+from studies.engine import leases
 
 RUNS = "runs"
 PACKAGES = ("kbn", "keras", "tensorflow", "jax", "keras-tuner", "numpy")

@@ -1,6 +1,6 @@
 """The Keras Tuner Tuner that runs one study cell per trial and records it.
 
-`StudyTuner.run_trial` adopts the cell's lease (`studies.leases`), builds and
+`StudyTuner.run_trial` adopts the cell's lease (`studies.engine.leases`), builds and
 fits the cell through the `CellHyperModel`, turns any exception into a
 recorded result (the study goes on), and writes the cell's record, if the
 lease is still its own, then reports the objective to the oracle.
@@ -33,10 +33,10 @@ import uuid
 import keras_tuner as kt
 from keras_tuner.src.distribute import utils as dist_utils
 
-from studies import cell_memory, leases, records
-from studies.oracle import IDLE, STOPPED, GridOracle
-from studies.progress import Progress
-from studies.spec import cell_key
+from studies.engine import cell_memory, leases, records
+from studies.engine.oracle import IDLE, STOPPED, GridOracle
+from studies.engine.progress import Progress
+from studies.science.spec import cell_key
 
 RUNNING_LOGS = ".running"
 FINISHED = ".finished"  # in leases/: the chief has served every cell

@@ -3,9 +3,9 @@
 Each grid axis is a `hp.Choice` with the exact grid values (a log-sampled
 `hp.Float` would give unordered mid-bin samples), so the HParams dashboard
 shows the grid as it is. The model comes from the study's builder
-(`studies.builders`), compiled for the data's task (`studies.tasks`). Fitting
-stops early when the loss diverges, and the cell's outcome is a dict of
-finite numbers whatever happened.
+(`studies.inputs.builders`), compiled for the data's task
+(`studies.science.tasks`). Fitting stops early when the loss diverges,
+and the cell's outcome is a dict of finite numbers whatever happened.
 """
 
 import math
@@ -14,7 +14,9 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from studies import builders, instruments, optimizers, tasks
+from studies.engine import instruments, optimizers
+from studies.inputs import builders
+from studies.science import tasks
 
 _CHUNK = 1024  # examples per forward pass when scoring a split
 
@@ -131,7 +133,7 @@ class CellHyperModel(kt.HyperModel):
         dataset: The `data.Dataset` (its shapes, task, chance and baselines;
             the test split is scored once after training, never used for
             selection).
-        builder: The model builder (`studies.builders`).
+        builder: The model builder (`studies.inputs.builders`).
     """
 
     def __init__(self, spec, dataset, builder):
@@ -191,7 +193,7 @@ class CellHyperModel(kt.HyperModel):
             `best_val_<metric>`, `final_train_<metric>` (inference mode, on
             the whole training split), `final_test_<metric>` (NaN without
             test data), where the metric is `accuracy` or `r2`
-            (`studies.tasks`); `final_val_loss`, `best_val_loss`,
+            (`studies.science.tasks`); `final_val_loss`, `best_val_loss`,
             `final_train_loss`, `diverged` (0 or 1), `epochs_run` and
             `steps_run`; for regression also `final_test_loss`. Losses are
             NaN where training diverged. With instruments, also `curves`

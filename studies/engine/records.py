@@ -13,7 +13,7 @@ import math
 import os
 import tempfile
 
-from studies.spec import cell_key
+from studies.science.spec import cell_key
 
 RECORDS = "cells"
 

@@ -1,4 +1,4 @@
-"""The built-in model builders (see `studies.builders` for the seam).
+"""The built-in model builders (see `studies.inputs.builders` for the seam).
 
 Each is a builder `build(normalization, kernel_initializer, input_shape,
 outputs)`: normalization goes before the nonlinearity and the layer it
@@ -22,8 +22,8 @@ import functools
 
 import keras
 
-from studies.definitions import MODELS as NAMES
-from studies.definitions import STANDARD_INIT
+from studies.science.definitions import MODELS as NAMES
+from studies.science.definitions import STANDARD_INIT
 
 # family -> (VarianceScaling base scale, mode, distribution)
 _VARIANCE_SCALING = {
@@ -80,7 +80,7 @@ def _mlp(depth, activation):
 
 
 def mlp_relu(normalization, kernel_initializer, input_shape, outputs):
-    """6 x 100 ReLU units (a builder: see `studies.builders`)."""
+    """6 x 100 ReLU units (a builder: see `studies.inputs.builders`)."""
     return _mlp(6, "relu")(normalization, kernel_initializer, input_shape, outputs)
 
 

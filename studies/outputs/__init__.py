@@ -1,0 +1,9 @@
+"""Files built from a study's records: results, summary, plots, report.
+
+`reporting.write(DIR)` rebuilds `results.csv`, `summary.json`, the plots
+(`plots`) and `report.md` from `study.json` and `cells/` alone;
+`tensorboard_config` writes the HParams dashboard's experiment config.
+
+Imports: matplotlib and everything below: `studies.science`,
+`studies.inputs`, `studies.engine` (records and results only).
+"""
