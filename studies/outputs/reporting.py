@@ -134,7 +134,7 @@ def markdown(spec, summary, table, images, runs=()):
         "TensorBoard (scalars per cell, HParams dashboard over the grid):",
         "",
         "```bash",
-        "tensorboard --logdir tensorboard",
+        f"tensorboard --logdir {folder.TENSORBOARD}",
         "```",
         "",
     ]
