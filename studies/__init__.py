@@ -10,7 +10,9 @@ hypermodel that builds and fits one cell, then numbers, then files), in
 subpackages by concern. Lowest first; a module imports only from its own
 layer or the ones before it (`tests/studies/test_layout.py` checks):
 
-- `studies.quiet`: imports Keras and its backend without start-up noise.
+- `studies.quiet`: imports Keras and its backend without start-up noise;
+  `studies.folder`: the study folder's layout (every file and folder name),
+  the atomic write every file of a study goes through, the folder checks.
 - `studies.science`: what a study is and what its results mean: the
   registry of studies (`definitions`), the grid (`spec`), tasks, outcomes,
   analysis and findings. Plain data and numbers, no Keras.

@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import socket
-import tempfile
 import threading
 import time
 
@@ -32,12 +31,9 @@ try:
 except ImportError:  # Windows: one process per folder is safe, sharing is not
     fcntl = None
 
-LEASES = "leases"
+from studies import folder
+
 DEFAULT_TIMEOUT = 180.0
-
-
-def leases_dir(study_dir):
-    return os.path.join(study_dir, LEASES)
 
 
 def _stat(pid):
@@ -113,16 +109,16 @@ class Leases:
     """
 
     def __init__(self, study_dir, timeout=DEFAULT_TIMEOUT):
-        self.folder = leases_dir(study_dir)
+        self.folder = folder.leases_dir(study_dir)
         self.timeout = float(timeout)
         self.interval = min(self.timeout / 4, 30.0)
 
     def _path(self, key):
-        return os.path.join(self.folder, key + ".json")
+        return folder.json_path(self.folder, key)
 
     def locked(self):
         """Holds the folder's lease lock (one process at a time)."""
-        return locked(os.path.join(self.folder, ".lock"))
+        return locked(os.path.join(self.folder, folder.LEASE_LOCK))
 
     def read(self, key):
         """The lease of `key` with its `age` in seconds, or None."""
@@ -147,22 +143,17 @@ class Leases:
 
     def live(self):
         """Every live lease, keyed by cell key."""
-        if not os.path.isdir(self.folder):
-            return {}
         leases = {}
-        for name in os.listdir(self.folder):
-            if name.endswith(".json") and not name.startswith("."):
-                lease = self.read(name[: -len(".json")])
-                if self.is_live(lease):
-                    leases[name[: -len(".json")]] = lease
+        for key in folder.json_keys(self.folder):
+            lease = self.read(key)
+            if self.is_live(lease):
+                leases[key] = lease
         return leases
 
     def _write(self, key, lease):
-        os.makedirs(self.folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
-        with os.fdopen(fd, "w") as f:
-            json.dump(lease, f)
-        os.replace(tmp, self._path(key))
+        # under the lock; a lease means nothing once its writer is gone, so
+        # the folder need not be synced for it to survive a machine crash
+        folder.write(self._path(key), json.dumps(lease), sync_folder=False)
 
     def take(self, key, holder, trial_id, pending, here=False):
         """Takes the lease of `key` for `holder` unless a live one exists.

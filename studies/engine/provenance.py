@@ -15,12 +15,11 @@ import json
 import os
 import platform
 import socket
-import tempfile
 import uuid
 
+from studies import folder
 from studies.engine import leases
 
-RUNS = "runs"
 PACKAGES = ("kbn", "keras", "tensorflow", "jax", "keras-tuner", "numpy")
 
 
@@ -56,28 +55,20 @@ def write(study_dir, run_id, role, command, forced=(), **settings):
         "forced": list(forced),
         **settings,
     }
-    folder = os.path.join(study_dir, RUNS)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp, os.path.join(folder, run_id + ".json"))
+    path = folder.json_path(folder.runs_dir(study_dir), run_id)
+    folder.write(path, json.dumps(record, indent=1))
     return record
 
 
 def read(study_dir):
     """Every run's record, oldest first (a folder from before runs: [])."""
-    folder = os.path.join(study_dir, RUNS)
-    if not os.path.isdir(folder):
-        return []
     runs = []
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".json") and not name.startswith("."):
-            try:
-                with open(os.path.join(folder, name)) as f:
-                    runs.append(json.load(f))
-            except (OSError, ValueError):
-                continue
+    for run_id in folder.json_keys(folder.runs_dir(study_dir)):
+        try:
+            with open(folder.json_path(folder.runs_dir(study_dir), run_id)) as f:
+                runs.append(json.load(f))
+        except (OSError, ValueError):
+            continue
     return sorted(runs, key=lambda r: r.get("started", ""))
 
 

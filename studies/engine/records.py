@@ -1,66 +1,35 @@
 """The study's record of finished cells: one small JSON file per cell.
 
-`DIR/cells/<cell key>.json` is written atomically (temporary file, then
-rename) when a cell ends, whatever its outcome. It is the one source of
-truth for progress: the oracle skips the cells that have a record, and the
-results table is built from the records. A kill at any moment leaves either
-a complete record or none, so a resumed study runs exactly the cells that
-have none.
+`DIR/cells/<cell key>.json` is written atomically (`studies.folder.write`:
+temporary file, fsync, rename) when a cell ends, whatever its outcome. It
+is the one source of truth for progress: the oracle skips the cells that
+have a record, and the results table is built from the records. A kill at
+any moment leaves either a complete record or none, so a resumed study
+runs exactly the cells that have none.
 """
 
 import json
 import math
-import os
-import tempfile
 
+from studies import folder
 from studies.science.spec import cell_key
 
-RECORDS = "cells"
 
-
-def records_dir(study_dir):
-    return os.path.join(study_dir, RECORDS)
-
-
-def _path(study_dir, cell):
-    return os.path.join(records_dir(study_dir), cell_key(cell) + ".json")
+def _path(study_dir, key):
+    return folder.json_path(folder.cells_dir(study_dir), key)
 
 
 def write(study_dir, cell, outcome):
     """Atomically records `outcome` (a dict of numbers and strings) for `cell`."""
-    folder = records_dir(study_dir)
-    os.makedirs(folder, exist_ok=True)
     record = {"cell": cell, **{k: _jsonable(v) for k, v in outcome.items()}}
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, _path(study_dir, cell))
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _record_names(study_dir):
-    """File names of the complete records (temporary files start with a dot)."""
-    folder = records_dir(study_dir)
-    if not os.path.isdir(folder):
-        return []
-    return sorted(
-        name
-        for name in os.listdir(folder)
-        if name.endswith(".json") and not name.startswith(".")
-    )
+    folder.write(_path(study_dir, cell_key(cell)), json.dumps(record, indent=1))
 
 
 def read_all(study_dir):
     """Every complete record in the study folder, keyed by cell key."""
     records = {}
-    for name in _record_names(study_dir):
-        with open(os.path.join(records_dir(study_dir), name)) as f:
+    for key in folder.json_keys(folder.cells_dir(study_dir)):
+        with open(_path(study_dir, key)) as f:
             record = json.load(f)
         records[cell_key(record["cell"])] = _restore(record)
     return records
@@ -69,7 +38,7 @@ def read_all(study_dir):
 def read(study_dir, key):
     """The record of the cell with key `key`, or None."""
     try:
-        with open(os.path.join(records_dir(study_dir), key + ".json")) as f:
+        with open(_path(study_dir, key)) as f:
             return _restore(json.load(f))
     except FileNotFoundError:
         return None
@@ -77,7 +46,7 @@ def read(study_dir, key):
 
 def finished_keys(study_dir):
     """Keys of the cells that have a record."""
-    return {name[: -len(".json")] for name in _record_names(study_dir)}
+    return set(folder.json_keys(folder.cells_dir(study_dir)))
 
 
 def _jsonable(value):

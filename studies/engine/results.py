@@ -1,7 +1,9 @@
 """The results table: one row per finished cell, in grid order, as `results.csv`."""
 
 import csv
+import io
 
+from studies import folder
 from studies.engine import records
 from studies.science.spec import cell_key
 
@@ -49,10 +51,11 @@ def rows(spec, study_dir):
 
 
 def write_csv(path, spec, table):
-    """Writes `table` with a column per axis, then `COLUMNS`."""
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(
-            f, fieldnames=[*spec.axis_names, *COLUMNS], extrasaction="ignore"
-        )
-        writer.writeheader()
-        writer.writerows(table)
+    """Writes `table` with a column per axis, then `COLUMNS` (atomically)."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(
+        text, fieldnames=[*spec.axis_names, *COLUMNS], extrasaction="ignore"
+    )
+    writer.writeheader()
+    writer.writerows(table)
+    folder.write(path, text.getvalue())

@@ -33,13 +33,12 @@ import uuid
 import keras_tuner as kt
 from keras_tuner.src.distribute import utils as dist_utils
 
+from studies import folder
 from studies.engine import cell_memory, leases, records
 from studies.engine.oracle import IDLE, STOPPED, GridOracle
 from studies.engine.progress import Progress
 from studies.science.spec import cell_key
 
-RUNNING_LOGS = ".running"
-FINISHED = ".finished"  # in leases/: the chief has served every cell
 POLL_SECONDS = 1.0  # how often a process with nothing to run asks again
 CHIEF_GRACE_SECONDS = 5.0  # a finished chief's wait for workers to hear STOPPED
 
@@ -100,7 +99,7 @@ class StudyTuner(kt.Tuner):
                 stream=self.progress.stream,
             ),
             hypermodel=hypermodel,
-            directory=os.path.join(study_dir, "tuner"),
+            directory=folder.tuner_dir(study_dir),
             project_name=spec.study,
         )
         self.leases = leases.Leases(study_dir, lease_timeout)
@@ -189,16 +188,15 @@ class StudyTuner(kt.Tuner):
             deadline = time.monotonic() + CHIEF_GRACE_SECONDS
             while self.oracle.tuner_ids and time.monotonic() < deadline:
                 time.sleep(0.1)
-            with open(marker, "w") as f:  # for workers that ask after this
-                f.write(self.run_id)
+            folder.write(marker, self.run_id)  # for workers that ask after this
         finally:
             server.stop(grace=1.0)
 
     def _finished_marker(self):
-        return os.path.join(self.leases.folder, FINISHED)
+        return os.path.join(self.leases.folder, folder.FINISHED)
 
     def _get_tensorboard_dir(self, logdir, trial_id, execution):
-        return os.path.join(str(logdir), RUNNING_LOGS, self._staging)
+        return os.path.join(str(logdir), folder.RUNNING_LOGS, self._staging)
 
     def run_trial(self, trial, *fit_args, callbacks=(), **fit_kwargs):
         hp = trial.hyperparameters
@@ -284,12 +282,12 @@ class StudyTuner(kt.Tuner):
             return
         key = cell_key(cell)
         final = os.path.join(root, key)
-        staged = os.path.join(root, RUNNING_LOGS, self._staging)
+        staged = os.path.join(root, folder.RUNNING_LOGS, self._staging)
         shutil.rmtree(final, ignore_errors=True)
         if os.path.isdir(staged):
             os.replace(staged, final)
-        for folder in run_logs(root, key):  # left by runs that were killed
-            shutil.rmtree(folder, ignore_errors=True)
+        for staging in run_logs(root, key):  # left by runs that were killed
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def run_logs(root, key):
@@ -297,5 +295,5 @@ def run_logs(root, key):
     if root is None:
         return []
     return glob.glob(
-        os.path.join(glob.escape(root), RUNNING_LOGS, glob.escape(key) + ".*")
+        os.path.join(glob.escape(root), folder.RUNNING_LOGS, glob.escape(key) + ".*")
     )

@@ -10,6 +10,7 @@ best of any variant); two swept axes also get heatmaps; a study's
 definition names its extra plots (`EXTRA_PLOTS`).
 """
 
+import io
 import os
 
 import matplotlib
@@ -19,6 +20,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from studies import folder as study_folder  # noqa: E402
 from studies.science import analysis, outcomes, tasks  # noqa: E402
 
 _CLASSIFICATION = tasks.get(tasks.CLASSIFICATION)
@@ -84,7 +86,7 @@ def accuracy_vs(
 
 
 def heatmaps(
-    axes, rows, chance, folder, filename="lr_init_heatmap.png", task=_CLASSIFICATION
+    axes, rows, chance, folder, filename=study_folder.HEATMAP_PLOT, task=_CLASSIFICATION
 ):
     """Seed-mean accuracy over learning rate x init scale, one map per variant."""
     variants = axes["variant"]
@@ -133,7 +135,7 @@ def train_vs_val(
     rows,
     chance,
     folder,
-    filename="noise_generalization.png",
+    filename=study_folder.TRAIN_VS_VAL_PLOT,
     task=_CLASSIFICATION,
 ):
     """Train and validation accuracy per variant (seed mean and spread)."""
@@ -181,7 +183,12 @@ def _curve_panel(ax, rows, variants, section, key, styles):
 
 
 def covariate_shift(
-    axes, rows, chance, folder, filename="covariate_shift.png", task=_CLASSIFICATION
+    axes,
+    rows,
+    chance,
+    folder,
+    filename=study_folder.COVARIATE_SHIFT_PLOT,
+    task=_CLASSIFICATION,
 ):
     """Ioffe & Szegedy's Figure 1: test accuracy, then percentiles per variant.
 
@@ -226,7 +233,12 @@ def covariate_shift(
 
 
 def landscape_accuracy(
-    axes, rows, chance, folder, filename="training_accuracy.png", task=_CLASSIFICATION
+    axes,
+    rows,
+    chance,
+    folder,
+    filename=study_folder.LANDSCAPE_ACCURACY_PLOT,
+    task=_CLASSIFICATION,
 ):
     """Santurkar et al.'s Figure 2: training accuracy against steps."""
     variants = axes["variant"]
@@ -241,7 +253,12 @@ def landscape_accuracy(
 
 
 def landscape(
-    axes, rows, chance, folder, filename="landscape.png", task=_CLASSIFICATION
+    axes,
+    rows,
+    chance,
+    folder,
+    filename=study_folder.LANDSCAPE_PLOT,
+    task=_CLASSIFICATION,
 ):
     """Santurkar et al.'s Figure 4: loss range and gradient predictiveness."""
     variants = axes["variant"]
@@ -262,7 +279,12 @@ def landscape(
 
 
 def batch_noise(
-    axes, rows, chance, folder, filename="batch_noise.png", task=_CLASSIFICATION
+    axes,
+    rows,
+    chance,
+    folder,
+    filename=study_folder.BATCH_NOISE_PLOT,
+    task=_CLASSIFICATION,
 ):
     """Batch noise against batch size (log-log) per variant, with 1/sqrt(batch)."""
     table = analysis.noise_by_batch_size(axes, rows)
@@ -291,8 +313,10 @@ def batch_noise(
 def _save(fig, folder, filename, tight=True):
     if tight:
         fig.tight_layout()
-    fig.savefig(os.path.join(folder, filename), dpi=110)
+    image = io.BytesIO()  # then written atomically, as every file of a study
+    fig.savefig(image, format=os.path.splitext(filename)[1][1:] or "png", dpi=110)
     plt.close(fig)
+    study_folder.write(os.path.join(folder, filename), image.getvalue())
     return filename
 
 
@@ -324,7 +348,7 @@ def for_study(spec, rows, chance, folder, summary=None, extra=()):
     if set(swept) == {"lr", "init_scale"}:
         names.append(heatmaps(axes, rows, chance, folder, task=task))
     for along in swept:
-        filename = f"{task.metric}_vs_{along}.png"
+        filename = study_folder.curve_plot(task.metric, along)
         names.append(
             accuracy_vs(axes, rows, chance, along, folder, filename, reference, task)
         )

@@ -8,18 +8,15 @@ folder, finished or not.
 
 import json
 import math
-import os
 
 import numpy as np
 
+from studies import folder
 from studies.engine import provenance, results
 from studies.inputs import data
 from studies.outputs import plots
 from studies.science import analysis, definitions, findings, outcomes, tasks
 from studies.science.spec import StudySpec
-
-SPEC = "study.json"
-DATASET = "dataset.json"
 
 _ROLES = {
     "variant": "scientific (the question)",
@@ -63,32 +60,33 @@ def _columns(axes, metric="accuracy"):
 
 
 def load_spec(study_dir):
-    with open(os.path.join(study_dir, SPEC)) as f:
+    with open(folder.spec_path(study_dir)) as f:
         return StudySpec.from_json(f.read())
 
 
 def load_chances(study_dir):
     """`(chance, test_chance)` from `dataset.json` (validation and test splits)."""
-    with open(os.path.join(study_dir, DATASET)) as f:
+    with open(folder.dataset_path(study_dir)) as f:
         dataset = json.load(f)
     return dataset["chance"], dataset.get("test_chance", dataset["chance"])
 
 
 def write(study_dir):
-    """Writes results.csv, summary.json, plots and report.md; returns the summary."""
+    """Writes results.csv, summary.json, plots and report.md, each atomically
+    (a kill leaves the previous report or the new one); returns the summary."""
     spec = load_spec(study_dir)
     definition = definitions.get(spec.study)
     chance, test_chance = load_chances(study_dir)
     table = results.rows(spec, study_dir)
-    results.write_csv(os.path.join(study_dir, "results.csv"), spec, table)
+    results.write_csv(folder.results_path(study_dir), spec, table)
     summary = analysis.summarize(spec, table, chance, test_chance, definition.metrics)
     runs = provenance.read(study_dir)
     summary["forced"] = [f"{r['run']}: {d}" for r in runs for d in r.get("forced", ())]
-    with open(os.path.join(study_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    folder.write(folder.summary_path(study_dir), json.dumps(summary, indent=2))
     images = plots.for_study(spec, table, chance, study_dir, summary, definition.plots)
-    with open(os.path.join(study_dir, "report.md"), "w") as f:
-        f.write(markdown(spec, summary, table, images, runs))
+    folder.write(
+        folder.report_path(study_dir), markdown(spec, summary, table, images, runs)
+    )
     return summary
 
 
@@ -136,7 +134,7 @@ def markdown(spec, summary, table, images, runs=()):
         "TensorBoard (scalars per cell, HParams dashboard over the grid):",
         "",
         "```bash",
-        "tensorboard --logdir tensorboard",
+        f"tensorboard --logdir {folder.TENSORBOARD}",
         "```",
         "",
     ]

@@ -10,6 +10,8 @@ parallel-coordinates and scatter views the whole grid, even mid-study.
 import glob
 import os
 
+from studies import folder
+
 
 # (tag, group, display name): Keras's TensorBoard callback writes epoch
 # scalars under `train/` and `validation/` inside each session folder.
@@ -42,9 +44,15 @@ def write(logdir, spec):
         hp.Metric(tag, group=group, display_name=display)
         for tag, group, display in metrics_for(spec.fixed.get("task"))
     ]
-    os.makedirs(logdir, exist_ok=True)
-    writer = tf.summary.create_file_writer(logdir)
-    with writer.as_default():
-        hp.hparams_config(hparams=hparams, metrics=metrics)
-    writer.close()
+    # TensorFlow writes the events file in place: made in a private folder
+    # beside the logs and copied in atomically, so a kill never leaves half
+    # a config (whose presence would stop the next run from writing one)
+    with folder.temporary_folder(os.path.dirname(os.path.abspath(logdir))) as staging:
+        writer = tf.summary.create_file_writer(staging)
+        with writer.as_default():
+            hp.hparams_config(hparams=hparams, metrics=metrics)
+        writer.close()
+        for name in sorted(os.listdir(staging)):
+            with open(os.path.join(staging, name), "rb") as f:
+                folder.write(os.path.join(logdir, name), f.read())
     return True

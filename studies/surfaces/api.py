@@ -114,10 +114,11 @@ def report(out):
     Raises:
         ValueError: `out` is not a study folder.
     """
+    from studies import folder
     from studies.outputs import reporting as reports
 
-    if not os.path.isfile(os.path.join(out, reports.SPEC)):
-        raise ValueError(f"{out} is not a study folder (no {reports.SPEC})")
+    if not os.path.isfile(os.path.join(out, folder.SPEC)):
+        raise ValueError(f"{out} is not a study folder (no {folder.SPEC})")
     return reports.write(out)
 
 

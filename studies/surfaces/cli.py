@@ -336,11 +336,12 @@ def main(argv=None):
 
 
 def _report(study_dir):
+    from studies import folder
     from studies.outputs import reporting
     from studies.surfaces import runner
 
-    if not os.path.isfile(os.path.join(study_dir, reporting.SPEC)):
-        raise UsageError(f"{study_dir} is not a study folder (no {reporting.SPEC})")
+    if not os.path.isfile(os.path.join(study_dir, folder.SPEC)):
+        raise UsageError(f"{study_dir} is not a study folder (no {folder.SPEC})")
     try:
         summary = reporting.write(study_dir)
     except (OSError, ValueError, KeyError) as error:

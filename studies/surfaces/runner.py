@@ -1,41 +1,38 @@
-"""Runs a study end to end: folder, data, Keras Tuner search, report.
+"""Runs a study end to end: checks, data, Keras Tuner search, report.
 
-The study folder holds:
-
-- `study.json`: the spec; a resumed run must match it (or `--force`).
-- `dataset.json`: the dataset's description, chance accuracy and fingerprint;
-  a resumed run's data must match it (or `--force`).
-- `cells/`: one record per finished cell (the progress).
-- `leases/`: one lease per cell running now (`studies.engine.leases`).
-- `runs/`: one record per process that worked on the study: command,
-  versions, forced differences (`studies.engine.provenance`).
-- `tuner/`: Keras Tuner's own project folder.
-- `tensorboard/`: the root `hparams_config` and one folder per cell.
-- `results.csv`, `summary.json`, `*.png`, `report.md`: rebuilt at the end.
+`run` goes in steps. `prepare` checks all it can before any file is
+written (the folder, the data, the model, a chief's port), `start` writes
+the folder's `study.json`, `dataset.json`, this run's record and the
+TensorBoard config, `search` runs the cells, and a plain run or a chief
+then rebuilds the report. What the folder holds: `studies.folder`.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
 import sys
-import tempfile
 
-from studies import quiet
-from studies.engine import leases, provenance, records
+from studies import folder, quiet
+from studies.engine import leases, provenance
 from studies.inputs import data
 from studies.outputs import reporting, tensorboard_config
-from studies.science import findings
 from studies.science.spec import StudySpec
-
-_TMP = ".tmp-"
+from studies.surfaces import console
+from studies.surfaces.console import print_summary  # noqa: F401 (cli.py's name)
 
 
 class StudyError(ValueError):
     """A problem with the user's input, reported in one line (exit code 2)."""
 
 
-def tensorboard_dir(study_dir):
-    return os.path.join(study_dir, "tensorboard")
+@contextlib.contextmanager
+def _folder_errors():
+    """The folder's refusals, as the user's errors they are."""
+    try:
+        yield
+    except folder.FolderError as error:
+        raise StudyError(str(error)) from None
 
 
 def check_folder(spec, study_dir, force=False):
@@ -54,83 +51,51 @@ def check_folder(spec, study_dir, force=False):
             a file, is a non-empty folder without a study, or cannot be
             written.
     """
-    spec_path = os.path.join(study_dir, reporting.SPEC)
-    if os.path.exists(spec_path):
-        try:
-            existing = reporting.load_spec(study_dir)
-        except (ValueError, KeyError, OSError) as error:
-            raise StudyError(f"{spec_path} is unreadable ({error})") from None
-        if spec.fixed.get("task") is None:  # decided by the data, checked with it
-            task = existing.fixed.get("task")
-            spec = dataclasses.replace(spec, fixed={**spec.fixed, "task": task})
-        differences = []
-        if not existing.same_study(spec):
-            differences.append(_difference(existing, spec))
-        if differences and not force:
-            raise StudyError(_refusal(study_dir, differences, existing.command))
-        _check_writable(study_dir)
-        return differences
-    if os.path.exists(study_dir) and not os.path.isdir(study_dir):
-        raise StudyError(f"--out {study_dir} is a file, not a folder")
-    # another process of a distributed study may be writing study.json now
-    if os.path.isdir(study_dir) and any(
-        not name.startswith(_TMP) for name in os.listdir(study_dir)
-    ):
-        raise StudyError(
-            f"{study_dir} is not empty and holds no study; choose a new or "
-            "empty folder for --out"
-        )
-    parent = os.path.abspath(study_dir)
-    while not os.path.exists(parent):  # the folder will be made in the nearest one
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise StudyError(f"cannot create output folder {study_dir}: {parent} is a file")
-    try:  # a probe, as access() says yes to root even where nothing can be made
-        os.rmdir(tempfile.mkdtemp(dir=parent, prefix=_TMP))
-    except OSError as error:
-        raise StudyError(
-            f"cannot create output folder {study_dir} in {parent}: {error.strerror}"
-        ) from None
+    with _folder_errors():
+        if folder.holds_study(study_dir):
+            return _check_resume(spec, study_dir, force)
+        folder.check_new(study_dir)
     return []
+
+
+def _check_resume(spec, study_dir, force):
+    """`check_folder` for a folder that holds a study already."""
+    try:
+        existing = reporting.load_spec(study_dir)
+    except (ValueError, KeyError, OSError) as error:
+        spec_path = folder.spec_path(study_dir)
+        raise StudyError(f"{spec_path} is unreadable ({error})") from None
+    if spec.fixed.get("task") is None:  # decided by the data, checked with it
+        task = existing.fixed.get("task")
+        spec = dataclasses.replace(spec, fixed={**spec.fixed, "task": task})
+    differences = []
+    if not existing.same_study(spec):
+        differences.append(_difference(existing, spec))
+    if differences and not force:
+        raise StudyError(_refusal(study_dir, differences, existing.command))
+    folder.check_writable(study_dir)
+    return differences
 
 
 def write_folder(spec, study_dir, dataset, forced):
     """Creates the study folder's `study.json` and `dataset.json`, or
     replaces them with these when `--force` let a difference through."""
-    try:
-        os.makedirs(study_dir, exist_ok=True)
-    except OSError as error:
-        raise StudyError(
-            f"cannot create output folder {study_dir}: {error.strerror}"
-        ) from None
-    spec_path = os.path.join(study_dir, reporting.SPEC)
-    dataset_path = os.path.join(study_dir, reporting.DATASET)
+    with _folder_errors():
+        folder.make(study_dir)
+    spec_path = folder.spec_path(study_dir)
+    dataset_path = folder.dataset_path(study_dir)
     if forced:
-        _write_text(spec_path, spec.to_json())
-        _write_text(dataset_path, json.dumps(dataset.record()))
+        folder.write(spec_path, spec.to_json())
+        folder.write(dataset_path, json.dumps(dataset.record()))
         return
-    if not _write_new(spec_path, spec.to_json()):
+    if not folder.write_new(spec_path, spec.to_json()):
         # another run made the folder since it was checked: its study must be this
         existing = reporting.load_spec(study_dir)
         if not existing.same_study(spec):
             differences = [_difference(existing, spec)]
             raise StudyError(_refusal(study_dir, differences, existing.command))
-    if not _write_new(dataset_path, json.dumps(dataset.record())):
+    if not folder.write_new(dataset_path, json.dumps(dataset.record())):
         check_data(study_dir, dataset)
-
-
-def _write_new(path, text):
-    """Writes `path` if no process has written it yet; returns whether it did."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=_TMP)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    try:
-        os.link(tmp, path)  # fails if the file exists: the first writer wins
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        os.remove(tmp)
 
 
 def check_data(study_dir, dataset, force=False):
@@ -141,7 +106,7 @@ def check_data(study_dir, dataset, force=False):
     Returns:
         The difference `force` let through, in a list (or an empty list).
     """
-    dataset_path = os.path.join(study_dir, reporting.DATASET)
+    dataset_path = folder.dataset_path(study_dir)
     if not os.path.exists(dataset_path):
         return []
     try:
@@ -189,11 +154,6 @@ def _refusal(study_dir, differences, command):
     )
 
 
-def _check_writable(study_dir):
-    if not os.access(study_dir, os.W_OK | os.X_OK):
-        raise StudyError(f"output folder {study_dir} is not writable")
-
-
 def _difference(old, new):
     changed = [
         f"{name}: {old.axes.get(name)} there, {new.axes.get(name)} now"
@@ -208,14 +168,6 @@ def _difference(old, new):
     if old.study != new.study:
         changed.insert(0, f"study {old.study} there, {new.study} now")
     return "; ".join(changed[:3]) + ("; ..." if len(changed) > 3 else "")
-
-
-def _write_text(path, text):
-    """Writes atomically, so a reader (or a kill) never sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=_TMP)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def load_data(spec, source=None):
@@ -321,20 +273,65 @@ def run(
             folder that holds another study (nothing in it is changed).
     """
     stream = stream or sys.stdout
+    spec, dataset, builder, forced = prepare(
+        spec, study_dir, role, builder, source, force
+    )
+    run_id = start(spec, study_dir, role, dataset, forced, lease_timeout, retry_errors)
+    console.print_start(spec, study_dir, role, dataset, forced, stream)
+    search(
+        spec, study_dir, dataset, builder, stream, lease_timeout, retry_errors, run_id
+    )
+    if role == "worker":
+        console.print_worker_finished(stream)
+        return None
+    # two plain runs on one folder finish together: one report at a time
+    with leases.locked(folder.report_lock_path(study_dir)):
+        summary = reporting.write(study_dir)
+    console.print_summary(summary, study_dir, stream)
+    return summary
+
+
+def prepare(spec, study_dir, role, builder=None, source=None, force=False):
+    """Checks all that can be checked before a file is written: the folder,
+    the data (loaded here), the model builder and, for a chief, its port.
+
+    Returns:
+        `(spec, dataset, builder, forced)`: the spec with the task the data
+        decided, the dataset, the resolved builder, and the differences
+        `force` let through.
+
+    Raises:
+        StudyError: see `run`.
+    """
     forced = check_folder(spec, study_dir, force)
     dataset, spec = load_data(spec, source)
     forced += check_data(study_dir, dataset, force)
     quiet.import_backend()  # after every check that needs no backend
     if builder is None:
-        from studies.inputs import builders
-
-        try:
-            builder, _ = builders.resolve(spec.fixed["model"])
-        except builders.BuilderError as error:
-            raise StudyError(str(error)) from None
+        builder = _resolve_builder(spec.fixed["model"])
     check_model(spec, builder, dataset)
     if role == "chief":
         _check_address()
+    return spec, dataset, builder, forced
+
+
+def _resolve_builder(model):
+    from studies.inputs import builders
+
+    try:
+        builder, _ = builders.resolve(model)
+    except builders.BuilderError as error:
+        raise StudyError(str(error)) from None
+    return builder
+
+
+def start(spec, study_dir, role, dataset, forced, lease_timeout, retry_errors):
+    """Writes the folder's spec and dataset (`write_folder`), this run's
+    record (`runs/`) and the TensorBoard HParams config.
+
+    Returns:
+        This run's id.
+    """
     write_folder(spec, study_dir, dataset, forced)
     run_id = provenance.new_run_id()
     provenance.write(
@@ -346,36 +343,32 @@ def run(
         retry_errors=retry_errors,
         lease_timeout=lease_timeout,
     )
-    logdir = tensorboard_dir(study_dir)
-    tensorboard_config.write(logdir, spec)
+    tensorboard_config.write(folder.tensorboard_dir(study_dir), spec)
+    return run_id
 
+
+def search(
+    spec, study_dir, dataset, builder, stream, lease_timeout, retry_errors, run_id
+):
+    """Runs this process's share of the cells with a `StudyTuner`; returns
+    when every cell has a record (or, for a worker, none is left to hand
+    out)."""
     import keras
 
     from studies.engine.hypermodel import CellHyperModel
     from studies.engine.progress import Progress
     from studies.engine.tuner import StudyTuner
 
-    finished = len(records.finished_keys(study_dir))
-    print(
-        f"study {spec.study} ({role}): {spec.size} cells over "
-        + " x ".join(f"{len(v)} {k}" for k, v in spec.axes.items())
-        + f"; {finished} already finished in {study_dir}\n{dataset.describe()}; "
-        + ", ".join(f"{k}={v}" for k, v in spec.fixed.items() if k != "dataset"),
-        file=stream,
-        flush=True,
-    )
-    for difference in forced:
-        print(f"--force: going on although {difference}", file=stream, flush=True)
-    hypermodel = CellHyperModel(spec, dataset, builder)
     tuner = StudyTuner(
         spec,
         study_dir,
-        hypermodel,
+        CellHyperModel(spec, dataset, builder),
         Progress(spec, study_dir, stream, lease_timeout),
         lease_timeout=lease_timeout,
         retry_errors=retry_errors,
         run_id=run_id,
     )
+    logdir = folder.tensorboard_dir(study_dir)
     tuner.search(
         dataset.x_train,
         dataset.y_train,
@@ -383,27 +376,4 @@ def run(
         callbacks=[
             keras.callbacks.TensorBoard(logdir, write_graph=False, profile_batch=0)
         ],
-    )
-    if role == "worker":
-        print("worker finished: no cells left to hand out", file=stream, flush=True)
-        return None
-    # two plain runs on one folder finish together: one report at a time
-    with leases.locked(os.path.join(study_dir, ".report.lock")):
-        summary = reporting.write(study_dir)
-    print_summary(summary, study_dir, stream)
-    return summary
-
-
-def print_summary(summary, study_dir, stream):
-    """The findings, one line per variant and per difference, then the files."""
-    spec = reporting.load_spec(study_dir)
-    for line in findings.lines(spec, summary):
-        print(f"  {line}", file=stream)
-    print(
-        f"report: {os.path.join(study_dir, 'report.md')}\n"
-        f"results: {os.path.join(study_dir, 'results.csv')}, "
-        f"{os.path.join(study_dir, 'summary.json')}\n"
-        f"logs: tensorboard --logdir {tensorboard_dir(study_dir)}",
-        file=stream,
-        flush=True,
     )

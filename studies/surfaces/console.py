@@ -1,0 +1,41 @@
+"""What a run prints: the study it starts, and the findings it ends with."""
+
+from studies import folder
+from studies.engine import records
+from studies.outputs import reporting
+from studies.science import findings
+
+
+def print_start(spec, study_dir, role, dataset, forced, stream):
+    """The study, its grid, the cells already finished, the data and the
+    settings, then each difference `--force` let through."""
+    finished = len(records.finished_keys(study_dir))
+    print(
+        f"study {spec.study} ({role}): {spec.size} cells over "
+        + " x ".join(f"{len(v)} {k}" for k, v in spec.axes.items())
+        + f"; {finished} already finished in {study_dir}\n{dataset.describe()}; "
+        + ", ".join(f"{k}={v}" for k, v in spec.fixed.items() if k != "dataset"),
+        file=stream,
+        flush=True,
+    )
+    for difference in forced:
+        print(f"--force: going on although {difference}", file=stream, flush=True)
+
+
+def print_worker_finished(stream):
+    print("worker finished: no cells left to hand out", file=stream, flush=True)
+
+
+def print_summary(summary, study_dir, stream):
+    """The findings, one line per variant and per difference, then the files."""
+    spec = reporting.load_spec(study_dir)
+    for line in findings.lines(spec, summary):
+        print(f"  {line}", file=stream)
+    print(
+        f"report: {folder.report_path(study_dir)}\n"
+        f"results: {folder.results_path(study_dir)}, "
+        f"{folder.summary_path(study_dir)}\n"
+        f"logs: tensorboard --logdir {folder.tensorboard_dir(study_dir)}",
+        file=stream,
+        flush=True,
+    )
