@@ -114,8 +114,7 @@ def load(
             (y_train, y_val, y_test), target_scaling
         )
         description += note
-    if train_size is not None:
-        x_train, y_train = splits.subsample(x_train, y_train, train_size, seed, name)
+    x_train, y_train = splits.subsample(x_train, y_train, train_size, seed, name)
     return Dataset(
         name, x_train, y_train, x_val, y_val, x_test, y_test, task, description
     )

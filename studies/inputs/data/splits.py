@@ -33,7 +33,9 @@ def validation_split(x, y, stratify=True):
 
 
 def subsample(x, y, train_size, seed, name):
-    """A seeded random subset of `train_size` training examples."""
+    """A seeded random subset of `train_size` training examples (None: all)."""
+    if train_size is None:
+        return x, y
     if train_size > len(x):
         raise DatasetError(
             f"--train-size {train_size} is larger than the {len(x)} "
