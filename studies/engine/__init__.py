@@ -2,9 +2,10 @@
 
 `oracle` walks the grid and hands out cells through `leases`; `tuner` runs
 one cell and writes its record (`records`); `hypermodel` builds and fits one
-cell's model (with `optimizers` and `instruments`); `results` is the table
-built from the records; `provenance` records who ran what; `progress` prints
-a line per cell with an ETA; `cell_memory` frees what a cell leaves behind.
+cell's model (with `optimizers`, `instruments`, the `callbacks` that stop a
+fit, the step `budget` and `scoring`); `results` is the table built from
+the records; `provenance` records who ran what; `progress` prints a line per
+cell with an ETA; `cell_memory` frees what a cell leaves behind.
 
 Imports: Keras Tuner, `kbn`, `studies.quiet`, `studies.science` and
 `studies.inputs`.

@@ -99,14 +99,7 @@ class Progress:
         if status == "error":
             result = f"ERROR {outcome.get('message', '')}"[:120]
         else:
-            task = tasks.of(self.spec)
-            if task.name == tasks.REGRESSION:
-                result = (
-                    f"val_r2 {outcome['final_val_r2']:.3f} "
-                    f"val_loss {outcome['final_val_loss']:.4g}"
-                )
-            else:
-                result = f"val_acc {outcome['final_val_accuracy']:.3f}"
+            result = tasks.of(self.spec).progress_line(outcome)
             if outcome["diverged"]:
                 result += f" diverged@epoch {outcome['epochs_run']}"
         width = len(str(total))

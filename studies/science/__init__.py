@@ -4,8 +4,9 @@
 findings); `spec` turns one into a grid of cells (`study.json`); `tasks`
 holds what differs between classification and regression; `outcomes`
 decides what a cell's record means (ok, diverged, errored, missing);
-`analysis` computes the sensitivity numbers with intervals and `findings`
-words them.
+`analysis` assembles the sensitivity numbers with intervals (from `grid`,
+`ranges`, `headline`, `extras`, `curves` and `stats`) and `findings` words
+them.
 
 Imports: the standard library, NumPy and `studies.quiet` only; no Keras, no
 Keras Tuner, nothing else from `studies`, so every rule here is testable on

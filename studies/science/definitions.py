@@ -1,7 +1,7 @@
 """The registry of studies: what each one varies, its presets, and what it shows.
 
 A study is data, not code: its axes (in loop order, seed last), its presets,
-the instruments it needs, the extra metric groups (`analysis.EXTRA_METRICS`)
+the instruments it needs, the extra metric groups (`extras.EXTRA_METRICS`)
 and plots (`plots.EXTRA_PLOTS`) it adds to the generic ones, and the numbers
 its findings compare between no BN and BN. The generic parts need no entry:
 every numeric axis with more than one value gets its range metrics, curves
@@ -91,7 +91,7 @@ class StudyDefinition:
         presets: `quick` and `full`: axis values (`variant`, `lr`, ...,
             `seeds` as a count) and fixed settings over `COMMON`.
         instruments: The `kbn.callbacks` every cell needs.
-        metrics: Extra metric groups (`analysis.EXTRA_METRICS`).
+        metrics: Extra metric groups (`extras.EXTRA_METRICS`).
         plots: Extra plots (`plots.EXTRA_PLOTS`).
         findings: `(summary key, label)` pairs compared as no BN / BN.
     """

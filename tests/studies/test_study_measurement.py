@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from study_helpers import start, study_command
 
-from studies.engine import hypermodel
+from studies.engine import budget, callbacks
 from studies.inputs import data
 
 
@@ -36,7 +36,7 @@ def test_divergence_monitor_reads_the_batch_loss_not_the_running_mean():
     x = np.zeros((100, 2), "float32")
     y = np.zeros((100, 1), "float32")
     y[50:60] = 60.0  # batch 5 of 10 has loss 3600; the mean there is 600
-    monitor = hypermodel.DivergenceMonitor(1e3, batch_size=10, num_samples=100)
+    monitor = callbacks.DivergenceMonitor(1e3, batch_size=10, num_samples=100)
     means = _Means()
     _frozen_model().fit(
         x, y, batch_size=10, epochs=1, shuffle=False, verbose=0,
@@ -51,7 +51,7 @@ def test_divergence_monitor_reads_the_batch_loss_not_the_running_mean():
 def test_divergence_monitor_restarts_each_epoch_and_passes_normal_runs():
     x = np.zeros((40, 2), "float32")
     y = np.full((40, 1), 3.0, "float32")  # loss 9 on every batch
-    calm = hypermodel.DivergenceMonitor(1e3, batch_size=10, num_samples=40)
+    calm = callbacks.DivergenceMonitor(1e3, batch_size=10, num_samples=40)
     _frozen_model().fit(
         x, y, batch_size=10, epochs=3, shuffle=False, verbose=0, callbacks=[calm]
     )
@@ -59,7 +59,7 @@ def test_divergence_monitor_restarts_each_epoch_and_passes_normal_runs():
 
     # epoch 2 starts with a spike: the running mean restarts with the epoch,
     # so batch 0's mean is the batch's own loss, and nothing of epoch 1 leaks
-    monitor = hypermodel.DivergenceMonitor(1e3, batch_size=10, num_samples=40)
+    monitor = callbacks.DivergenceMonitor(1e3, batch_size=10, num_samples=40)
     monitor.set_model(_frozen_model())
     for batch in range(4):
         monitor.on_train_batch_end(batch, {"loss": 9.0})
@@ -73,7 +73,7 @@ def test_divergence_monitor_weighs_a_short_last_batch():
     x = np.zeros((25, 2), "float32")
     y = np.zeros((25, 1), "float32")
     y[20:] = 40.0  # the last batch holds 5 examples at loss 1600
-    monitor = hypermodel.DivergenceMonitor(1e3, batch_size=10, num_samples=25)
+    monitor = callbacks.DivergenceMonitor(1e3, batch_size=10, num_samples=25)
     _frozen_model().fit(
         x, y, batch_size=10, epochs=1, shuffle=False, verbose=0, callbacks=[monitor]
     )
@@ -86,15 +86,15 @@ def test_step_budget_stops_at_exactly_that_many_steps():
     y = np.zeros((100, 1), "float32")
     model = _frozen_model()
     settings = {"steps": 25, "epochs": None, "batch_size": 10}
-    epochs = hypermodel.epochs_for(settings, len(x))
-    budget = hypermodel.StepBudget(25)
+    epochs = budget.epochs_for(settings, len(x))
+    counter = callbacks.StepBudget(25)
     history = model.fit(
-        x, y, batch_size=10, epochs=epochs, verbose=0, callbacks=[budget]
+        x, y, batch_size=10, epochs=epochs, verbose=0, callbacks=[counter]
     )
     assert epochs == 3 and len(history.history["loss"]) == 3
-    assert budget.steps_run == 25
+    assert counter.steps_run == 25
     assert int(model.optimizer.iterations.numpy()) == 25
-    assert hypermodel.epochs_for({"steps": None, "epochs": 7}, 100) == 7
+    assert budget.epochs_for({"steps": None, "epochs": 7}, 100) == 7
 
 
 def test_three_way_split_holds_out_the_test_set():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from study_helpers import build_model, run, tiny_spec
 
-from studies.engine import hypermodel, results
+from studies.engine import callbacks, hypermodel, results
 from studies.inputs import data, models
 from studies.science.spec import make_spec
 
@@ -20,7 +20,7 @@ def test_divergence_monitor_stops_on_nan_and_on_threshold():
     ):
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
         model.compile("sgd", "mse")
-        monitor = hypermodel.DivergenceMonitor(threshold)
+        monitor = callbacks.DivergenceMonitor(threshold)
         history = model.fit(
             x, y, batch_size=8, epochs=5, verbose=0, callbacks=[monitor]
         )

@@ -10,7 +10,7 @@ import pytest
 from study_helpers import TINY_ARGS
 
 import studies
-from studies.engine import hypermodel, results
+from studies.engine import callbacks, hypermodel, results
 from studies.inputs import data
 from studies.science.spec import make_spec
 from studies.surfaces import cli
@@ -64,15 +64,15 @@ def test_divergence_is_relative_to_the_first_batch_loss():
     y = np.full((64, 1), 1e3, "float32")  # targets around 1e3
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(keras.optimizers.SGD(1e-4), "mse")
-    calm = hypermodel.DivergenceMonitor(1e3, 8, 64, relative=True)
+    calm = callbacks.DivergenceMonitor(1e3, 8, 64, relative=True)
     model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[calm])
     assert not calm.diverged and calm.initial_loss > 1e5
-    absolute = hypermodel.DivergenceMonitor(1e3, 8, 64)
+    absolute = callbacks.DivergenceMonitor(1e3, 8, 64)
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[absolute])
     assert absolute.diverged
     # a loss that grows 1000x past the first batch's is divergence
     model.compile(keras.optimizers.SGD(10.0), "mse")
-    wild = hypermodel.DivergenceMonitor(1e3, 8, 64, relative=True)
+    wild = callbacks.DivergenceMonitor(1e3, 8, 64, relative=True)
     model.fit(x, y, batch_size=8, epochs=5, verbose=0, callbacks=[wild])
     assert wild.diverged
 

@@ -1,0 +1,170 @@
+"""The extra numbers of a study, per variant and seed (`EXTRA_METRICS`).
+
+Besides the score, a study may summarize the generalization gap, the final
+training score, the batch noise and its slope across batch sizes, and the
+instruments' curve numbers. Each is a seed mean (`[variant, seed]` arrays),
+so the bootstrap resamples it with the same seed indices as the score.
+"""
+
+import math
+
+import numpy as np
+
+from studies.science import outcomes
+from studies.science.curves import percentile_drift
+from studies.science.stats import floats, nan_reduce
+
+
+def per_seed(axes, rows, value):
+    """`[variant, seed]` array of `value(row)` averaged per seed (NaN where none)."""
+    variants = {v: i for i, v in enumerate(axes["variant"])}
+    seeds = {s: i for i, s in enumerate(axes["seed"])}
+    groups = {}
+    for row in rows:
+        x = value(row)
+        if x is not None and math.isfinite(x) and row["variant"] in variants:
+            key = (variants[row["variant"]], seeds[row["seed"]])
+            groups.setdefault(key, []).append(x)
+    values = np.full((len(variants), len(seeds)), np.nan)
+    for (v, s), xs in groups.items():
+        values[v, s] = np.mean(xs)
+    return values
+
+
+def per_seed_group(axes, rows, function):
+    """`[variant, seed]` array of `function(rows of that variant and seed)`."""
+    values = np.full((len(axes["variant"]), len(axes["seed"])), np.nan)
+    for v, variant in enumerate(axes["variant"]):
+        for s, seed in enumerate(axes["seed"]):
+            own = [r for r in rows if r["variant"] == variant and r["seed"] == seed]
+            result = function(own) if own else None
+            if result is not None and math.isfinite(result):
+                values[v, s] = result
+    return values
+
+
+class SeedGroup:
+    """An extra number computed from all of one variant's cells of one seed
+    (e.g. a slope across batch sizes), not averaged from single cells."""
+
+    def __init__(self, function):
+        self.function = function
+
+
+def _generalization(chance, metric):
+    def train(row):
+        return outcomes.score(row, chance, f"final_train_{metric}")
+
+    def gap(row):
+        # a failed cell scores chance on both sets: a gap of 0 that would
+        # look like perfect generalization, so it is left out (its failure
+        # shows in diverged_fraction and errors)
+        if not outcomes.stable(row):
+            return None
+        return train(row) - outcomes.score(row, chance, f"final_val_{metric}")
+
+    return {f"final_train_{metric}": train, "generalization_gap": gap}
+
+
+def _train_accuracy(chance, metric):
+    def last(row):
+        if not outcomes.stable(row) or metric not in (row.get("curves") or {}):
+            return float(chance)
+        return float(floats(row["curves"][metric]["train"])[-1])
+
+    return {f"final_train_{metric}": last}
+
+
+def _noise_slope(rows):
+    """Slope of log(batch noise) against log(batch size): -0.5 for noise that
+    shrinks as 1/sqrt(batch); None without two sizes with measurable noise."""
+    points = [
+        (r["batch_size"], r.get("batch_noise"))
+        for r in rows
+        if outcomes.stable(r) and "batch_size" in r
+    ]
+    points = [
+        (b, n) for b, n in points if n is not None and math.isfinite(n) and n > 1e-4
+    ]
+    if len({b for b, _ in points}) < 2:
+        return None
+    b, n = np.log(np.array(points, float)).T
+    return float(np.polyfit(b, n, 1)[0])
+
+
+def _batch_noise(chance, metric):
+    def noise(row):
+        value = row.get("batch_noise")
+        return None if value is None or not outcomes.stable(row) else float(value)
+
+    return {"batch_noise": noise, "batch_noise_slope": SeedGroup(_noise_slope)}
+
+
+def _instrument_values():
+    """Per-cell numbers read from the instruments' curves (None without them)."""
+
+    def from_curves(section, reduce):
+        def value(row):
+            curves = row.get("curves") or {}
+            return reduce(curves, curves[section]) if curves.get(section) else None
+
+        return value
+
+    return {
+        "percentile_drift": from_curves(
+            "percentiles", lambda c, p: percentile_drift(p, c["steps_per_epoch"])
+        ),
+        "mean_loss_range": from_curves(
+            "landscape", lambda c, p: nan_reduce(np.mean, floats(p["loss_range"]))
+        ),
+        "mean_grad_change": from_curves(
+            "landscape",
+            lambda c, p: nan_reduce(np.mean, floats(p["max_grad_change"])),
+        ),
+        "max_beta_smoothness": from_curves(
+            "landscape",
+            lambda c, p: nan_reduce(np.max, floats(p["beta_smoothness"])),
+        ),
+    }
+
+
+# name -> function(chance) -> {metric: function(row) -> number or None}
+EXTRA_METRICS = {
+    "generalization": _generalization,
+    "train_accuracy": _train_accuracy,
+    "batch_noise": _batch_noise,
+}
+
+
+def extras(metric_groups, axes, rows, chance, metric="accuracy"):
+    """`{name: [variant, seed] array}` of the study's extra numbers."""
+    values = {}
+    for group in metric_groups:
+        values.update(EXTRA_METRICS[group](chance, metric))
+    values.update(_instrument_values())
+    arrays = {
+        name: per_seed_group(axes, rows, value.function)
+        if isinstance(value, SeedGroup)
+        else per_seed(axes, rows, value)
+        for name, value in values.items()
+    }
+    return {name: a for name, a in arrays.items() if np.isfinite(a).any()}
+
+
+def noise_by_batch_size(axes, rows):
+    """`{variant: {batch size: seed-mean batch noise}}` (finite values only)."""
+    table = {}
+    for variant in axes["variant"]:
+        by_size = {}
+        for row in rows:
+            value = row.get("batch_noise")
+            if (
+                row["variant"] == variant
+                and value is not None
+                and outcomes.stable(row)
+                and math.isfinite(value)
+            ):
+                by_size.setdefault(row["batch_size"], []).append(float(value))
+        if by_size:
+            table[variant] = {b: float(np.mean(v)) for b, v in sorted(by_size.items())}
+    return table
