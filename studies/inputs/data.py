@@ -167,10 +167,6 @@ def _majority(labels):
     return float(np.bincount(labels).max() / len(labels))
 
 
-def is_dataset_name(name):
-    return name in NAMES or str(name).endswith(".npz") or plugins.is_reference(name)
-
-
 def load(
     source,
     train_size=None,
@@ -179,11 +175,13 @@ def load(
     feature_scaling="auto",
     name=None,
     target_scaling="auto",
+    spell=None,
 ):
     """Loads a dataset, optionally subsampling its training split.
 
     Args:
-        source: One of `NAMES`, a path ending in `.npz`, `MODULE:FUNCTION`,
+        source: One of `NAMES`, a path ending in `.npz`, the function a
+            `MODULE:FUNCTION` names (loaded by `studies.inputs.resolved`),
             the arrays `(x_train, y_train, x_test, y_test)` (or a dict with
             those keys), or a pair of `tf.data.Dataset`s `(train, test)`.
         train_size: Keep this many training examples (a seeded random subset),
@@ -198,6 +196,8 @@ def load(
             target, with the training split's mean and std: R² is the same
             in any units, and the learning-rate grids suit unit-scale
             targets), or `none` (as given; losses in the targets' units).
+        spell: Option name -> how the caller spells it, for messages
+            (`--train-size` or `train_size`); default: the name itself.
 
     Returns:
         A `Dataset` (its validation split taken from the training split
@@ -209,10 +209,11 @@ def load(
             targets that do not fit `task`, a download that failed, or a
             `train_size` larger than the training set.
     """
-    arrays, built_in = _arrays(source)
+    spell = spell or str
     name = name or (str(source) if isinstance(source, str) else "arrays")
+    arrays, built_in = _arrays(source, name, spell)
     x_train, y_train, x_test, y_test = _checked(arrays, name)
-    task, y_train, y_test, how = _targets(y_train, y_test, task, name)
+    task, y_train, y_test, how = _targets(y_train, y_test, task, name, spell)
     # the validation split first: scaling statistics come from the rows
     # that are trained on, never from validation or test
     x_train, y_train, x_val, y_val = _validation_split(
@@ -232,7 +233,7 @@ def load(
     if train_size is not None:
         if train_size > len(x_train):
             raise DatasetError(
-                f"--train-size {train_size} is larger than the {len(x_train)} "
+                f"{spell('train_size')} {train_size} is larger than the {len(x_train)} "
                 f"training examples of {name}"
             )
         keep = np.random.default_rng(seed).permutation(len(x_train))[:train_size]
@@ -240,7 +241,7 @@ def load(
     return Dataset(name, x_train, y_train, x_val, y_val, x_test, y_test, task, scaling)
 
 
-def _arrays(source):
+def _arrays(source, name, spell):
     """`((x_train, y_train, x_test, y_test), built_in)` from any source."""
     if isinstance(source, str):
         if source.endswith(".npz"):
@@ -249,28 +250,23 @@ def _arrays(source):
             return _LOADERS[source](), True
         if source in KERAS_DATASETS:
             return _keras_dataset(source), True
-        if plugins.is_reference(source):
-            return _from_function(source), False
         raise DatasetError(
             f"unknown dataset {source!r}: choose one of {', '.join(NAMES)}, "
             "a .npz file with x_train, y_train, x_test, y_test, or MODULE:FUNCTION"
         )
-    return _from_python(source, "data"), False
+    if callable(source):
+        return _from_function(source, f"{spell('dataset')} {name}"), False
+    return _from_python(source, spell("dataset")), False
 
 
-def _from_function(reference):
-    try:
-        function = plugins.load(reference, "--dataset")
-    except plugins.PluginError as error:
-        raise DatasetError(str(error)) from None
+def _from_function(function, what):
     try:
         value = function()
     except Exception as error:
         raise DatasetError(
-            f"--dataset {reference} raised {type(error).__name__}: "
-            f"{plugins.first_line(error)}"
+            f"{what} raised {type(error).__name__}: {plugins.first_line(error)}"
         ) from None
-    return _from_python(value, f"--dataset {reference}")
+    return _from_python(value, what)
 
 
 def _from_python(value, what):
@@ -384,7 +380,7 @@ def _checked(arrays, name):
     return x_train, y_train, x_test, y_test
 
 
-def _targets(y_train, y_test, task, name):
+def _targets(y_train, y_test, task, name, spell):
     """`(task, y_train, y_test, note)`: labels as int32 or targets as float32 (N, k)."""
     integer = np.issubdtype(y_train.dtype, np.integer) or y_train.dtype == bool
     one_hot = (
@@ -412,7 +408,7 @@ def _targets(y_train, y_test, task, name):
                     f"{name}: {split} holds non-integer or negative values: "
                     "classification needs labels 0, 1, ..., K-1 (regression "
                     "targets? leave out the classification option, or use "
-                    "--task regression)"
+                    f"{spell('task')} regression)"
                 )
         return (
             task,

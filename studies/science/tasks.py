@@ -19,7 +19,6 @@ import dataclasses
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
-NAMES = (CLASSIFICATION, REGRESSION)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +51,7 @@ _TASKS = {
         REGRESSION, "r2", "R² (1 - MSE / constant predictor's MSE)", "R² 0", True
     ),
 }
+NAMES = tuple(_TASKS)  # the tasks' one vocabulary
 
 
 def get(name):

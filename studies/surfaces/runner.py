@@ -22,10 +22,12 @@ import tempfile
 
 from studies import quiet
 from studies.engine import leases, provenance, records
-from studies.inputs import data
+from studies.inputs import data as datasets
+from studies.inputs import plugins, resolved
 from studies.outputs import reporting, tensorboard_config
 from studies.science import findings
 from studies.science.spec import StudySpec
+from studies.surfaces import options
 
 _TMP = ".tmp-"
 
@@ -38,7 +40,7 @@ def tensorboard_dir(study_dir):
     return os.path.join(study_dir, "tensorboard")
 
 
-def check_folder(spec, study_dir, force=False):
+def check_folder(spec, study_dir, force=False, style="api"):
     """Checks, without writing anything, that `study_dir` can hold this study
     (its data aside: `check_data`, once the data is loaded).
 
@@ -67,18 +69,19 @@ def check_folder(spec, study_dir, force=False):
         if not existing.same_study(spec):
             differences.append(_difference(existing, spec))
         if differences and not force:
-            raise StudyError(_refusal(study_dir, differences, existing.command))
+            raise StudyError(_refusal(study_dir, differences, existing.command, style))
         _check_writable(study_dir)
         return differences
     if os.path.exists(study_dir) and not os.path.isdir(study_dir):
-        raise StudyError(f"--out {study_dir} is a file, not a folder")
+        out = options.flag("out", style)
+        raise StudyError(f"{out} {study_dir} is a file, not a folder")
     # another process of a distributed study may be writing study.json now
     if os.path.isdir(study_dir) and any(
         not name.startswith(_TMP) for name in os.listdir(study_dir)
     ):
         raise StudyError(
             f"{study_dir} is not empty and holds no study; choose a new or "
-            "empty folder for --out"
+            f"empty folder for {options.flag('out', style)}"
         )
     parent = os.path.abspath(study_dir)
     while not os.path.exists(parent):  # the folder will be made in the nearest one
@@ -94,7 +97,7 @@ def check_folder(spec, study_dir, force=False):
     return []
 
 
-def write_folder(spec, study_dir, dataset, forced):
+def write_folder(spec, study_dir, dataset, forced, style="api"):
     """Creates the study folder's `study.json` and `dataset.json`, or
     replaces them with these when `--force` let a difference through."""
     try:
@@ -114,9 +117,9 @@ def write_folder(spec, study_dir, dataset, forced):
         existing = reporting.load_spec(study_dir)
         if not existing.same_study(spec):
             differences = [_difference(existing, spec)]
-            raise StudyError(_refusal(study_dir, differences, existing.command))
+            raise StudyError(_refusal(study_dir, differences, existing.command, style))
     if not _write_new(dataset_path, json.dumps(dataset.record())):
-        check_data(study_dir, dataset)
+        check_data(study_dir, dataset, style=style)
 
 
 def _write_new(path, text):
@@ -133,7 +136,7 @@ def _write_new(path, text):
         os.remove(tmp)
 
 
-def check_data(study_dir, dataset, force=False):
+def check_data(study_dir, dataset, force=False, style="api"):
     """Refuses to resume a study on data other than its own (same name, new
     values: a changed file, or other arrays given to `studies.run`), unless
     `force`.
@@ -157,7 +160,7 @@ def check_data(study_dir, dataset, force=False):
     )
     if not force:
         spec = reporting.load_spec(study_dir)
-        raise StudyError(_refusal(study_dir, [difference], spec.command))
+        raise StudyError(_refusal(study_dir, [difference], spec.command, style))
     return [difference]
 
 
@@ -180,11 +183,14 @@ def _check_address():
         ) from None
 
 
-def _refusal(study_dir, differences, command):
+def _refusal(study_dir, differences, command, style):
+    out, force = options.flag("out", style), options.flag("force", style)
+    if style != "cli":
+        force += "=True"
     return (
         f"{study_dir} holds a different study ({'; '.join(differences)}); "
-        "choose another --out, repeat its command "
-        f"({command or 'not recorded'}), or give --force to go on with "
+        f"choose another {out}, repeat its command "
+        f"({command or 'not recorded'}), or give {force} to go on with "
         "these settings (the report will say so)"
     )
 
@@ -218,37 +224,38 @@ def _write_text(path, text):
     os.replace(tmp, path)
 
 
-def load_data(spec, source=None):
-    """Loads the study's dataset (`source`: the data itself, from the Python API;
-    default: the spec's dataset name).
+def load_data(spec, data, style="api"):
+    """Loads the study's dataset (`data`: its `resolved.DataInput`).
 
     Returns:
         `(dataset, spec)`, the spec with the task the data decided.
     """
     try:
-        dataset = data.load(
-            spec.fixed["dataset"] if source is None else source,
+        dataset = datasets.load(
+            data.source,
             train_size=spec.fixed["train_size"],
             task=spec.fixed.get("task"),
             feature_scaling=spec.fixed.get("feature_scaling", "auto"),
             target_scaling=spec.fixed.get("target_scaling", "auto"),
             name=spec.fixed["dataset"],
+            spell=options.speller(style),
         )
-    except data.DatasetError as error:
+    except datasets.DatasetError as error:
         raise StudyError(str(error)) from None
+    # the one check of target_scaling: only the data says what the task is
     if dataset.task == "classification" and spec.fixed.get("target_scaling") not in (
         None,
         "auto",
     ):
         raise StudyError(
-            "--target-scaling applies to regression targets, and "
-            f"{dataset.name} is a classification dataset"
+            f"{options.flag('target_scaling', style)} applies to regression "
+            f"targets, and {dataset.name} is a classification dataset"
         )
     fixed = {**spec.fixed, "task": dataset.task}
     return dataset, dataclasses.replace(spec, fixed=fixed)
 
 
-def check_model(spec, builder, dataset):
+def check_model(spec, model, dataset):
     """Builds the model of each variant once, on a few examples, before any
     file is written: a builder that cannot run the study fails here, in one
     line, not in every cell."""
@@ -260,14 +267,14 @@ def check_model(spec, builder, dataset):
         "init" in spec.axes
         or "init_scale" in spec.axes
         or spec.fixed.get("init_scale", 1.0) != 1.0
-        or spec.fixed.get("init") != builders.standard_init(builder)
+        or spec.fixed.get("init") != model.standard_init
     )
     x = dataset.x_train[:4]
     try:
         for variant in spec.axes.get("variant", (spec.fixed.get("variant"),)):
             cell = {**spec.cells()[0], "variant": variant}
             builders.check(
-                builder,
+                model.builder,
                 spec.settings(cell),
                 x,
                 dataset.outputs,
@@ -285,11 +292,12 @@ def run(
     study_dir,
     role="single",
     stream=None,
-    builder=None,
-    source=None,
+    model=None,
+    data=None,
     lease_timeout=leases.DEFAULT_TIMEOUT,
     retry_errors=False,
     force=False,
+    style="api",
 ):
     """Runs (or resumes) the study in `study_dir`.
 
@@ -303,15 +311,15 @@ def run(
         role: `single`, or `chief` / `worker` of a distributed study (the
             Keras Tuner environment variables must be set).
         stream: Where progress goes (stdout by default).
-        builder: The model builder (default: the spec's `model`, a built-in
-            name or `MODULE:FUNCTION`).
-        source: The data itself (arrays or tf.data, from the Python API);
-            default: the spec's `dataset`.
+        model: The `resolved.ModelInput` (the surfaces resolve it; default:
+            the spec's `model`, a built-in name or `MODULE:FUNCTION`).
+        data: The `resolved.DataInput` (default: the spec's `dataset`).
         lease_timeout: Seconds without a heartbeat after which a running
             cell (of a killed process) is handed out again.
         retry_errors: Run again the cells whose record is an error.
         force: Go on although the folder's grid, settings or data differ
             from these (recorded in the report).
+        style: `cli` or `api`: how messages name the options.
 
     Returns:
         The summary dict, or None for a worker (the chief writes the report).
@@ -321,21 +329,15 @@ def run(
             folder that holds another study (nothing in it is changed).
     """
     stream = stream or sys.stdout
-    forced = check_folder(spec, study_dir, force)
-    dataset, spec = load_data(spec, source)
-    forced += check_data(study_dir, dataset, force)
+    model, data = _inputs(spec, model, data, style)
+    forced = check_folder(spec, study_dir, force, style)
+    dataset, spec = load_data(spec, data, style)
+    forced += check_data(study_dir, dataset, force, style)
     quiet.import_backend()  # after every check that needs no backend
-    if builder is None:
-        from studies.inputs import builders
-
-        try:
-            builder, _ = builders.resolve(spec.fixed["model"])
-        except builders.BuilderError as error:
-            raise StudyError(str(error)) from None
-    check_model(spec, builder, dataset)
+    check_model(spec, model, dataset)
     if role == "chief":
         _check_address()
-    write_folder(spec, study_dir, dataset, forced)
+    write_folder(spec, study_dir, dataset, forced, style)
     run_id = provenance.new_run_id()
     provenance.write(
         study_dir,
@@ -366,7 +368,7 @@ def run(
     )
     for difference in forced:
         print(f"--force: going on although {difference}", file=stream, flush=True)
-    hypermodel = CellHyperModel(spec, dataset, builder)
+    hypermodel = CellHyperModel(spec, dataset, model.builder)
     tuner = StudyTuner(
         spec,
         study_dir,
@@ -392,6 +394,25 @@ def run(
         summary = reporting.write(study_dir)
     print_summary(summary, study_dir, stream)
     return summary
+
+
+def _inputs(spec, model, data, style):
+    """The model and data the surfaces resolved, or the spec's (a caller of
+    `run` without them, e.g. a test with a spec of built-in names)."""
+    try:
+        if model is None:
+            model = resolved.model(spec.fixed["model"])
+            if model is None:
+                raise StudyError(f"unknown model {spec.fixed['model']!r}")
+            model = resolved.load(model, options.flag("model", style))
+        if data is None:
+            data = resolved.data(spec.fixed["dataset"])
+            if data is None:
+                raise StudyError(f"unknown dataset {spec.fixed['dataset']!r}")
+            data = resolved.load(data, options.flag("dataset", style))
+    except plugins.PluginError as error:
+        raise StudyError(str(error)) from None
+    return model, data
 
 
 def print_summary(summary, study_dir, stream):
