@@ -68,6 +68,8 @@ class Option:
         refusal: The end of that refusal's message; `{schedule}` and the
             like stand for those options, as the caller spells them.
         applies_to: Where it applies, in words, for the reference.
+        study: Whether it says what the study is (`options.check` checks it,
+            `make_spec` takes it) rather than how or where it runs.
     """
 
     name: str
@@ -86,6 +88,7 @@ class Option:
     applies: object = None
     refusal: str = ""
     applies_to: str = ""
+    study: bool = True
 
     @property
     def flag(self):
@@ -142,6 +145,7 @@ OPTIONS = (
         default="quick",
         choices=definitions.PRESETS,
         passed=True,
+        study=False,
     ),
     Option(
         "out",
@@ -149,6 +153,7 @@ OPTIONS = (
         "study folder (default runs/STUDY-DATASET-PRESET); re-running "
         "with the same folder resumes an interrupted study",
         default_note="runs/STUDY-DATASET-PRESET",
+        study=False,
     ),
     Option(
         "dataset",
@@ -360,6 +365,7 @@ OPTIONS = (
         default=False,
         cli_only=_ROLE,
         group="role",
+        study=False,
     ),
     Option(
         "worker",
@@ -368,6 +374,7 @@ OPTIONS = (
         cli_only=_ROLE,
         metavar="ID",
         group="role",
+        study=False,
     ),
     Option(
         "oracle_address",
@@ -378,6 +385,7 @@ OPTIONS = (
         default="127.0.0.1:8000",
         cli_only=_ROLE,
         metavar="HOST:PORT",
+        study=False,
     ),
     Option(
         "lease_timeout",
@@ -387,12 +395,14 @@ OPTIONS = (
         "{default}; at once for a dead process on this machine)",
         default=leases.DEFAULT_TIMEOUT,
         metavar="SECONDS",
+        study=False,
     ),
     Option(
         "retry_errors",
         "switch",
         "run again the cells whose record is an error (e.g. out of memory)",
         default=False,
+        study=False,
     ),
     Option(
         "force",
@@ -400,6 +410,7 @@ OPTIONS = (
         "resume although the folder's grid, settings or data differ from "
         "these (the report records it)",
         default=False,
+        study=False,
     ),
     Option(
         "stream",
@@ -408,19 +419,13 @@ OPTIONS = (
         default_note="sys.stdout",
         api_only="a Python file object; the command line prints to standard "
         "output (redirect it)",
+        study=False,
     ),
 )
 
 BY_NAME = {option.name: option for option in OPTIONS}
-# The options `studies.surfaces.options.check` checks and `make_spec` takes:
-# what a study is (how it runs and where to are the others).
-STUDY_OPTIONS = tuple(
-    name
-    for name in BY_NAME
-    if name not in ("preset", "out", "lease_timeout", "retry_errors", "force")
-    and not BY_NAME[name].cli_only
-    and not BY_NAME[name].api_only
-)
+# The options `studies.surfaces.options.check` checks and `make_spec` takes.
+STUDY_OPTIONS = tuple(option.name for option in OPTIONS if option.study)
 
 
 def applies_to(option):

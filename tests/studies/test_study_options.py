@@ -35,8 +35,8 @@ def _api_keywords():
     """Every keyword `studies.run` takes: its parameters, and the options its
     **kwargs accept (each one tried: an unknown one raises)."""
     parameters = inspect.signature(studies.run).parameters
-    named = {n for n, p in parameters.items() if p.kind is p.KEYWORD_ONLY}
-    named |= {"out"}
+    named = {n for n, p in parameters.items() if p.kind is not p.VAR_KEYWORD}
+    named -= {"study"}  # the subcommand on the command line
     accepted = set()
     for name in _cli_options():
         try:
