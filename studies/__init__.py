@@ -28,17 +28,7 @@ layer or the ones before it (`tests/studies/test_layout.py` checks):
 `studies` uses `kbn`; `kbn` never imports `studies`.
 """
 
+from studies.inputs import variants  # `studies.variants.register(...)`: public
 from studies.surfaces.api import report, run
 
 __all__ = ["report", "run", "variants"]
-
-
-def __getattr__(name):
-    # `studies.variants.register(...)` is public; the registry imports Keras,
-    # so it loads on first use, not with `import studies` (the CLI's checks
-    # answer before Keras loads).
-    if name == "variants":
-        from studies.inputs import variants
-
-        return variants
-    raise AttributeError(f"module 'studies' has no attribute {name!r}")

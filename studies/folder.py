@@ -240,23 +240,24 @@ def holds_study(study_dir):
     return os.path.exists(spec_path(study_dir))
 
 
-def check_new(study_dir):
+def check_new(study_dir, out="--out"):
     """Checks, without writing anything, that a new study can be made in
-    `study_dir`, a folder without `study.json`.
+    `study_dir`, a folder without `study.json` (`out`: how the caller
+    spells the option that named it, for messages).
 
     Raises:
         FolderError: `study_dir` is a file, a non-empty folder, or cannot
             be created.
     """
     if os.path.exists(study_dir) and not os.path.isdir(study_dir):
-        raise FolderError(f"--out {study_dir} is a file, not a folder")
+        raise FolderError(f"{out} {study_dir} is a file, not a folder")
     # another process of a distributed study may be writing study.json now
     if os.path.isdir(study_dir) and any(
         not name.startswith(TMP_PREFIX) for name in os.listdir(study_dir)
     ):
         raise FolderError(
             f"{study_dir} is not empty and holds no study; choose a new or "
-            "empty folder for --out"
+            f"empty folder for {out}"
         )
     parent = os.path.abspath(study_dir)
     while not os.path.exists(parent):  # the folder will be made in the nearest one

@@ -95,29 +95,6 @@ class CellInitializer(keras.initializers.Initializer):
         return {"family": self.family, "scale": self.scale, "seed": self.seed}
 
 
-def resolve(model):
-    """`(builder, name)` for a built-in name, a `MODULE:FUNCTION` or a callable."""
-    if callable(model):
-        return model, plugins.name_of(model)
-    if model in models.BUILDERS:
-        return models.BUILDERS[model], model
-    if plugins.is_reference(model):
-        try:
-            return plugins.load(model, "--model"), model
-        except plugins.PluginError as error:
-            raise BuilderError(str(error)) from None
-    raise BuilderError(
-        f"unknown model {model!r}: choose one of {', '.join(models.BUILDERS)} "
-        "or give a builder as MODULE:FUNCTION"
-    )
-
-
-def standard_init(builder):
-    """The init family a builder starts from: its `standard_init` attribute, else
-    Keras's default (`glorot_uniform`), which its layers would get anyway."""
-    return getattr(builder, "standard_init", "glorot_uniform")
-
-
 def build(builder, settings, input_shape, outputs, name="model"):
     """Builds the cell's model; returns `(model, normalization, initializer)`.
 

@@ -16,11 +16,15 @@ model's default is the standard init for its nonlinearity
 (`STANDARD_INIT`, also the builder's `standard_init`): He for ReLU, and for
 sigmoid units Glorot & Bengio's advice of 4x the Glorot-uniform bound
 (`glorot_sigmoid`).
+
+The names of the built-in models are `definitions.STANDARD_INIT`'s keys (the
+one list; the presets below the inputs name them); each name's builder is the
+function of that name (`mlp-relu`: `mlp_relu`). Keras is imported when a model
+is built, not with this module, so the command line can resolve a model name
+before any backend loads.
 """
 
 import functools
-
-import keras
 
 from studies.science.definitions import MODELS as NAMES
 from studies.science.definitions import STANDARD_INIT
@@ -41,6 +45,8 @@ class ModelError(ValueError):
 
 def initializer(family, scale, seed):
     """A kernel initializer of `family` whose std is multiplied by `scale`."""
+    import keras
+
     if family == "random_normal":
         return keras.initializers.RandomNormal(
             stddev=_RANDOM_NORMAL_STDDEV * scale, seed=seed
@@ -54,6 +60,8 @@ def initializer(family, scale, seed):
 def _block(normalization, make_layer, activation, name):
     """A layer, its normalization (before or after the nonlinearity) and the
     nonlinearity; the layer keeps its bias unless BN comes right after it."""
+    import keras
+
     norm = normalization()
     after = normalization.after_activation
     layer = make_layer(use_bias=norm is None or after)
@@ -65,6 +73,8 @@ def _block(normalization, make_layer, activation, name):
 
 def _mlp(depth, activation):
     def build(normalization, kernel_initializer, input_shape, outputs):
+        import keras
+
         layers = [keras.Input(tuple(input_shape)), keras.layers.Flatten()]
         for i in range(1, depth + 1):
             dense = functools.partial(
@@ -96,6 +106,8 @@ def cnn(normalization, kernel_initializer, input_shape, outputs):
     Raises:
         ModelError: flat (tabular) inputs.
     """
+    import keras
+
     check("cnn", input_shape)
     rank = len(input_shape) - 1
     conv = keras.layers.Conv2D if rank == 2 else keras.layers.Conv1D
@@ -119,7 +131,7 @@ def cnn(normalization, kernel_initializer, input_shape, outputs):
     return keras.Sequential(layers)
 
 
-BUILDERS = {"mlp-relu": mlp_relu, "mlp-sigmoid": mlp_sigmoid, "cnn": cnn}
+BUILDERS = {name: globals()[name.replace("-", "_")] for name in NAMES}
 for _name, _builder in BUILDERS.items():
     _builder.standard_init = STANDARD_INIT[_name]
 

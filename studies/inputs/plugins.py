@@ -5,6 +5,7 @@ The current directory is importable, as with `python -m`, so a file
 Every failure is a `PluginError` with a one-line message.
 """
 
+import dataclasses
 import importlib
 import os
 import sys
@@ -14,29 +15,44 @@ class PluginError(ValueError):
     """A `MODULE:FUNCTION` that cannot be used, with a message for the user."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """A parsed `MODULE:FUNCTION` (`function` may be dotted: `module:Class.method`)."""
+
+    module: str
+    attribute: str
+
+    def __str__(self):
+        return f"{self.module}:{self.attribute}"
+
+
+def parse(text):
+    """The `Reference` `text` names, or None if it is not `MODULE:FUNCTION`
+    (a name, or a path such as `data.npz`)."""
+    if not isinstance(text, str) or text.count(":") != 1 or text.endswith(".npz"):
+        return None
+    module, attribute = text.split(":")
+    return Reference(module, attribute) if module and attribute else None
+
+
 def is_reference(text):
     """Whether `text` looks like `MODULE:FUNCTION` (not a path or a name)."""
-    if not isinstance(text, str) or text.count(":") != 1:
-        return False
-    module, function = text.split(":")
-    return bool(module) and bool(function) and not text.endswith(".npz")
+    return parse(text) is not None
 
 
 def load(reference, option):
-    """The callable `reference` (`MODULE:FUNCTION`) names.
+    """The callable `reference` names.
 
     Args:
-        reference: `package.module:function` (`function` may be dotted:
-            `module:Class.method`).
-        option: The option it came from, for the message (`--model`).
+        reference: A `Reference` (from `parse`).
+        option: The option it came from, as the caller spells it, for the
+            message (`--model`, `model`).
 
     Raises:
-        PluginError: not of that form, a module that cannot be imported (or
-            raises on import), a missing attribute or one that is not callable.
+        PluginError: a module that cannot be imported (or raises on import),
+            a missing attribute or one that is not callable.
     """
-    if not is_reference(reference):
-        raise PluginError(f"{option} {reference!r} is not MODULE:FUNCTION")
-    module_name, attribute = reference.split(":")
+    module_name, attribute = reference.module, reference.attribute
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:

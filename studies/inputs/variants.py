@@ -18,20 +18,20 @@ know the model. Built in:
   channels, as in ConvNeXt).
 - `group-norm`: `keras.layers.GroupNormalization` with up to 32 groups
   (Wu & He 2018 use 32), as many as divide the channels and leave a group
-  at least 16 values (`FittedGroupNormalization`).
+  at least 16 values (`normalizers.FittedGroupNormalization`).
 - `bn-after`: kbn after the nonlinearity instead of before it, the other
   placement people argue about (the layer before keeps its bias).
 
 Add one with `register("my-norm", lambda seed, settings: MyNorm())`; it is
 then a valid `--variants` value in that process (a `--model` or `--dataset`
 module can register variants when it is imported).
+
+This registry is the one list of variant names (the command line's help and
+checks read `names()`); it imports no Keras: the built-in layers come from
+`studies.inputs.normalizers` when the first one is made.
 """
 
 import dataclasses
-
-import keras
-
-import kbn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,89 +97,57 @@ def get(name):
 
 
 def names():
+    """The registered variants' names, built-in ones first."""
     return tuple(_REGISTRY)
 
 
-@keras.saving.register_keras_serializable(package="studies")
-class FittedGroupNormalization(keras.layers.GroupNormalization):
-    """GroupNormalization with as many groups, up to `groups`, as fit the layer.
+def _built_in(maker, **kwargs):
+    """A `make` calling `normalizers.<maker>`, imported (with Keras) on first use."""
 
-    Keras's layer needs `groups` to divide the channel count, and a group
-    must hold enough values for its mean and variance to mean something:
-    a Dense layer has no spatial positions, so 32 groups of 3 channels would
-    normalize over 3 values. The count is fitted when the layer is built:
-    the most groups, up to `groups`, that divide the channels and leave at
-    least `MIN_GROUP_VALUES` values per group per example (channels per
-    group x spatial positions). A 100-unit Dense layer gets 5 groups of 20;
-    a 32-filter convolution on 8x8 images gets 32 groups of 1 channel x 64
-    positions; a Dense layer of 16 units or fewer gets 1 group (LayerNorm).
-    """
-
-    MIN_GROUP_VALUES = 16
-
-    def build(self, input_shape):
-        channels = input_shape[self.axis]
-        positions = 1
-        for i, size in enumerate(input_shape[1:], start=1):
-            if i != self.axis % len(input_shape) and size is not None:
-                positions *= size
-        if channels is not None:
-            self.groups = max(
-                (
-                    g
-                    for g in range(1, min(self.groups, channels) + 1)
-                    if channels % g == 0
-                    and channels // g * positions >= self.MIN_GROUP_VALUES
-                ),
-                default=1,
-            )
-        super().build(input_shape)
-
-
-def _kbn(noise=None, **kwargs):
     def make(seed, settings):
-        return kbn.BatchNormalization(noise=noise, seed=seed, **kwargs)
+        from studies.inputs import normalizers
+
+        return getattr(normalizers, maker)(seed, settings, **kwargs)
 
     return make
-
-
-def _ghost(seed, settings):
-    return kbn.BatchNormalization(
-        virtual_batch_size=settings["virtual_batch_size"], seed=seed
-    )
 
 
 _REGISTRY["none"] = Variant("none", None, description="no normalization")
 register(
     "keras",
-    lambda seed, settings: keras.layers.BatchNormalization(),
+    _built_in("stock_bn"),
     description="the stock keras.layers.BatchNormalization",
 )
-register("bn", _kbn(), description="kbn.BatchNormalization")
+register("bn", _built_in("kbn_bn"), description="kbn.BatchNormalization")
 for _name, _noise in (
     ("bn-batch-statistics", "batch_statistics"),
     ("bn-covariate-shift", "covariate_shift"),
     ("bn-adjustment", "adjustment"),
     ("noisy-bn", "covariate_shift"),
 ):
-    register(_name, _kbn(_noise), description=f"kbn with noise={_noise!r}")
-register("ghost-bn", _ghost, description="kbn with virtual_batch_size (Ghost BN)")
+    register(
+        _name,
+        _built_in("kbn_bn", noise=_noise),
+        description=f"kbn with noise={_noise!r}",
+    )
 register(
     "layer-norm",
-    lambda seed, settings: keras.layers.LayerNormalization(),
+    _built_in("layer_norm"),
     description="keras.layers.LayerNormalization",
 )
 register(
     "group-norm",
-    lambda seed, settings: FittedGroupNormalization(groups=32),
+    _built_in("group_norm"),
     description="keras.layers.GroupNormalization, up to 32 groups",
 )
 register(
+    "ghost-bn",
+    _built_in("ghost_bn"),
+    description="kbn with virtual_batch_size (Ghost BN)",
+)
+register(
     "bn-after",
-    _kbn(),
+    _built_in("kbn_bn"),
     after_activation=True,
     description="kbn after the nonlinearity",
 )
-
-# definitions.VARIANTS lists these names without importing Keras (for the CLI)
-BUILT_IN = names()

@@ -19,7 +19,6 @@ README).
 
 import dataclasses
 
-MODELS = ("mlp-relu", "mlp-sigmoid", "cnn")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 INITS = (
     "he_normal",
@@ -28,26 +27,24 @@ INITS = (
     "lecun_normal",
     "random_normal",
 )
-BASE_VARIANTS = ("none", "keras", "bn")
+# The kbn.noise variants (the variant names' registry is `studies.inputs.variants`).
 NOISE_VARIANTS = ("bn-batch-statistics", "bn-covariate-shift", "bn-adjustment")
-OTHER_NORMALIZERS = ("layer-norm", "group-norm", "ghost-bn", "bn-after")
-# The built-in variants (`studies.inputs.variants` makes them; more can be registered).
-# Santurkar et al.'s name for BN followed by their covariate-shift noise.
-VARIANTS = BASE_VARIANTS + NOISE_VARIANTS + ("noisy-bn",) + OTHER_NORMALIZERS
 # Step instruments (kbn.callbacks, every probe_every steps) and batch_noise
 # (the normalization layer's own noise, measured once after training).
 INSTRUMENTS = ("percentiles", "landscape", "batch_noise")
-TASKS = ("classification", "regression")
 SCHEDULES = ("constant", "warmup-cosine")
 FEATURE_SCALINGS = ("auto", "none", "standardize")
 
-# The init a model starts from unless told otherwise: He for ReLU units;
-# Glorot & Bengio's 4x-Glorot uniform for sigmoid units.
+# The built-in models (`studies.inputs.models` builds them) and the init each
+# starts from unless told otherwise: He for ReLU units; Glorot & Bengio's
+# 4x-Glorot uniform for sigmoid units. The one list of their names: it is
+# here, below the inputs, because presets and `make_spec` need it.
 STANDARD_INIT = {
     "mlp-relu": "he_normal",
     "mlp-sigmoid": "glorot_sigmoid",
     "cnn": "he_normal",
 }
+MODELS = tuple(STANDARD_INIT)
 
 # Half-decade grids (x ~3.16): fine enough to locate where training fails.
 HALF_DECADES = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)

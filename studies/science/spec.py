@@ -16,6 +16,7 @@ import dataclasses
 import itertools
 import json
 import math
+import typing
 
 from studies.science import definitions
 from studies.science.definitions import (  # noqa: F401  (the studies' vocabulary)
@@ -25,16 +26,23 @@ from studies.science.definitions import (  # noqa: F401  (the studies' vocabular
     OPTIMIZERS,
     STANDARD_INIT,
     STUDIES,
-    VARIANTS,
 )
 
-# The command-line override of each axis.
-AXIS_OPTIONS = {
-    "variant": "variants",
-    "lr": "lrs",
-    "init": "inits",
-    "init_scale": "init_scales",
-    "batch_size": "batch_sizes",
+
+class Axis(typing.NamedTuple):
+    """A grid axis: the option that overrides its values, and what it is in words."""
+
+    option: str
+    words: str
+
+
+# Every axis but `seed` (a count: the `seeds` option), by name.
+AXES = {
+    "variant": Axis("variants", "normalization variant"),
+    "lr": Axis("lrs", "learning rate"),
+    "init": Axis("inits", "init family"),
+    "init_scale": Axis("init_scales", "init scale"),
+    "batch_size": Axis("batch_sizes", "batch size"),
 }
 
 
@@ -134,9 +142,11 @@ def make_spec(study, preset="quick", command="", standard_init=None, **overrides
     needs) and `probe_every`. Values are validated by `studies.surfaces.options`;
     this only assembles them.
 
-    Learning rates the user does not give (the preset's grid or fixed rate)
-    are sized for plain SGD; for `momentum` and `adam` they are scaled by
-    `lr_scale` so the grid suits the optimizer.
+    Learning rates the user does not give (the preset's grid without `lrs`,
+    its fixed rate without `lr` or `lrs`) are sized for plain SGD and scaled
+    by `lr_scale` to suit the optimizer: by 1 - m for SGD with momentum m
+    (`momentum`, or `sgd` given a `momentum`), by 0.01 for `adam`. Rates
+    the user gives are used as given.
 
     Args:
         standard_init: The model's standard init family (a user builder's);
@@ -153,7 +163,7 @@ def make_spec(study, preset="quick", command="", standard_init=None, **overrides
     if "epochs" in given:
         fixed["steps"] = None
     scale = lr_scale(fixed["optimizer"], fixed["momentum"])
-    for axis, option in AXIS_OPTIONS.items():
+    for axis, (option, _) in AXES.items():
         # A single value of an axis this study does not sweep fixes it.
         if axis not in definition.axes and option in given:
             fixed[axis] = given[option][0]
@@ -171,7 +181,7 @@ def make_spec(study, preset="quick", command="", standard_init=None, **overrides
         elif name == "lr" and "lrs" not in given:
             axes[name] = tuple(_scaled(v, scale) for v in base[name])
         else:
-            axes[name] = tuple(given.get(AXIS_OPTIONS[name], base[name]))
+            axes[name] = tuple(given.get(AXES[name].option, base[name]))
     if "init" in axes:  # None in a preset: the model's standard init
         axes["init"] = tuple(
             dict.fromkeys(standard if v is None else v for v in axes["init"])

@@ -26,7 +26,6 @@ import numpy as np
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
-NAMES = (CLASSIFICATION, REGRESSION)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +138,7 @@ _TASKS = {
         ),
     ),
 }
+NAMES = tuple(_TASKS)  # the tasks' one vocabulary
 
 
 def get(name):

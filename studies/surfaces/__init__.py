@@ -1,7 +1,9 @@
 """How people reach the studies: command line, Python API, options, runner.
 
-`cli` is `python -m studies`; `api` is `studies.run` and `studies.report`;
-`options` checks the options once for both (naming them as the caller spells
+`option_table` describes every option once (type, default, studies, help);
+`cli` is `python -m studies`, its parser built from the table; `api` is
+`studies.run` and `studies.report`, and resolves the model and data once;
+`options` checks the options for both (naming them as the caller spells
 them); `runner` ties a study together: folder, data, search, report;
 `console` is what a run prints.
 

@@ -18,14 +18,13 @@ written.
 """
 
 import os
-import sys
 
 from studies import quiet
 from studies.inputs import data as datasets
-from studies.inputs import plugins
+from studies.inputs import models, plugins, resolved
 from studies.science import definitions
 from studies.science.spec import make_spec
-from studies.surfaces import options
+from studies.surfaces import option_table, options
 
 
 def run(
@@ -63,14 +62,12 @@ def run(
         retry_errors: Run again the cells whose record is an error.
         force: Go on although `out` holds this study with another grid,
             other settings or changed data (the report says so).
-        **kwargs: The command line's options as Python values: `variants`,
-            `lrs`, `inits`, `init_scales`, `batch_sizes` (lists), `seeds`,
-            `epochs`, `steps`, `batch_size`, `train_size`, `probe_every`,
-            `virtual_batch_size` (ints), `lr`, `divergence_threshold`,
-            `momentum`, `weight_decay`, `warmup_fraction` (floats),
-            `optimizer`, `schedule`, `task`, `feature_scaling`,
-            `target_scaling` (names),
-            `instruments` (a list of names).
+        **kwargs: The study's options as Python values (every one in
+            `docs/options.md`, the table `option_table.OPTIONS`): lists for
+            the comma-separated ones (`variants`, `lrs`, `inits`,
+            `init_scales`, `batch_sizes`, `instruments`), ints (`seeds`,
+            `epochs`, `steps`, `batch_size`, ...), floats (`lr`, `momentum`,
+            ...) and names (`optimizer`, `schedule`, `task`, ...).
 
     Returns:
         The summary dict.
@@ -86,7 +83,7 @@ def run(
     if lease_timeout is None:
         lease_timeout = leases.DEFAULT_TIMEOUT
     options.check_run(lease_timeout)
-    spec, builder, source = prepare(
+    spec, model, data = prepare(
         study,
         preset,
         model,
@@ -99,11 +96,12 @@ def run(
         spec,
         out or default_out(spec, preset),
         stream=stream,
-        builder=builder,
-        source=source,
+        model=model,
+        data=data,
         lease_timeout=lease_timeout,
         retry_errors=retry_errors,
         force=force,
+        style="api",
     )
 
 
@@ -123,98 +121,100 @@ def report(out):
 
 
 def prepare(study, preset, model, data, given, style, command):
-    """Checks everything and builds the spec; returns `(spec, builder, source)`.
+    """Checks everything, resolves the model and the data once, builds the spec.
 
-    `builder` is None for a built-in model (the runner resolves it) and
-    `source` is None unless the data came as Python objects. A user's module
-    (`MODULE:FUNCTION`) is imported here, before the variants are checked, so
-    it can register variants of its own.
+    A user's module (`MODULE:FUNCTION`) is imported here, after every other
+    option is checked (no user code and no TensorFlow before a typo is
+    answered) and before the variants are, so it can register variants of
+    its own.
+
+    Returns:
+        `(spec, model, data)`: the `StudySpec`, and the
+        `resolved.ModelInput` and `resolved.DataInput` the runner takes.
 
     Raises:
         options.OptionError: a bad study, option or value.
     """
-    if preset not in definitions.PRESETS:
+    spell = options.speller(style)
+    presets = option_table.BY_NAME["preset"].names()
+    if preset not in presets:
         raise options.OptionError(
-            f"{options.flag('preset', style)} must be one of "
-            f"{', '.join(definitions.PRESETS)}, got {preset!r}"
+            f"{spell('preset')} must be one of {', '.join(presets)}, got {preset!r}"
         )
-    for option, argument in (("dataset", "data"), ("model", "model")):
+    for option in ("dataset", "model"):
         if option in given:  # else it would be dropped for the argument's value
             raise options.OptionError(
-                f"give the {option} as {argument}=..., not {option}=..."
+                f"give the {option} as {spell(option)}=..., not {option}=..."
             )
-    model_name = _model_name(model, style)
-    source, dataset_name = _data(data, style)
-    # every option first: no user code and no TensorFlow before a typo is
-    # answered; the variants after the user's modules, which may add some
+    model_input = _model(model, style)
+    data_input = _data(data)
     checked = options.check(
         study,
-        {**given, "variants": None, "model": model_name, "dataset": dataset_name},
+        {
+            **given,
+            "variants": None,
+            "model": model_input and model_input.name,
+            "dataset": data_input and data_input.name,
+        },
         style,
     )
-    builder = model if callable(model) else None
-    if any(isinstance(x, str) and plugins.is_reference(x) for x in (model, data)):
+    if any(x is not None and x.reference for x in (model_input, data_input)):
         quiet.import_backend()  # a user's module imports Keras: no start-up noise
-    if isinstance(model, str) and plugins.is_reference(model):
-        builder = _load(model, "model", style)
-    if isinstance(data, str) and plugins.is_reference(data):
-        _load(data, "dataset", style)
-    known = None
-    if "studies.inputs.variants" in sys.modules:
-        known = sys.modules["studies.inputs.variants"].names()
-    if given.get("variants") is not None:
-        checked["variants"] = options.check_variants(given["variants"], style, known)
-    standard = None
-    if builder is not None:
-        from studies.inputs import builders
-
-        standard = builders.standard_init(builder)
-        if standard not in definitions.INITS:
-            raise options.OptionError(
-                f"{model_name}.standard_init is {standard!r}: choose one of "
-                f"{', '.join(definitions.INITS)}"
-            )
+    model_input = _load(model_input, spell("model"))
+    data_input = _load(data_input, spell("dataset"))
+    if given.get("variants") is not None:  # the registry as the modules left it
+        checked["variants"] = options.check_variants(given["variants"], style)
+    standard = None if model_input is None else model_input.standard_init
+    if standard is not None and standard not in definitions.INITS:
+        raise options.OptionError(
+            f"{model_input.name}.standard_init is {standard!r}: choose one of "
+            f"{', '.join(definitions.INITS)}"
+        )
     spec = make_spec(study, preset, command=command, standard_init=standard, **checked)
     options.check_applies(spec, checked, style)
-    return spec, builder, source
-
-
-def _model_name(model, style):
-    """The name a study records for `model` (user code is not loaded here)."""
-    if model is None or (isinstance(model, str) and model in definitions.MODELS):
-        return model
-    if callable(model):
-        return plugins.name_of(model)
-    if plugins.is_reference(model):
-        return model
-    raise options.OptionError(
-        f"unknown model {model!r}: choose one of {', '.join(definitions.MODELS)}, "
-        "or give a builder as MODULE:FUNCTION"
-        + (" or a callable" if style == "api" else "")
+    # not given: the preset's built-in model and dataset, by name
+    return (
+        spec,
+        model_input or resolved.model(spec.fixed["model"]),
+        data_input or resolved.data(spec.fixed["dataset"]),
     )
 
 
-def _load(reference, option, style):
+def _model(model, style):
+    """The `ModelInput` of `model` (None: the preset's); user code is not
+    loaded here."""
+    if model is None:
+        return None
+    given = resolved.model(model)
+    if given is None:
+        raise options.OptionError(
+            f"unknown model {model!r}: choose one of {', '.join(models.NAMES)}, "
+            "or give a builder as MODULE:FUNCTION"
+            + (" or a callable" if style == "api" else "")
+        )
+    return given
+
+
+def _data(data):
+    """The `DataInput` of `data` (None: the preset's)."""
+    if data is None:
+        return None
+    given = resolved.data(data)
+    if given is None:
+        raise options.OptionError(
+            f"unknown dataset {data!r}: choose one of {', '.join(datasets.NAMES)}, "
+            "a .npz file, or MODULE:FUNCTION"
+        )
+    return given
+
+
+def _load(given, option):
+    if given is None:
+        return None
     try:
-        return plugins.load(reference, options.flag(option, style))
+        return resolved.load(given, option)
     except plugins.PluginError as error:
         raise options.OptionError(str(error)) from None
-
-
-def _data(data, style):
-    """`(source or None, dataset name)`."""
-    if data is None:
-        return None, None
-    if isinstance(data, str):
-        if not datasets.is_dataset_name(data):
-            raise options.OptionError(
-                f"unknown dataset {data!r}: choose one of {', '.join(datasets.NAMES)}, "
-                "a .npz file, or MODULE:FUNCTION"
-            )
-        return None, data
-    if isinstance(data, list | tuple) and len(data) == 2:
-        return data, "tf.data"
-    return data, "arrays"
 
 
 def default_out(spec, preset):

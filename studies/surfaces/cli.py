@@ -12,8 +12,9 @@ import sys
 
 from studies.engine import leases
 from studies.science import definitions
+from studies.surfaces import option_table
 
-DEFAULT_ADDRESS = "127.0.0.1:8000"
+DEFAULT_ADDRESS = option_table.BY_NAME["oracle_address"].default
 
 
 class UsageError(Exception):
@@ -39,173 +40,38 @@ def _numbers(text, option, kind=float):
         ) from None
 
 
+# How the command line parses each kind of option (`option_table.KINDS`).
+_TYPES = {"int": int, "number": float}
+_LISTS = {
+    "numbers": lambda text, flag: _numbers(text, flag),
+    "ints": lambda text, flag: _numbers(text, flag, int),
+    "names": lambda text, flag: _split(text),
+}
+
+
 def _add_study_options(parser):
-    add = parser.add_argument
-    add(
-        "--preset",
-        choices=("quick", "full"),
-        default="quick",
-        help="grid size: quick (minutes on 2 cores) or full (the publishable grid); "
-        "the options below override it",
-    )
-    add(
-        "--out",
-        help="study folder (default runs/STUDY-DATASET-PRESET); re-running "
-        "with the same folder resumes an interrupted study",
-    )
-    add(
-        "--dataset",
-        help="digits (default), mnist1d, synthetic (offline); mnist, fashion_mnist, "
-        "cifar10 (downloaded by keras.datasets); a .npz file with x_train, "
-        "y_train, x_test, y_test; or MODULE:FUNCTION returning those arrays",
-    )
-    add(
-        "--model",
-        help="mlp-relu (6x100 ReLU, He init; the default), mlp-sigmoid (3x100 "
-        "sigmoid, the BN paper's; covariate-shift's default), cnn (small "
-        "VGG-style), or MODULE:FUNCTION, a builder build(normalization, "
-        "kernel_initializer, input_shape, outputs) -> keras.Model",
-    )
-    add(
-        "--task",
-        choices=definitions.TASKS,
-        help="default: from the targets (integer labels or one-hot rows: "
-        "classification; floats: regression, scored by R² and MSE)",
-    )
-    add(
-        "--feature-scaling",
-        choices=definitions.FEATURE_SCALINGS,
-        help="auto (default: built-in datasets their own scaling, other data as "
-        "given), none, or standardize (per feature, training split's mean/std)",
-    )
-    add(
-        "--target-scaling",
-        choices=definitions.FEATURE_SCALINGS,
-        help="regression targets: auto/standardize (default; training split's "
-        "mean/std: R² is unchanged and the learning-rate grids fit) or none",
-    )
-    add(
-        "--variants",
-        help="comma-separated normalization variants: "
-        f"{', '.join(definitions.VARIANTS)}",
-    )
-    add(
-        "--lrs",
-        help="comma-separated learning rates (the grid for lr and "
-        "lr-init; one fixed rate for init and noise)",
-    )
-    add(
-        "--inits",
-        help=f"comma-separated init families: {', '.join(definitions.INITS)} (the grid "
-        "of init and lr-init; one fixed family elsewhere; default: the model's "
-        "standard init, He for ReLU, 4x Glorot for sigmoid)",
-    )
-    add(
-        "--init-scales",
-        help="comma-separated multipliers of the initial weights' "
-        "std, e.g. 0.01,0.1,1,10 (one fixed scale for studies without that axis)",
-    )
-    add("--seeds", type=int, help="number of seeds (an axis of its own)")
-    budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, help="epochs per cell (>= 1)")
-    budget.add_argument(
-        "--steps",
-        type=int,
-        help="budget per cell in optimizer steps instead of epochs (fair across "
-        "batch sizes)",
-    )
-    add("--batch-size", type=int, help="batch size (default 60, as the BN paper)")
-    add(
-        "--batch-sizes",
-        help="comma-separated batch sizes (the grid of batch-size; one fixed "
-        "size elsewhere)",
-    )
-    add(
-        "--virtual-batch-size",
-        type=int,
-        help="ghost batch of the ghost-bn variant (default 16)",
-    )
-    add(
-        "--optimizer",
-        choices=definitions.OPTIMIZERS,
-        help="sgd (plain, default), momentum (SGD 0.9) or adam; without --lrs "
-        "the preset's learning rates are scaled to suit it (x0.1, x0.01)",
-    )
-    add(
-        "--momentum",
-        type=float,
-        help="momentum of sgd or momentum (default 0 for sgd, 0.9 for momentum)",
-    )
-    add(
-        "--weight-decay",
-        type=float,
-        help="decoupled weight decay on kernels (not on normalization "
-        "parameters or biases; default 0)",
-    )
-    add(
-        "--schedule",
-        choices=definitions.SCHEDULES,
-        help="constant (default) or warmup-cosine (linear warmup, then cosine "
-        "decay to 0 at the end of the budget; the rate is its peak)",
-    )
-    add(
-        "--warmup-fraction",
-        type=float,
-        help="warmup-cosine's warmup, as a fraction of the budget (default 0.05)",
-    )
-    add("--train-size", type=int, help="train on a random subset of this size")
-    add(
-        "--divergence-threshold",
-        type=float,
-        help="a loss above this (or NaN/inf) ends a cell as diverged (default 1e3)",
-    )
-    add(
-        "--instruments",
-        help="comma-separated kbn.callbacks each cell runs and logs to TensorBoard: "
-        f"{', '.join(definitions.INSTRUMENTS)} (covariate-shift and landscape turn "
-        "on theirs)",
-    )
-    add(
-        "--probe-every",
-        type=int,
-        help="optimizer steps between instrument readings (default 10)",
-    )
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--chief",
-        action="store_true",
-        help="serve this study to workers (Keras Tuner's chief); "
-        "writes the report when they are done",
-    )
-    group.add_argument(
-        "--worker", metavar="ID", help="run cells handed out by the chief, as worker ID"
-    )
-    add(
-        "--oracle-address",
-        metavar="HOST:PORT",
-        help="with --chief or --worker: the chief's address (default "
-        f"{DEFAULT_ADDRESS}). The protocol has no authentication: bind beyond "
-        "loopback only on a trusted network",
-    )
-    add(
-        "--lease-timeout",
-        type=float,
-        metavar="SECONDS",
-        help="a running cell whose process stops heartbeating (killed, machine "
-        "gone) for this long is handed out again (default "
-        f"{leases.DEFAULT_TIMEOUT:g}; at once for a dead process on this machine)",
-    )
-    add(
-        "--retry-errors",
-        action="store_true",
-        help="run again the cells whose record is an error (e.g. out of memory)",
-    )
-    add(
-        "--force",
-        action="store_true",
-        help="resume although the folder's grid, settings or data differ from "
-        "these (the report records it)",
-    )
+    """Every option of the table with a flag, in the table's order."""
+    groups = {}
+    for option in option_table.OPTIONS:
+        if option.flag is None:
+            continue
+        add = parser.add_argument
+        if option.group is not None:
+            if option.group not in groups:
+                groups[option.group] = parser.add_mutually_exclusive_group()
+            add = groups[option.group].add_argument
+        settings = {"help": option.text()}
+        if option.kind == "switch":
+            settings["action"] = "store_true"
+        elif option.kind == "choice":
+            settings["choices"] = option.names()
+        elif option.kind in _TYPES:
+            settings["type"] = _TYPES[option.kind]
+        if option.passed:
+            settings["default"] = option.default
+        if option.metavar is not None:
+            settings["metavar"] = option.metavar
+        add(option.flag, **settings)
 
 
 def build_parser():
@@ -231,33 +97,30 @@ def build_parser():
 
 
 def prepare(args, argv):
-    """Parses the options' text and checks them; returns `(spec, builder)`."""
+    """Parses the options' text and checks them.
+
+    Returns:
+        `(spec, (model, data))`: the study, and its `resolved.ModelInput` and
+        `resolved.DataInput`.
+    """
     from studies.surfaces import api, options
 
-    given = {
-        "variants": _split(args.variants) if args.variants is not None else None,
-        "lrs": _numbers(args.lrs, "--lrs") if args.lrs is not None else None,
-        "inits": _split(args.inits) if args.inits is not None else None,
-        "init_scales": _numbers(args.init_scales, "--init-scales")
-        if args.init_scales is not None
-        else None,
-        "batch_sizes": _numbers(args.batch_sizes, "--batch-sizes", int)
-        if args.batch_sizes is not None
-        else None,
-        "instruments": _split(args.instruments)
-        if args.instruments is not None
-        else None,
-    }
-    for name in options.SCALARS:
-        given[name] = getattr(args, name)
+    given = {}
+    for name in option_table.STUDY_OPTIONS:
+        if name in ("model", "dataset"):  # arguments of their own
+            continue
+        option, value = option_table.BY_NAME[name], getattr(args, name)
+        if option.kind in _LISTS and value is not None:
+            value = _LISTS[option.kind](value, option.flag)
+        given[name] = value
     command = " ".join(["python -m studies", *map(shlex.quote, argv)])
     try:
-        spec, builder, _ = api.prepare(
+        spec, model, data = api.prepare(
             args.study, args.preset, args.model, args.dataset, given, "cli", command
         )
     except options.OptionError as error:
         raise UsageError(str(error)) from None
-    return spec, builder
+    return spec, (model, data)
 
 
 def _role(args):
@@ -311,7 +174,7 @@ def main(argv=None):
             options.check_run(lease_timeout, "cli")
         except options.OptionError as error:
             raise UsageError(str(error)) from None
-        spec, builder = prepare(args, argv)
+        spec, (model, data) = prepare(args, argv)
         from studies.surfaces import api, runner
 
         out = args.out or api.default_out(spec, args.preset)
@@ -319,10 +182,12 @@ def main(argv=None):
             spec,
             out,
             role=role,
-            builder=builder,
+            model=model,
+            data=data,
             lease_timeout=lease_timeout,
             retry_errors=args.retry_errors,
             force=args.force,
+            style="cli",
         )
     except UsageError as error:
         return _fail(error)

@@ -3,77 +3,20 @@
 `check(study, options, style)` takes Python values (lists, ints, floats,
 strings; None means "the preset's") and raises `OptionError` naming the
 option as the caller spells it: `--lrs` on the command line, `lrs` in
-`studies.run(...)`. No Keras or TensorFlow here, so the command line answers
-bad input before importing them.
+`studies.run(...)`. What each option takes comes from the table
+(`option_table.OPTIONS`). No Keras or TensorFlow here, so the command line
+answers bad input before importing them.
 """
 
 import math
 import numbers
 
-from studies.inputs import plugins
+from studies.inputs import variants as variant_registry
 from studies.science import definitions
+from studies.science.spec import AXES
+from studies.surfaces import option_table
+from studies.surfaces.option_table import BY_NAME, OPTIONS, STUDY_OPTIONS
 
-# Python name -> what it takes. Lists are grid axes (or one fixed value).
-POSITIVE_INTS = (
-    "seeds",
-    "epochs",
-    "steps",
-    "batch_size",
-    "train_size",
-    "probe_every",
-    "virtual_batch_size",
-)
-NUMBER_LISTS = ("lrs", "init_scales")
-INT_LISTS = ("batch_sizes",)
-CHOICES = {
-    "preset": definitions.PRESETS,
-    "optimizer": definitions.OPTIMIZERS,
-    "schedule": definitions.SCHEDULES,
-    "task": definitions.TASKS,
-    "feature_scaling": definitions.FEATURE_SCALINGS,
-    "target_scaling": definitions.FEATURE_SCALINGS,
-}
-NAME_LISTS = {"inits": definitions.INITS, "instruments": definitions.INSTRUMENTS}
-OTHERS = (
-    "variants",
-    "lr",
-    "divergence_threshold",
-    "momentum",
-    "weight_decay",
-    "warmup_fraction",
-    "model",
-    "dataset",
-)
-# The options that take one value (the command line passes them as parsed).
-SCALARS = (
-    *POSITIVE_INTS,
-    "divergence_threshold",
-    "optimizer",
-    "momentum",
-    "weight_decay",
-    "schedule",
-    "warmup_fraction",
-    "task",
-    "feature_scaling",
-    "target_scaling",
-)
-KNOWN = (*POSITIVE_INTS, *NUMBER_LISTS, *INT_LISTS, *CHOICES, *NAME_LISTS, *OTHERS)
-# axis -> (its list option, what it is, in words)
-AXES = {
-    "lr": ("lrs", "learning rate"),
-    "init": ("inits", "init family"),
-    "init_scale": ("init_scales", "init scale"),
-    "batch_size": ("batch_sizes", "batch size"),
-}
-
-
-_RANGES = {
-    "lr": "positive",
-    "divergence_threshold": "positive",
-    "weight_decay": ">= 0",
-    "momentum": "in [0, 1)",
-    "warmup_fraction": "in [0, 1)",
-}
 _INSIDE = {
     "positive": lambda v: v > 0,
     ">= 0": lambda v: v >= 0,
@@ -86,8 +29,21 @@ class OptionError(ValueError):
 
 
 def flag(name, style):
-    """How the caller spells option `name`: `--batch-size` or `batch_size`."""
-    return "--" + name.replace("_", "-") if style == "cli" else name
+    """How the caller spells option `name`: `--batch-size` on the command
+    line, the keyword (`batch_size`; `data` for the dataset) in Python."""
+    if style == "cli":
+        return "--" + name.replace("_", "-")
+    option = BY_NAME.get(name)
+    return option.api if option is not None and option.api else name
+
+
+def speller(style):
+    """`flag` for one style: option name -> how that caller spells it."""
+    return lambda name: flag(name, style)
+
+
+def _of_kind(*kinds):
+    return [o for o in OPTIONS if o.kind in kinds and o.name in STUDY_OPTIONS]
 
 
 def check(study, options, style="api", variants=None):
@@ -97,7 +53,7 @@ def check(study, options, style="api", variants=None):
         study: The study name.
         options: Option name -> value (Python types).
         style: `cli` or `api`, for the option names in messages.
-        variants: The variant names that exist (default: the built-in ones).
+        variants: The variant names that exist (default: the registry's).
 
     Raises:
         OptionError: an unknown option or study, or a bad value.
@@ -106,51 +62,50 @@ def check(study, options, style="api", variants=None):
         raise OptionError(
             f"unknown study {study!r}: choose one of {', '.join(definitions.STUDIES)}"
         )
-    unknown = sorted(set(options) - set(KNOWN))
+    unknown = sorted(set(options) - set(STUDY_OPTIONS))
     if unknown:
+        known = sorted(flag(name, style) for name in STUDY_OPTIONS)
         raise OptionError(
             f"unknown option(s) {', '.join(unknown)}: the options are "
-            f"{', '.join(sorted(KNOWN))}"
+            f"{', '.join(known)}"
         )
     given = {k: v for k, v in options.items() if v is not None}
 
     def name(option):
         return flag(option, style)
 
-    for option in POSITIVE_INTS:
-        if option in given:
-            _positive_int(given[option], name(option))
-    for option in NUMBER_LISTS:
-        if option in given:
-            given[option] = _number_list(given[option], name(option), float)
-    for option in INT_LISTS:
-        if option in given:
-            given[option] = _number_list(given[option], name(option), int)
-    for option, allowed in CHOICES.items():
-        if option in given and given[option] not in allowed:
-            raise OptionError(
-                f"{name(option)} must be one of {', '.join(allowed)}, "
-                f"got {given[option]!r}"
+    for option in _of_kind("int"):
+        if option.name in given:
+            _positive_int(given[option.name], name(option.name))
+    for option in _of_kind("numbers", "ints"):
+        if option.name in given:
+            kind = int if option.kind == "ints" else float
+            given[option.name] = _number_list(
+                given[option.name], name(option.name), kind
             )
-    for option, allowed in NAME_LISTS.items():
-        if option in given:
-            given[option] = _name_list(given[option], name(option), allowed)
+    for option in _of_kind("choice"):
+        allowed = option.names()
+        if option.name in given and given[option.name] not in allowed:
+            raise OptionError(
+                f"{name(option.name)} must be one of {', '.join(allowed)}, "
+                f"got {given[option.name]!r}"
+            )
+    for option in _of_kind("names"):
+        if option.name in given and option.name != "variants":
+            given[option.name] = _name_list(
+                given[option.name], name(option.name), option.names()
+            )
     if "variants" in given:
         given["variants"] = check_variants(given["variants"], style, variants)
     _check_numbers(given, name)
     _check_axes(study, given, name)
-    for option in ("model", "dataset"):
-        value = given.get(option)
-        if isinstance(value, str) and ":" in value and not value.endswith(".npz"):
-            if not plugins.is_reference(value):
-                raise OptionError(f"{name(option)} {value!r} is not MODULE:FUNCTION")
     return given
 
 
 def check_variants(values, style="api", known=None):
-    """The variant names, checked against `known` (default: the built-in ones)."""
+    """The variant names, checked against `known` (default: the registry's)."""
     return _name_list(
-        values, flag("variants", style), tuple(known or definitions.VARIANTS)
+        values, flag("variants", style), tuple(known or variant_registry.names())
     )
 
 
@@ -159,14 +114,14 @@ def _check_numbers(given, name):
         raise OptionError(
             f"{name('epochs')} and {name('steps')} are two budgets: give one"
         )
-    for option, what in _RANGES.items():
-        if option not in given:
+    for option in _of_kind("number"):
+        if option.name not in given or not option.range:
             continue
-        value = given[option]
+        value, what = given[option.name], option.range
         if not _is_number(value) or not math.isfinite(value):
-            raise OptionError(f"{name(option)} must be a number, got {value!r}")
+            raise OptionError(f"{name(option.name)} must be a number, got {value!r}")
         if not _INSIDE[what](value):
-            raise OptionError(f"{name(option)} must be {what}, got {value!r}")
+            raise OptionError(f"{name(option.name)} must be {what}, got {value!r}")
     if "momentum" in given and given.get("optimizer") == "adam":
         raise OptionError(
             f"{name('momentum')} applies to sgd and momentum, not adam "
@@ -180,17 +135,16 @@ def _check_axes(study, given, name):
     axes = definitions.get(study).axes
     for axis, (option, what) in AXES.items():
         values = given.get(option)
-        if values and len(values) > 1 and axis not in axes:
-            sweeps = " or ".join(
-                d.name for d in definitions.DEFINITIONS.values() if axis in d.axes
-            )
+        if axis != "variant" and values and len(values) > 1 and axis not in axes:
+            sweeps = " or ".join(option_table.studies_with(axis))
             raise OptionError(
                 f"study {study} trains at one fixed {what}: give {name(option)} "
                 f"one value (use {sweeps} to sweep it)"
             )
-    for single, axis in (("batch_size", "batch_size"), ("lr", "lr")):
-        option, what = AXES[axis]
-        if single in given and axis in axes:
+    # a one-value option named as its axis (`lr`, `batch_size`)
+    for single in (o.name for o in OPTIONS if o.name in AXES):
+        option, what = AXES[single]
+        if single in given and single in axes:
             raise OptionError(
                 f"study {study} sweeps the {what}: give {name(option)}, "
                 f"not {name(single)}"
@@ -200,7 +154,8 @@ def _check_axes(study, given, name):
 
 
 def check_applies(spec, given, style="api"):
-    """Refuses an option the study would silently ignore.
+    """Refuses an option the study would silently ignore (the table's
+    `applies`; `target_scaling` waits for the data: `runner.load_data`).
 
     Args:
         spec: The study built from the options (presets filled in).
@@ -210,31 +165,14 @@ def check_applies(spec, given, style="api"):
     Raises:
         OptionError: naming the option and what it needs.
     """
-    variants = spec.axes.get("variant", (spec.fixed.get("variant"),))
-    needs = {
-        "virtual_batch_size": (
-            "ghost-bn" in variants,
-            "sets the ghost batch of the ghost-bn variant, which this study "
-            "does not run (add ghost-bn to the variants)",
-        ),
-        "warmup_fraction": (
-            spec.fixed.get("schedule") == "warmup-cosine",
-            f"applies to the warmup-cosine schedule (give "
-            f"{flag('schedule', style)} warmup-cosine)",
-        ),
-        "probe_every": (
-            bool(spec.fixed.get("instruments")),
-            f"sets how often instruments read, and this study runs none (give "
-            f"{flag('instruments', style)})",
-        ),
-        "target_scaling": (
-            spec.fixed.get("task") != "classification",
-            "applies to regression targets, and the task is classification",
-        ),
-    }
-    for option, (applies, why) in needs.items():
-        if given.get(option) is not None and not applies:
-            raise OptionError(f"{flag(option, style)} {why}")
+    for option in OPTIONS:
+        if option.applies is None or given.get(option.name) is None:
+            continue
+        if not option.applies(spec):
+            spelled = {o.name: flag(o.name, style) for o in OPTIONS}
+            raise OptionError(
+                f"{flag(option.name, style)} {option.refusal.format(**spelled)}"
+            )
 
 
 def check_run(lease_timeout, style="api"):

@@ -15,10 +15,11 @@ import sys
 
 from studies import folder, quiet
 from studies.engine import leases, provenance
-from studies.inputs import data
+from studies.inputs import data as datasets
+from studies.inputs import plugins, resolved
 from studies.outputs import reporting, tensorboard_config
 from studies.science.spec import StudySpec
-from studies.surfaces import console
+from studies.surfaces import console, options
 from studies.surfaces.console import print_summary  # noqa: F401 (cli.py's name)
 
 
@@ -35,7 +36,7 @@ def _folder_errors():
         raise StudyError(str(error)) from None
 
 
-def check_folder(spec, study_dir, force=False):
+def check_folder(spec, study_dir, force=False, style="api"):
     """Checks, without writing anything, that `study_dir` can hold this study
     (its data aside: `check_data`, once the data is loaded).
 
@@ -53,12 +54,12 @@ def check_folder(spec, study_dir, force=False):
     """
     with _folder_errors():
         if folder.holds_study(study_dir):
-            return _check_resume(spec, study_dir, force)
-        folder.check_new(study_dir)
+            return _check_resume(spec, study_dir, force, style)
+        folder.check_new(study_dir, options.flag("out", style))
     return []
 
 
-def _check_resume(spec, study_dir, force):
+def _check_resume(spec, study_dir, force, style):
     """`check_folder` for a folder that holds a study already."""
     try:
         existing = reporting.load_spec(study_dir)
@@ -72,12 +73,12 @@ def _check_resume(spec, study_dir, force):
     if not existing.same_study(spec):
         differences.append(_difference(existing, spec))
     if differences and not force:
-        raise StudyError(_refusal(study_dir, differences, existing.command))
+        raise StudyError(_refusal(study_dir, differences, existing.command, style))
     folder.check_writable(study_dir)
     return differences
 
 
-def write_folder(spec, study_dir, dataset, forced):
+def write_folder(spec, study_dir, dataset, forced, style="api"):
     """Creates the study folder's `study.json` and `dataset.json`, or
     replaces them with these when `--force` let a difference through."""
     with _folder_errors():
@@ -93,12 +94,12 @@ def write_folder(spec, study_dir, dataset, forced):
         existing = reporting.load_spec(study_dir)
         if not existing.same_study(spec):
             differences = [_difference(existing, spec)]
-            raise StudyError(_refusal(study_dir, differences, existing.command))
+            raise StudyError(_refusal(study_dir, differences, existing.command, style))
     if not folder.write_new(dataset_path, json.dumps(dataset.record())):
-        check_data(study_dir, dataset)
+        check_data(study_dir, dataset, style=style)
 
 
-def check_data(study_dir, dataset, force=False):
+def check_data(study_dir, dataset, force=False, style="api"):
     """Refuses to resume a study on data other than its own (same name, new
     values: a changed file, or other arrays given to `studies.run`), unless
     `force`.
@@ -122,7 +123,7 @@ def check_data(study_dir, dataset, force=False):
     )
     if not force:
         spec = reporting.load_spec(study_dir)
-        raise StudyError(_refusal(study_dir, [difference], spec.command))
+        raise StudyError(_refusal(study_dir, [difference], spec.command, style))
     return [difference]
 
 
@@ -145,11 +146,14 @@ def _check_address():
         ) from None
 
 
-def _refusal(study_dir, differences, command):
+def _refusal(study_dir, differences, command, style):
+    out, force = options.flag("out", style), options.flag("force", style)
+    if style != "cli":
+        force += "=True"
     return (
         f"{study_dir} holds a different study ({'; '.join(differences)}); "
-        "choose another --out, repeat its command "
-        f"({command or 'not recorded'}), or give --force to go on with "
+        f"choose another {out}, repeat its command "
+        f"({command or 'not recorded'}), or give {force} to go on with "
         "these settings (the report will say so)"
     )
 
@@ -170,37 +174,38 @@ def _difference(old, new):
     return "; ".join(changed[:3]) + ("; ..." if len(changed) > 3 else "")
 
 
-def load_data(spec, source=None):
-    """Loads the study's dataset (`source`: the data itself, from the Python API;
-    default: the spec's dataset name).
+def load_data(spec, data, style="api"):
+    """Loads the study's dataset (`data`: its `resolved.DataInput`).
 
     Returns:
         `(dataset, spec)`, the spec with the task the data decided.
     """
     try:
-        dataset = data.load(
-            spec.fixed["dataset"] if source is None else source,
+        dataset = datasets.load(
+            data.source,
             train_size=spec.fixed["train_size"],
             task=spec.fixed.get("task"),
             feature_scaling=spec.fixed.get("feature_scaling", "auto"),
             target_scaling=spec.fixed.get("target_scaling", "auto"),
             name=spec.fixed["dataset"],
+            spell=options.speller(style),
         )
-    except data.DatasetError as error:
+    except datasets.DatasetError as error:
         raise StudyError(str(error)) from None
+    # the one check of target_scaling: only the data says what the task is
     if dataset.task == "classification" and spec.fixed.get("target_scaling") not in (
         None,
         "auto",
     ):
         raise StudyError(
-            "--target-scaling applies to regression targets, and "
-            f"{dataset.name} is a classification dataset"
+            f"{options.flag('target_scaling', style)} applies to regression "
+            f"targets, and {dataset.name} is a classification dataset"
         )
     fixed = {**spec.fixed, "task": dataset.task}
     return dataset, dataclasses.replace(spec, fixed=fixed)
 
 
-def check_model(spec, builder, dataset):
+def check_model(spec, model, dataset):
     """Builds the model of each variant once, on a few examples, before any
     file is written: a builder that cannot run the study fails here, in one
     line, not in every cell."""
@@ -212,14 +217,14 @@ def check_model(spec, builder, dataset):
         "init" in spec.axes
         or "init_scale" in spec.axes
         or spec.fixed.get("init_scale", 1.0) != 1.0
-        or spec.fixed.get("init") != builders.standard_init(builder)
+        or spec.fixed.get("init") != model.standard_init
     )
     x = dataset.x_train[:4]
     try:
         for variant in spec.axes.get("variant", (spec.fixed.get("variant"),)):
             cell = {**spec.cells()[0], "variant": variant}
             builders.check(
-                builder,
+                model.builder,
                 spec.settings(cell),
                 x,
                 dataset.outputs,
@@ -237,11 +242,12 @@ def run(
     study_dir,
     role="single",
     stream=None,
-    builder=None,
-    source=None,
+    model=None,
+    data=None,
     lease_timeout=leases.DEFAULT_TIMEOUT,
     retry_errors=False,
     force=False,
+    style="api",
 ):
     """Runs (or resumes) the study in `study_dir`.
 
@@ -255,15 +261,15 @@ def run(
         role: `single`, or `chief` / `worker` of a distributed study (the
             Keras Tuner environment variables must be set).
         stream: Where progress goes (stdout by default).
-        builder: The model builder (default: the spec's `model`, a built-in
-            name or `MODULE:FUNCTION`).
-        source: The data itself (arrays or tf.data, from the Python API);
-            default: the spec's `dataset`.
+        model: The `resolved.ModelInput` (the surfaces resolve it; default:
+            the spec's `model`, a built-in name or `MODULE:FUNCTION`).
+        data: The `resolved.DataInput` (default: the spec's `dataset`).
         lease_timeout: Seconds without a heartbeat after which a running
             cell (of a killed process) is handed out again.
         retry_errors: Run again the cells whose record is an error.
         force: Go on although the folder's grid, settings or data differ
             from these (recorded in the report).
+        style: `cli` or `api`: how messages name the options.
 
     Returns:
         The summary dict, or None for a worker (the chief writes the report).
@@ -273,13 +279,22 @@ def run(
             folder that holds another study (nothing in it is changed).
     """
     stream = stream or sys.stdout
-    spec, dataset, builder, forced = prepare(
-        spec, study_dir, role, builder, source, force
+    spec, dataset, model, forced = prepare(
+        spec, study_dir, role, model, data, force, style
     )
-    run_id = start(spec, study_dir, role, dataset, forced, lease_timeout, retry_errors)
+    run_id = start(
+        spec, study_dir, role, dataset, forced, lease_timeout, retry_errors, style
+    )
     console.print_start(spec, study_dir, role, dataset, forced, stream)
     search(
-        spec, study_dir, dataset, builder, stream, lease_timeout, retry_errors, run_id
+        spec,
+        study_dir,
+        dataset,
+        model.builder,
+        stream,
+        lease_timeout,
+        retry_errors,
+        run_id,
     )
     if role == "worker":
         console.print_worker_finished(stream)
@@ -291,48 +306,58 @@ def run(
     return summary
 
 
-def prepare(spec, study_dir, role, builder=None, source=None, force=False):
+def prepare(spec, study_dir, role, model=None, data=None, force=False, style="api"):
     """Checks all that can be checked before a file is written: the folder,
     the data (loaded here), the model builder and, for a chief, its port.
 
     Returns:
-        `(spec, dataset, builder, forced)`: the spec with the task the data
-        decided, the dataset, the resolved builder, and the differences
+        `(spec, dataset, model, forced)`: the spec with the task the data
+        decided, the dataset, the resolved `ModelInput`, and the differences
         `force` let through.
 
     Raises:
         StudyError: see `run`.
     """
-    forced = check_folder(spec, study_dir, force)
-    dataset, spec = load_data(spec, source)
-    forced += check_data(study_dir, dataset, force)
+    model, data = _inputs(spec, model, data, style)
+    forced = check_folder(spec, study_dir, force, style)
+    dataset, spec = load_data(spec, data, style)
+    forced += check_data(study_dir, dataset, force, style)
     quiet.import_backend()  # after every check that needs no backend
-    if builder is None:
-        builder = _resolve_builder(spec.fixed["model"])
-    check_model(spec, builder, dataset)
+    check_model(spec, model, dataset)
     if role == "chief":
         _check_address()
-    return spec, dataset, builder, forced
+    return spec, dataset, model, forced
 
 
-def _resolve_builder(model):
-    from studies.inputs import builders
-
+def _inputs(spec, model, data, style):
+    """The model and data the surfaces resolved, or the spec's (a caller of
+    `run` without them, e.g. a test with a spec of built-in names)."""
     try:
-        builder, _ = builders.resolve(model)
-    except builders.BuilderError as error:
+        if model is None:
+            model = resolved.model(spec.fixed["model"])
+            if model is None:
+                raise StudyError(f"unknown model {spec.fixed['model']!r}")
+            model = resolved.load(model, options.flag("model", style))
+        if data is None:
+            data = resolved.data(spec.fixed["dataset"])
+            if data is None:
+                raise StudyError(f"unknown dataset {spec.fixed['dataset']!r}")
+            data = resolved.load(data, options.flag("dataset", style))
+    except plugins.PluginError as error:
         raise StudyError(str(error)) from None
-    return builder
+    return model, data
 
 
-def start(spec, study_dir, role, dataset, forced, lease_timeout, retry_errors):
+def start(
+    spec, study_dir, role, dataset, forced, lease_timeout, retry_errors, style="api"
+):
     """Writes the folder's spec and dataset (`write_folder`), this run's
     record (`runs/`) and the TensorBoard HParams config.
 
     Returns:
         This run's id.
     """
-    write_folder(spec, study_dir, dataset, forced)
+    write_folder(spec, study_dir, dataset, forced, style)
     run_id = provenance.new_run_id()
     provenance.write(
         study_dir,

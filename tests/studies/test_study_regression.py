@@ -46,7 +46,7 @@ def test_r2_of_a_cell_matches_a_float64_reference():
     dataset = data.load(targets(), name="toy")
     spec = make_spec("lr", lrs=[0.01], model="mlp-relu", task="regression")
     hm = hypermodel.CellHyperModel(
-        spec, dataset, studies.inputs.builders.resolve("mlp-relu")[0]
+        spec, dataset, studies.inputs.models.BUILDERS["mlp-relu"]
     )
     model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(2)])
     predictions = model(dataset.x_val).numpy().astype("float64")

@@ -41,7 +41,6 @@ from studies.inputs.data import checks, scaling, sources, splits
 from studies.inputs.data.builtin import KERAS_DATASETS, NAMES, OFFLINE
 from studies.inputs.data.dataset import Dataset, DatasetError
 from studies.inputs.data.scaling import SCALINGS
-from studies.inputs.data.sources import is_dataset_name
 from studies.inputs.data.splits import VALIDATION_FRACTION
 from studies.science import tasks
 
@@ -53,7 +52,6 @@ __all__ = [
     "VALIDATION_FRACTION",
     "Dataset",
     "DatasetError",
-    "is_dataset_name",
     "load",
 ]
 
@@ -66,11 +64,13 @@ def load(
     feature_scaling="auto",
     name=None,
     target_scaling="auto",
+    spell=None,
 ):
     """Loads a dataset, optionally subsampling its training split.
 
     Args:
-        source: One of `NAMES`, a path ending in `.npz`, `MODULE:FUNCTION`,
+        source: One of `NAMES`, a path ending in `.npz`, the function a
+            `MODULE:FUNCTION` names (loaded by `studies.inputs.resolved`),
             the arrays `(x_train, y_train, x_test, y_test)` (or a dict with
             those keys), or a pair of `tf.data.Dataset`s `(train, test)`.
         train_size: Keep this many training examples (a seeded random subset),
@@ -85,6 +85,8 @@ def load(
             target, with the training split's mean and std: R² is the same
             in any units, and the learning-rate grids suit unit-scale
             targets), or `none` (as given; losses in the targets' units).
+        spell: Option name -> how the caller spells it, for messages
+            (`--train-size` or `train_size`); default: the name itself.
 
     Returns:
         A `Dataset` (its validation split taken from the training split
@@ -96,10 +98,11 @@ def load(
             targets that do not fit `task`, a download that failed, or a
             `train_size` larger than the training set.
     """
-    arrays, built_in = sources.arrays(source)
+    spell = spell or str
     name = name or (str(source) if isinstance(source, str) else "arrays")
+    arrays, built_in = sources.arrays(source, name, spell)
     x_train, y_train, x_test, y_test = checks.checked(arrays, name)
-    task, y_train, y_test, how = checks.targets(y_train, y_test, task, name)
+    task, y_train, y_test, how = checks.targets(y_train, y_test, task, name, spell)
     # the validation split first: scaling statistics come from the rows
     # that are trained on, never from validation or test
     x_train, y_train, x_val, y_val = splits.validation_split(
@@ -114,7 +117,7 @@ def load(
             (y_train, y_val, y_test), target_scaling
         )
         description += note
-    x_train, y_train = splits.subsample(x_train, y_train, train_size, seed, name)
+    x_train, y_train = splits.subsample(x_train, y_train, train_size, seed, name, spell)
     return Dataset(
         name, x_train, y_train, x_val, y_val, x_test, y_test, task, description
     )

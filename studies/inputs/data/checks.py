@@ -56,8 +56,10 @@ def _check_values(array, label, name):
         raise DatasetError(f"{name}: {label} holds {bad} NaN or inf value(s)")
 
 
-def targets(y_train, y_test, task, name):
+def targets(y_train, y_test, task, name, spell=str):
     """`(task, y_train, y_test, note)`: labels as int32 or targets as float32 (N, k).
+
+    `spell(option)` is how the caller spells an option in messages.
 
     Raises:
         DatasetError: classification targets that are not one label 0..K-1
@@ -74,14 +76,14 @@ def targets(y_train, y_test, task, name):
     if task is None:
         task = tasks.CLASSIFICATION if integer or one_hot else tasks.REGRESSION
     if task == tasks.CLASSIFICATION:
-        return (task, *_labels(y_train, y_test, one_hot, name))
+        return (task, *_labels(y_train, y_test, one_hot, name, spell))
     y_train, y_test = (
         y.reshape(len(y), -1).astype("float32") for y in (y_train, y_test)
     )
     return task, y_train, y_test, ""
 
 
-def _labels(y_train, y_test, one_hot, name):
+def _labels(y_train, y_test, one_hot, name, spell):
     """`(y_train, y_test, note)` as int32 class labels, checked."""
     note = ""
     if one_hot:
@@ -98,7 +100,7 @@ def _labels(y_train, y_test, one_hot, name):
                 f"{name}: {split} holds non-integer or negative values: "
                 "classification needs labels 0, 1, ..., K-1 (regression "
                 "targets? leave out the classification option, or use "
-                "--task regression)"
+                f"{spell('task')} regression)"
             )
     return (
         y_train.reshape(-1).astype("int32"),

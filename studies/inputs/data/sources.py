@@ -12,48 +12,37 @@ from studies.inputs.data.dataset import DatasetError
 _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def is_dataset_name(name):
-    """Whether `name` names a dataset (built-in, `.npz` or `MODULE:FUNCTION`)."""
-    return (
-        name in builtin.NAMES
-        or str(name).endswith(".npz")
-        or plugins.is_reference(name)
-    )
-
-
-def arrays(source):
+def arrays(source, name, spell=str):
     """`((x_train, y_train, x_test, y_test), built_in)` from any source.
 
-    `built_in` is the source's own scaling (`builtin.SCALING`: a description
-    and a divisor) for a built-in dataset, None for any other.
+    `source` is a built-in name, a `.npz` path, the function a
+    `MODULE:FUNCTION` names (loaded once, by `studies.inputs.resolved`), or
+    Python values. `built_in` is the source's own scaling (`builtin.SCALING`:
+    a description and a divisor) for a built-in dataset, None for any other.
+    `spell(option)` is how the caller spells an option in messages.
     """
     if isinstance(source, str):
         if source.endswith(".npz"):
             return _npz(source), None
         if source in builtin.NAMES:
             return builtin.arrays(source), builtin.SCALING[source]
-        if plugins.is_reference(source):
-            return _from_function(source), None
         raise DatasetError(
             f"unknown dataset {source!r}: choose one of {', '.join(builtin.NAMES)}, "
             "a .npz file with x_train, y_train, x_test, y_test, or MODULE:FUNCTION"
         )
-    return _from_python(source, "data"), None
+    if callable(source):
+        return _from_function(source, f"{spell('dataset')} {name}"), None
+    return _from_python(source, spell("dataset")), None
 
 
-def _from_function(reference):
-    try:
-        function = plugins.load(reference, "--dataset")
-    except plugins.PluginError as error:
-        raise DatasetError(str(error)) from None
+def _from_function(function, what):
     try:
         value = function()
     except Exception as error:
         raise DatasetError(
-            f"--dataset {reference} raised {type(error).__name__}: "
-            f"{plugins.first_line(error)}"
+            f"{what} raised {type(error).__name__}: {plugins.first_line(error)}"
         ) from None
-    return _from_python(value, f"--dataset {reference}")
+    return _from_python(value, what)
 
 
 def _from_python(value, what):

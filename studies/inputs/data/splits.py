@@ -32,13 +32,14 @@ def validation_split(x, y, stratify=True):
     return x_train, y_train, x_val, y_val
 
 
-def subsample(x, y, train_size, seed, name):
-    """A seeded random subset of `train_size` training examples (None: all)."""
+def subsample(x, y, train_size, seed, name, spell=str):
+    """A seeded random subset of `train_size` training examples (None: all);
+    `spell(option)` is how the caller spells an option in messages."""
     if train_size is None:
         return x, y
     if train_size > len(x):
         raise DatasetError(
-            f"--train-size {train_size} is larger than the {len(x)} "
+            f"{spell('train_size')} {train_size} is larger than the {len(x)} "
             f"training examples of {name}"
         )
     keep = np.random.default_rng(seed).permutation(len(x))[:train_size]
