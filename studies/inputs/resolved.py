@@ -99,3 +99,19 @@ def load(given, option):
     function = plugins.load(given.reference, option)
     field = "builder" if isinstance(given, ModelInput) else "source"
     return dataclasses.replace(given, **{field: function})
+
+
+def named(what, name, spell=str):
+    """The loaded `ModelInput` (`what="model"`) or `DataInput`
+    (`what="dataset"`) of a spec's recorded name: what the runner uses when
+    its caller (a test, a benchmark) resolved nothing. `spell(option)` names
+    the option in messages.
+
+    Raises:
+        plugins.PluginError: a name that is no model or dataset, or a
+            reference that cannot be loaded.
+    """
+    given = model(name) if what == "model" else data(name)
+    if given is None:
+        raise plugins.PluginError(f"unknown {what} {name!r}")
+    return load(given, spell(what))

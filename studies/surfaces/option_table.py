@@ -6,15 +6,14 @@ studies it applies to and its help. The command line's parser
 (`cli.build_parser`), the checks (`options.check`) and the options reference
 (`docs/options.md`, `markdown()`; regenerate it with `python -c "from
 studies.surfaces import option_table; option_table.write()"`) are built
-from it, so they cannot disagree.
+from it, so they cannot disagree. Long because it is a table: one entry per
+option, and the little code that reads it after the table.
 
 A few options exist on one surface only, each with its reason in the table
 (`cli_only`, `api_only`): the roles of a process in a distributed study are
 command-line options, and where progress goes is a Python stream.
 
-No Keras here (the command line reads this before any backend loads). The
-module is over 400 lines because it is a table, one entry per option; the
-little code that reads it follows the table.
+No Keras here (the command line reads this before any backend loads).
 """
 
 import dataclasses

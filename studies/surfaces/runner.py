@@ -330,19 +330,11 @@ def prepare(spec, study_dir, role, model=None, data=None, force=False, style="ap
 
 
 def _inputs(spec, model, data, style):
-    """The model and data the surfaces resolved, or the spec's (a caller of
-    `run` without them, e.g. a test with a spec of built-in names)."""
+    """The model and data the surfaces resolved, or the spec's names'."""
+    spell = options.speller(style)
     try:
-        if model is None:
-            model = resolved.model(spec.fixed["model"])
-            if model is None:
-                raise StudyError(f"unknown model {spec.fixed['model']!r}")
-            model = resolved.load(model, options.flag("model", style))
-        if data is None:
-            data = resolved.data(spec.fixed["dataset"])
-            if data is None:
-                raise StudyError(f"unknown dataset {spec.fixed['dataset']!r}")
-            data = resolved.load(data, options.flag("dataset", style))
+        model = model or resolved.named("model", spec.fixed["model"], spell)
+        data = data or resolved.named("dataset", spec.fixed["dataset"], spell)
     except plugins.PluginError as error:
         raise StudyError(str(error)) from None
     return model, data
