@@ -1,4 +1,5 @@
 """The table of a study's options: the one place each option is described.
+Long because it is a table (one entry per option, then the code that reads it).
 
 `OPTIONS` lists every option of `python -m studies STUDY` and of
 `studies.run(study, ...)`: its name, what it takes, its default, which
@@ -6,8 +7,7 @@ studies it applies to and its help. The command line's parser
 (`cli.build_parser`), the checks (`options.check`) and the options reference
 (`docs/options.md`, `markdown()`; regenerate it with `python -c "from
 studies.surfaces import option_table; option_table.write()"`) are built
-from it, so they cannot disagree. Long because it is a table: one entry per
-option, and the little code that reads it after the table.
+from it, so they cannot disagree.
 
 A few options exist on one surface only, each with its reason in the table
 (`cli_only`, `api_only`): the roles of a process in a distributed study are
