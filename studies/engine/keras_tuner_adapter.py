@@ -60,9 +60,10 @@ def oracle_server(oracle, address):
     runs, with Keras Tuner's own gRPC servicer.
 
     Replaces `oracle_chief.start_server`, which returns only once every
-    tuner that ever asked has heard STOPPED and ended its trial: a worker
-    that died keeps the chief waiting forever. The caller decides here when
-    serving ends.
+    tuner that ever asked has heard STOPPED and ended its trial
+    (https://github.com/keras-team/keras-tuner/pull/967): a worker that died
+    keeps the chief waiting forever. The caller decides here when serving
+    ends.
 
     Args:
         oracle: The chief's oracle.
@@ -249,10 +250,13 @@ class CellTuner(kt.Tuner):
         # Replaces `BaseTuner.search`: its loop asks again at once on IDLE
         # (a busy loop while other processes run the last cells) and its
         # chief (`oracle_chief.start_server`) waits forever for a worker that
-        # died. Here `trials_to_run` decides when to ask and when to stop,
-        # `serve_workers` how long the chief serves; each trial still runs
-        # through Keras Tuner's `_try_run_and_update_trial` (result to the
-        # oracle, exceptions to the trial's status) and `on_trial_end`.
+        # died (keras-team/keras-tuner#967), while a worker whose chief has
+        # gone retries each call for an hour (keras-team/keras-tuner#990).
+        # Here `trials_to_run` decides when to ask and when to stop (a worker
+        # stops once the chief has finished), `serve_workers` how long the
+        # chief serves; each trial still runs through Keras Tuner's
+        # `_try_run_and_update_trial` (result to the oracle, exceptions to
+        # the trial's status) and `on_trial_end`.
         if is_chief():
             self.save()
             return self.serve_workers()
