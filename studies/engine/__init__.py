@@ -5,6 +5,7 @@ one cell and writes its record (`records`); `hypermodel` builds and fits one
 cell's model (with `optimizers` and `instruments`); `results` is the table
 built from the records; `provenance` records who ran what; `progress` prints
 a line per cell with an ETA; `cell_memory` frees what a cell leaves behind.
+`keras_tuner_adapter` holds every use of Keras Tuner beyond its public API.
 
 Imports: Keras Tuner, `kbn`, `studies.quiet`, `studies.science` and
 `studies.inputs`.
