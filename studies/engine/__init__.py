@@ -6,6 +6,7 @@ cell's model (with `optimizers`, `instruments`, the `callbacks` that stop a
 fit, the step `budget` and `scoring`); `results` is the table built from
 the records; `provenance` records who ran what; `progress` prints a line per
 cell with an ETA; `cell_memory` frees what a cell leaves behind.
+`keras_tuner_adapter` holds every use of Keras Tuner beyond its public API.
 
 Imports: Keras Tuner, `kbn`, `studies.quiet`, `studies.science` and
 `studies.inputs`.

@@ -19,23 +19,19 @@ record, the answer is STOPPED.
 
 Keras Tuner's own retry queue and ongoing-trial state are dropped on
 reload: progress lives in the records, and a trial the chief does not know
-(cut short by a kill) is accepted from a worker without error.
+(cut short by a kill) is accepted from a worker without error. Those Keras
+Tuner overrides live in `studies.engine.keras_tuner_adapter`.
 """
 
-import glob
-import os
-
 import keras_tuner as kt
-from keras_tuner.src.distribute import utils as dist_utils
-from keras_tuner.src.engine import stateful
-from keras_tuner.src.engine import trial as trial_module
 
+from studies.engine import keras_tuner_adapter as adapter
 from studies.engine import leases, records
 from studies.science.spec import cell_key
 
-IDLE = trial_module.TrialStatus.IDLE
-RUNNING = trial_module.TrialStatus.RUNNING
-STOPPED = trial_module.TrialStatus.STOPPED
+IDLE = adapter.IDLE
+RUNNING = adapter.RUNNING
+STOPPED = adapter.STOPPED
 
 
 def handout_order(spec):
@@ -57,7 +53,7 @@ def _identity(record):
     return (record.get("run"), record.get("trial_id"), record.get("finished_at"))
 
 
-class GridOracle(kt.Oracle):
+class GridOracle(adapter.HandoutOracle):
     """Hands out the cells of `spec` that have no record and no live lease,
     variant by variant at each point of the grid.
 
@@ -103,7 +99,6 @@ class GridOracle(kt.Oracle):
                 for key, record in records.read_all(study_dir).items()
                 if record.get("status") == "error"
             }
-        self._asking = None
 
     def is_pending(self, key, finished=None):
         """Whether cell `key` still needs a run: no record, or an error
@@ -124,29 +119,36 @@ class GridOracle(kt.Oracle):
         keys = (cell_key(cell) for cell in handout_order(self.spec))
         return [key for key in keys if self.is_pending(key, finished)]
 
-    def create_trial(self, tuner_id):
-        self._asking = tuner_id  # populate_space takes the lease in its name
-        return super().create_trial(tuner_id)
+    def hand_out(self, tuner_id, trial_id):
+        """The first pending cell whose lease `tuner_id` can take.
 
-    def populate_space(self, trial_id):
+        Args:
+            tuner_id: The tuner asking; the lease is taken in its name.
+            trial_id: The trial the cell is handed out as.
+
+        Returns:
+            `{"status": RUNNING, "values": cell}`, or IDLE (every pending
+            cell is leased) or STOPPED (none is pending) with no values.
+        """
         cells = {cell_key(cell): cell for cell in self.spec.cells()}
         pending = self.pending_keys()
         for key in pending:
             taken, previous = self.leases.take(
                 key,
-                self._asking,
+                tuner_id,
                 trial_id,
                 lambda key=key: self.is_pending(key),
-                here=not dist_utils.has_chief_oracle(),
+                here=not adapter.has_chief(),
             )
             if taken:
                 if previous is not None:
-                    self._forget(previous)
+                    self._forget(previous, tuner_id)
                 return {"status": RUNNING, "values": cells[key]}
         return {"status": IDLE if pending else STOPPED, "values": None}
 
-    def _forget(self, dead):
-        """A dead lease was replaced: its holder is gone (or too late)."""
+    def _forget(self, dead, asker):
+        """A dead lease was replaced for `asker`: its holder is gone (or too
+        late)."""
         holder = dead.get("holder")
         if self.stream is not None:
             print(
@@ -156,52 +158,5 @@ class GridOracle(kt.Oracle):
                 flush=True,
             )
         # so a chief does not wait for a dead worker before it exits
-        if holder != self._asking:
-            self.tuner_ids.discard(holder)
-            self.ongoing_trials.pop(holder, None)
-
-    def _stand_in(self, trial_id):
-        return trial_module.Trial(
-            self.hyperparameters.copy(), trial_id=trial_id, status=RUNNING
-        )
-
-    def get_trial(self, trial_id):
-        if trial_id not in self.trials:  # handed out by a chief before a restart
-            return self._stand_in(trial_id)
-        return super().get_trial(trial_id)
-
-    def update_trial(self, trial_id, metrics, step=0):
-        if trial_id not in self.trials:
-            return self._stand_in(trial_id)
-        return super().update_trial(trial_id, metrics, step=step)
-
-    def end_trial(self, trial):
-        if trial.trial_id not in self.trials:
-            for tuner_id, ongoing in list(self.ongoing_trials.items()):
-                if ongoing.trial_id == trial.trial_id:
-                    self.ongoing_trials.pop(tuner_id)
-            return
-        super().end_trial(trial)
-
-    def reload(self):
-        # Trials are reloaded only for their bookkeeping (and so a trial id
-        # is never reused); a trial or oracle file cut short by a kill is
-        # skipped, since progress lives in the cell records.
-        for fname in glob.glob(
-            os.path.join(self._project_dir, "trial_*", "trial.json")
-        ):
-            try:
-                trial = trial_module.Trial.load(fname)
-            except (ValueError, KeyError, OSError):
-                continue
-            self.trials[trial.trial_id] = trial
-        try:
-            stateful.Stateful.reload(self, self._get_oracle_fname())
-        except (ValueError, KeyError, OSError):
-            pass
-        self.ongoing_trials = {}
-        self.tuner_ids = set()
-        self._retry_queue = []
-        # orders that may name a trial file skipped above
-        self.start_order = [t for t in self.start_order if t in self.trials]
-        self.end_order = [t for t in self.end_order if t in self.trials]
+        if holder != asker:
+            self.forget_tuner(holder)

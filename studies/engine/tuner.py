@@ -17,7 +17,8 @@ second session.
 oracle says STOPPED (every cell has a record), waits while the remaining
 cells are leased elsewhere, and a chief serves its workers until every cell
 has a record, whatever happened to them (Keras Tuner's chief waits for
-every worker that ever connected, forever if one died).
+every worker that ever connected, forever if one died). The Keras Tuner
+hooks this needs are overridden in `studies.engine.keras_tuner_adapter`.
 """
 
 import glob
@@ -31,10 +32,10 @@ import time
 import uuid
 
 import keras_tuner as kt
-from keras_tuner.src.distribute import utils as dist_utils
 
 from studies import folder
 from studies.engine import cell_memory, leases, records
+from studies.engine import keras_tuner_adapter as adapter
 from studies.engine.oracle import IDLE, STOPPED, GridOracle
 from studies.engine.progress import Progress
 from studies.science.spec import cell_key
@@ -58,7 +59,7 @@ def rss_mb():
         return math.nan
 
 
-class StudyTuner(kt.Tuner):
+class StudyTuner(adapter.CellTuner):
     """Runs the cells of a study handed out by a `GridOracle`.
 
     Args:
@@ -103,39 +104,34 @@ class StudyTuner(kt.Tuner):
             project_name=spec.study,
         )
         self.leases = leases.Leases(study_dir, lease_timeout)
-        if not dist_utils.has_chief_oracle():
+        if not adapter.has_chief():
             # a plain run: unique, so two runs on one folder hold their own leases
             host = socket.gethostname()
             self.tuner_id = f"run-{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.oracle.verbose = 0  # the progress lines replace Keras Tuner's tables
 
-    def reload(self):
-        # The tuner's own state file is empty ({}); only the oracle matters,
-        # and it tolerates files cut short by a kill.
-        if not self._is_worker():
-            self.oracle.reload()
+    def trials_to_run(self):
+        """Asks the oracle for cells until it says STOPPED (or, on a worker,
+        until the chief has finished), waiting while the remaining cells are
+        leased elsewhere.
 
-    def search(self, *fit_args, **fit_kwargs):
-        if dist_utils.is_chief_oracle():
-            return self._serve()
-        self.on_search_begin()
+        Yields:
+            Each trial this process is to run.
+        """
         waiting = None
         while True:
-            if self._is_worker() and os.path.exists(self._finished_marker()):
+            if adapter.is_worker() and os.path.exists(self._finished_marker()):
                 # the chief is gone: asking it would wait an hour for an answer
                 self.progress.say("the chief has finished the study")
-                break
+                return
             trial = self.oracle.create_trial(self.tuner_id)
             if trial.status == STOPPED:
-                break
+                return
             if trial.status == IDLE:
                 waiting = self._wait(waiting)
                 continue
             waiting = None
-            self.on_trial_begin(trial)
-            self._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
-            self.on_trial_end(trial)
-        self.on_search_end()
+            yield trial
 
     def _wait(self, said):
         """Nothing to hand out while other processes run the last cells."""
@@ -149,32 +145,18 @@ class StudyTuner(kt.Tuner):
         time.sleep(POLL_SECONDS)
         return held
 
-    def _serve(self):
+    def serve_workers(self):
         """The chief: serves the oracle until every cell has a record, gives
         connected workers a moment to hear STOPPED, then returns."""
-        from concurrent import futures
-
-        import grpc
-        from keras_tuner.src import protos
-        from keras_tuner.src.distribute import oracle_chief
-
-        self.save()
         marker = self._finished_marker()
         if os.path.exists(marker):
             os.remove(marker)  # a chief before this one finished a pass
-        env = os.environ
-        address = f"{env['KERASTUNER_ORACLE_IP']}:{env['KERASTUNER_ORACLE_PORT']}"
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-        protos.get_service_grpc().add_OracleServicer_to_server(
-            oracle_chief.OracleServicer(self.oracle), server
-        )
-        server.add_insecure_port(address)
-        server.start()
-        self.progress.say(
-            f"chief: serving {len(self.oracle.pending_keys())} cells at {address}; "
-            "start workers with --worker ID"
-        )
-        try:
+        address = adapter.chief_address()
+        with adapter.oracle_server(self.oracle, address):
+            self.progress.say(
+                f"chief: serving {len(self.oracle.pending_keys())} cells at "
+                f"{address}; start workers with --worker ID"
+            )
             idle_said = True  # the line above asked for workers
             while pending := self.oracle.pending_keys():
                 idle = not self.leases.live()
@@ -186,17 +168,12 @@ class StudyTuner(kt.Tuner):
                 idle_said = idle
                 time.sleep(POLL_SECONDS)
             deadline = time.monotonic() + CHIEF_GRACE_SECONDS
-            while self.oracle.tuner_ids and time.monotonic() < deadline:
+            while self.oracle.connected_tuners() and time.monotonic() < deadline:
                 time.sleep(0.1)
             folder.write(marker, self.run_id)  # for workers that ask after this
-        finally:
-            server.stop(grace=1.0)
 
     def _finished_marker(self):
         return os.path.join(self.leases.folder, folder.FINISHED)
-
-    def _get_tensorboard_dir(self, logdir, trial_id, execution):
-        return os.path.join(str(logdir), folder.RUNNING_LOGS, self._staging)
 
     def run_trial(self, trial, *fit_args, callbacks=(), **fit_kwargs):
         hp = trial.hyperparameters
@@ -206,23 +183,29 @@ class StudyTuner(kt.Tuner):
         if heartbeat is None:
             self.progress.say(f"cell {key}: its lease was taken over; skipped")
             return {"score": math.nan}
-        self._staging = f"{key}.{uuid.uuid4().hex[:8]}"
+        root = self._tensorboard_root(callbacks)
+        # this run's own folder: another run of the cell never shares it
+        staged = (
+            None
+            if root is None
+            else os.path.join(
+                root, folder.RUNNING_LOGS, f"{key}.{uuid.uuid4().hex[:8]}"
+            )
+        )
         finished = False
         try:
             with cell_memory.freed_after():
-                run = self._run_cell(trial, callbacks, fit_args, fit_kwargs)
+                run = self._run_cell(trial, callbacks, staged, fit_args, fit_kwargs)
             run["outcome"].update(trial_id=trial.trial_id, run=self.run_id)
             finished = self.leases.finish(
-                heartbeat, lambda: self._record(cell, run["outcome"], run["logs"])
+                heartbeat,
+                lambda: self._record(cell, run["outcome"], run["logs"], staged),
             )
         finally:
             if not finished:
                 self.leases.release(heartbeat)
-                root = self._tensorboard_root(callbacks)
-                if root is not None:
-                    shutil.rmtree(
-                        self._get_tensorboard_dir(root, None, 0), ignore_errors=True
-                    )
+                if staged is not None:
+                    shutil.rmtree(staged, ignore_errors=True)
         if not finished:
             self.progress.say(
                 f"cell {key}: its lease was taken over while it ran "
@@ -237,8 +220,9 @@ class StudyTuner(kt.Tuner):
         roots = [c.log_dir for c in callbacks if type(c).__name__ == "TensorBoard"]
         return str(roots[0]) if roots else None
 
-    def _run_cell(self, trial, callbacks, fit_args, fit_kwargs):
-        """Builds and fits one cell; any exception is its result."""
+    def _run_cell(self, trial, callbacks, staged, fit_args, fit_kwargs):
+        """Builds and fits one cell, logging to `staged`; any exception is
+        its result."""
         start = time.perf_counter()
         tuner_seconds = (
             start - self._last_trial_end if self._last_trial_end else math.nan
@@ -247,8 +231,8 @@ class StudyTuner(kt.Tuner):
         root = self._tensorboard_root(callbacks)
         hp = trial.hyperparameters
         try:
-            callbacks = self._deepcopy_callbacks(list(callbacks))
-            self._configure_tensorboard_dir(callbacks, trial)
+            callbacks = self.copy_callbacks(callbacks)
+            self.configure_tensorboard(callbacks, trial, staged)
             model = self.hypermodel.build(hp)
             fit_start = time.perf_counter()
             outcome = self.hypermodel.fit(
@@ -256,7 +240,7 @@ class StudyTuner(kt.Tuner):
                 model,
                 *fit_args,
                 callbacks=callbacks,
-                log_dir=self._get_tensorboard_dir(root, None, 0) if root else None,
+                log_dir=staged,
                 **fit_kwargs,
             )
             fit_seconds = time.perf_counter() - fit_start
@@ -275,14 +259,14 @@ class StudyTuner(kt.Tuner):
         )
         return {"outcome": outcome, "logs": root}
 
-    def _record(self, cell, outcome, root):
-        """Under the cell's lease: the record, then its logs in place."""
+    def _record(self, cell, outcome, root, staged):
+        """Under the cell's lease: the record, then its logs (staged in
+        `staged`) in place."""
         records.write(self.study_dir, cell, {**outcome, "finished_at": time.time()})
         if root is None:
             return
         key = cell_key(cell)
         final = os.path.join(root, key)
-        staged = os.path.join(root, folder.RUNNING_LOGS, self._staging)
         shutil.rmtree(final, ignore_errors=True)
         if os.path.isdir(staged):
             os.replace(staged, final)
