@@ -2,7 +2,7 @@
 
 These functions know nothing of layers or variables; the layer composes them.
 They run on every Keras backend and are the reference the compiled TensorFlow
-kernel (`kbn.xla_kernel`) is tested against.
+kernel (`kbn.kernels.tensorflow`) is tested against.
 
 Numerical decisions, made here once:
 

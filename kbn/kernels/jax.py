@@ -1,7 +1,7 @@
 """Training- and inference-mode batch normalization as JAX kernels.
 
-The JAX counterpart of `kbn.xla_kernel`, with the same numerics: the training
-statistics and the normalization are one `jax.custom_vjp` function whose
+The JAX counterpart of `kbn.kernels.tensorflow`, with the same numerics: the
+training statistics and the normalization are one `jax.custom_vjp` function whose
 backward is written by hand, so JAX's autodiff of the portable `keras.ops`
 path (which on XLA:CPU ran the layer's training step 12x slower than the stock
 layer's, broadcasting its per-channel terms back to full size) is never used
@@ -15,8 +15,8 @@ Numerical decisions (the same as the TensorFlow kernel's):
   inputs are upcast on the fly.
 - Moments are shifted one-pass sums around a per-channel constant `k`, the
   mean of up to 64 values spread along the batch: `mean = k + E[x - k]`,
-  `var = max(E[(x - k)^2] - E[x - k]^2, 0)` (see `kbn.xla_kernel` for why this
-  keeps large offsets intact).
+  `var = max(E[(x - k)^2] - E[x - k]^2, 0)` (see `kbn.kernels.tensorflow` for
+  why this keeps large offsets intact).
 - Normalization is `(x - mean) * (gamma * rsqrt(var + eps)) + beta`.
 - The backward saves only `x`, `gamma` and per-channel statistics (the shift,
   the centred mean, the variance); it reduces `d = x - shift` and `dy`, then
@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 
 # Values along the outermost reduced axis averaged into the shift (see
-# `kbn.xla_kernel._SHIFT_ROWS`).
+# `kbn.kernels.tensorflow._SHIFT_ROWS`).
 _SHIFT_ROWS = 64
 
 
@@ -125,7 +125,7 @@ def _count(x, stat):
 
 
 def _shift(x, axes, dtype):
-    """A per-channel constant near the mean, keepdims: see `kbn.xla_kernel`."""
+    """A per-channel constant near the mean, keepdims (`kbn.kernels.tensorflow`)."""
     outer = axes[0]
     n = x.shape[outer]
     rows = min(n, _SHIFT_ROWS)
