@@ -292,9 +292,8 @@ def _train_kernel(param_shape, axes, epsilon, out_dtype):
             dvar,
             _count(x, mean),
         )
-        sum_dy = sums[0]
         dgamma = _sum_to(sum_dy_xhat, param_shape)
-        dbeta = _sum_to(sum_dy, param_shape)
+        dbeta = _sum_to(sums[0], param_shape)
         return (
             tf.cast(dx, x.dtype),
             tf.cast(dgamma, gamma.dtype),
