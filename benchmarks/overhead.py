@@ -35,7 +35,7 @@ import tensorflow as tf  # noqa: E402
 import kbn  # noqa: E402
 from benchmarks import tables, timing  # noqa: E402
 from benchmarks.layer_benchmark import inputs  # noqa: E402
-from kbn import xla_kernel  # noqa: E402
+from kbn.kernels import tensorflow as tf_kernel  # noqa: E402
 
 
 def candidates(shape):
@@ -61,14 +61,14 @@ def candidates(shape):
         xv = tf.reshape(x, view)
         with tf.GradientTape() as tape:
             tape.watch(xv)
-            y, _, _ = xla_kernel.batch_norm_train(xv, gamma, beta, **settings)
+            y, _, _ = tf_kernel.batch_norm_train(xv, gamma, beta, **settings)
         return tape.gradient(y, xv, output_gradients=tf.reshape(dy, view))
 
     @tf.function(jit_compile=True)
     def plain_xla(x, dy):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            y, _, _ = xla_kernel.batch_norm_train(
+            y, _, _ = tf_kernel.batch_norm_train(
                 x,
                 gamma[..., 0],
                 beta[..., 0],

@@ -7,9 +7,9 @@ from keras import backend, initializers, ops
 from keras.layers import BatchNormalization as KerasBatchNormalization
 from keras.layers import InputSpec
 
+from kbn import kernels, validation
 from kbn import moments as stats
 from kbn import noise as noise_lib
-from kbn import validation
 from kbn.layout import FeatureLayout, ghost_blocks, maximum
 
 
@@ -633,16 +633,7 @@ class BatchNormalization(KerasBatchNormalization):
         """The compiled kernels' module for this backend, or None (portable)."""
         if self.compile_moments is False:
             return None
-        name = backend.backend()
-        if name == "tensorflow":
-            from kbn import xla_kernel
-
-            return xla_kernel
-        if name == "jax":
-            from kbn import jax_kernel
-
-            return jax_kernel
-        return None
+        return kernels.for_backend(backend.backend())
 
     def _use_kernel(self, mask):
         if self._kernel() is None:

@@ -1,8 +1,11 @@
 """Portable batch statistics and normalization, written with `keras.ops`.
 
 These functions know nothing of layers or variables; the layer composes them.
-They run on every Keras backend and are the reference the compiled TensorFlow
-kernel (`kbn.xla_kernel`) is tested against.
+They run on every Keras backend and are the reference the compiled kernels
+(`kbn.kernels`) are tested against. Unlike the kernels they take weights (a
+mask) and return the sums cross-replica reduction needs, so they are not a
+backend of the kernels' contract; the variance from shifted sums is the
+kernels' own formula (`kbn.kernels.common.centred_moments`).
 
 Numerical decisions, made here once:
 
@@ -24,6 +27,7 @@ Numerical decisions, made here once:
 
 from keras import ops
 
+from kbn.kernels import common
 from kbn.layout import prod
 
 
@@ -81,11 +85,10 @@ def weighted_mean(x, axes, weights=None):
 
 def moments_from_sums(shift, s0, s1, s2):
     """Mean and (biased) variance from `moment_sums` output."""
-    s0 = safe_divisor(s0)
-    centred_mean = s1 / s0
-    mean = shift + centred_mean
-    variance = ops.maximum(s2 / s0 - centred_mean * centred_mean, 0.0)
-    return mean, variance
+    centred_mean, variance = common.centred_moments(
+        safe_divisor(s0), s1, s2, ops.maximum
+    )
+    return shift + centred_mean, variance
 
 
 def moments(x, axes, weights=None):

@@ -9,7 +9,7 @@ import tensorflow as tf
 from conftest import assert_same_layer_behaviour, make_pair, to_numpy
 
 import kbn
-from kbn import xla_kernel
+from kbn.kernels import tensorflow as tf_kernel
 
 
 class RecordingNoise(kbn.noise.NoiseModel):
@@ -180,9 +180,9 @@ def test_renorm_with_ghost_batches_corrects_each_ghost():
 
 def test_compile_moments_true_is_honoured_in_moving_mode(monkeypatch):
     calls = []
-    original = xla_kernel.batch_moments
+    original = tf_kernel.batch_moments
     monkeypatch.setattr(
-        xla_kernel,
+        tf_kernel,
         "batch_moments",
         lambda *a, **k: calls.append(1) or original(*a, **k),
     )

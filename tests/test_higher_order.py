@@ -164,13 +164,13 @@ def test_inside_jit_compile_the_plain_formulation_is_exact_to_second_order(
     """Under `jit_compile=True` the layer emits plain TensorFlow (no nested
     kernel: building one fails the test) and XLA differentiates it: outputs,
     moving statistics and a Hessian-vector product match the portable path."""
-    from kbn import xla_kernel
+    from kbn.kernels import tensorflow as tf_kernel
 
     def refuse(*args):
         raise AssertionError("a nested kernel was built inside XLA")
 
-    monkeypatch.setattr(xla_kernel, "_train_kernel", refuse)
-    monkeypatch.setattr(xla_kernel, "_infer_kernel", refuse)
+    monkeypatch.setattr(tf_kernel, "_train_kernel", refuse)
+    monkeypatch.setattr(tf_kernel, "_infer_kernel", refuse)
     rng = np.random.default_rng(9)
     x = tf.constant(rng.normal(size=(16, 2, 3)) * 3 + 1e4, tf.float32)
     w = tf.constant(rng.normal(size=(16, 2, 3)), tf.float32)

@@ -1,4 +1,4 @@
-"""The JAX kernel (`kbn.jax_kernel`) against float64 NumPy and finite differences.
+"""The JAX kernel (`kbn.kernels.jax`) against float64 NumPy and finite differences.
 
 It runs in this process on JAX directly (the kernel imports no Keras); the
 layer's use of it on the Keras JAX backend is tested in a fresh interpreter
@@ -13,7 +13,7 @@ jax = pytest.importorskip("jax")
 jnp = jax.numpy
 from jax.test_util import check_grads  # noqa: E402
 
-from kbn import jax_kernel  # noqa: E402
+from kbn.kernels import jax as jax_kernel  # noqa: E402
 
 # (view shape, reduced axes): a dense batch, the (rows, channels, 1) view of
 # channels-last images, a view with features in the middle, non-contiguous
@@ -215,7 +215,7 @@ def step(layer, x):
     (value, state), grads = jax.jit(grad)(tv, x)
     return [np.asarray(t) for t in [value, *state, *grads[0], grads[1]]]
 
-from kbn import jax_kernel
+from kbn.kernels import jax as jax_kernel
 moments_calls = []
 original_moments = jax_kernel.batch_moments
 def counting_moments(*args, **kwargs):

@@ -7,7 +7,7 @@ import tensorflow as tf
 from conftest import central_differences, to_numpy
 
 import kbn
-from kbn import xla_kernel
+from kbn.kernels import tensorflow as tf_kernel
 
 
 def _loss(layer, x, dy):
@@ -56,7 +56,7 @@ def test_gradients_match_float64_finite_differences(shape, axis, compile_moments
 
 
 def test_compiled_kernel_honours_gradients_of_returned_statistics():
-    from kbn import xla_kernel
+    from kbn.kernels import tensorflow as tf_kernel
 
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=(12, 1, 5, 1)) * 2 + 3)
@@ -65,7 +65,7 @@ def test_compiled_kernel_honours_gradients_of_returned_statistics():
     w = tf.constant(rng.normal(size=(1, 1, 5, 1)))
     with tf.GradientTape() as tape:
         tape.watch(x)
-        _, mean, var = xla_kernel.batch_norm_train(
+        _, mean, var = tf_kernel.batch_norm_train(
             x, gamma, beta, axes=(0, 1, 3), epsilon=1e-3, out_dtype="float64"
         )
         loss = tf.reduce_sum(w * mean + w * w * var)
@@ -89,7 +89,7 @@ def test_compiled_kernel_honours_gradients_of_returned_statistics():
     ],
 )
 def test_compiled_kernel_matches_float64_reference(shape, axes):
-    from kbn import xla_kernel
+    from kbn.kernels import tensorflow as tf_kernel
 
     rng = np.random.default_rng(1)
     param_shape = tuple(1 if i in axes else n for i, n in enumerate(shape))
@@ -104,7 +104,7 @@ def test_compiled_kernel_matches_float64_reference(shape, axes):
         return (x - mean) * tf.math.rsqrt(var + 1e-3) * gamma + beta, mean, var
 
     def kernel(x, gamma, beta):
-        return xla_kernel.batch_norm_train(
+        return tf_kernel.batch_norm_train(
             x, gamma, beta, axes=axes, epsilon=1e-3, out_dtype="float64"
         )
 
@@ -163,7 +163,7 @@ def test_compiled_variance_of_small_batches_is_accurate_to_float32():
     worst = 0.0
     for _ in range(300):
         x = rng.normal(size=(45, 3)).astype("float32")
-        _, variance = xla_kernel.batch_moments(tf.constant(x[:, :, None]), axes=(0, 2))
+        _, variance = tf_kernel.batch_moments(tf.constant(x[:, :, None]), axes=(0, 2))
         reference = x.astype("float64").var(0)
         worst = max(worst, np.abs(variance.numpy().ravel() / reference - 1).max())
     assert worst < 1e-6

@@ -1,43 +1,21 @@
-"""Training- and inference-mode batch normalization as XLA-compiled TensorFlow kernels.
+"""The contract of `kbn.kernels` as XLA-compiled TensorFlow kernels.
 
 The training kernel computes the statistics and the normalization in one
 `tf.function(jit_compile=True)` and has a hand-written gradient, so a step is
 fused by XLA even when the model around it is not compiled (Keras turns
-whole-model XLA off on CPU and under `tf.distribute`). It knows nothing of
-Keras layers: it takes tensors and static settings and returns tensors.
+whole-model XLA off on CPU and under `tf.distribute`). The numerics are those
+of `kbn.kernels` (written in `kbn.kernels.common`); what is TensorFlow's own:
 
-Numerical decisions:
-
-- Statistics accumulate in float32 (float64 stays float64); half-precision
-  inputs are upcast inside the kernel, so no float32 copy is materialized.
-- Moments are *shifted one-pass* sums: `d = x - k`, with `k` per channel the
-  mean of up to 64 of its values spread along the batch (a constant), then
-  `mean = k + E[d]`
-  and `var = max(E[d^2] - E[d]^2, 0)`. Both sums come from one read of `x`
-  (`_channel_sums` explains how, on XLA:CPU).
-  Shifting by values of the batch removes any common offset (1e7 with unit
-  spread keeps its variance to 1e-6). A mean of 64 values from across the
-  batch is typically within about `std / 8` of the batch mean, so `E[d]^2`
-  is tiny next to `E[d^2]` and the cancellation costs almost nothing (a
-  single first sample could be two or three standard deviations off and
-  cost a digit, enough to fail Keras's own test now and then); and by
-  Samuelson's inequality any mean of samples lies within `sqrt(n - 1)`
-  standard deviations of the batch mean, which bounds the cancellation at
-  about `n * eps` relative whatever the data.
-- Normalization is `(x - mean) * (gamma * rsqrt(var + eps)) + beta`.
+- Both shifted sums come from one read of `x` (`_channel_sums` explains how,
+  on XLA:CPU).
 - The gradient saves only `x` and the per-channel mean and variance; `xhat` is
   recomputed in the backward kernel, which reads `x` and `dy` twice (both
-  reductions in one pass, then `dx`). Upstream gradients of the returned mean
-  and variance are honoured, folded into the per-channel coefficients of `dx`
-  at no cost.
+  reductions in one pass, then `dx`).
 - Higher-order gradients are exact: the hand-written backward is itself a
   custom-gradient function whose own gradient is the automatic derivative of
   a plain TensorFlow formulation of the same VJP (`_reference_vjp`). First-order
   training never runs it; a gradient penalty or Hessian-vector product pays
   for it only when asked, and every further order is plain autodiff.
-- An empty batch gives empty outputs and finite zero gradients (counts are
-  floored at 1 in the divisions); its statistics are meaningless and the layer
-  does not use them.
 
 Inside an XLA context (a `jit_compile=True` step) the functions here emit the
 plain formulation instead (the same shifted moments as plain reductions, left
@@ -54,22 +32,11 @@ import functools
 
 import tensorflow as tf
 
+from kbn.kernels import common
+
 
 def batch_norm_train(x, gamma, beta, *, axes, epsilon, out_dtype):
-    """Training-mode batch normalization of `x` over `axes`.
-
-    Args:
-        x: Input tensor (any float dtype).
-        gamma: Scale, float32/float64, broadcastable to `x` (keepdims layout).
-        beta: Offset, same shape as `gamma`.
-        axes: Tuple of reduced axes (static).
-        epsilon: Variance epsilon (static).
-        out_dtype: Dtype of the normalized output (static).
-
-    Returns:
-        `(y, mean, variance)`: `y` in `out_dtype`; `mean` and the biased
-        `variance` in the compute dtype with keepdims shape.
-    """
+    """Training-mode batch normalization of `x` over `axes` (see `kbn.kernels`)."""
     if _in_xla_context():
         return _plain_train(x, gamma, beta, tuple(axes), epsilon, out_dtype)
     kernel = _train_kernel(
@@ -79,18 +46,14 @@ def batch_norm_train(x, gamma, beta, *, axes, epsilon, out_dtype):
 
 
 def batch_moments(x, *, axes):
-    """Mean and biased variance of `x` over `axes` (keepdims), not differentiable.
-
-    For state updates that need batch statistics without normalizing by them
-    (noise with `normalize_with="moving"`).
-    """
+    """Mean and biased variance of `x` over `axes` (see `kbn.kernels`)."""
     if _in_xla_context():
         return _plain_moments(tf.stop_gradient(x), tuple(axes))
     return _moments_kernel(tuple(axes))(tf.stop_gradient(x))
 
 
 def batch_norm_infer(x, mean, variance, gamma, beta, *, epsilon, out_dtype):
-    """Normalizes `x` with given statistics in one fused XLA kernel."""
+    """Normalizes `x` with given statistics in one XLA kernel (see `kbn.kernels`)."""
     if _in_xla_context():
         return _normalize(x, mean, variance, gamma, beta, epsilon, out_dtype)
     kernel = _infer_kernel(
@@ -118,19 +81,19 @@ def _in_xla_context():
 def _plain_moments(x, axes):
     """The shifted moments as plain reductions, differentiable by TensorFlow.
 
-    The shift is a constant of the gradient; the derivative is still exact,
-    since `mean = k + E[x - k]` and `var = E[(x - k)^2] - E[x - k]^2` depend on
-    `k` only through rounding.
+    The shift is a constant of the gradient, which stays exact (`kbn.kernels`).
     """
-    ct = _compute_dtype(x.dtype)
+    ct = common.compute_dtype(x.dtype)
     shift = tf.stop_gradient(_shift(x, axes, ct))
     d = tf.cast(x, ct) - shift
     # Sums over a count floored at 1 (not reduce_mean): an empty batch whose
     # size is known only at run time gets finite statistics and gradients.
-    n = _count(x, shift)
-    centred_mean = tf.reduce_sum(d, axis=axes, keepdims=True) / n
-    square_mean = tf.reduce_sum(d * d, axis=axes, keepdims=True) / n
-    variance = tf.maximum(square_mean - centred_mean * centred_mean, 0.0)
+    centred_mean, variance = common.centred_moments(
+        _count(x, shift),
+        tf.reduce_sum(d, axis=axes, keepdims=True),
+        tf.reduce_sum(d * d, axis=axes, keepdims=True),
+        tf.maximum,
+    )
     return shift + centred_mean, variance
 
 
@@ -141,10 +104,17 @@ def _plain_train(x, gamma, beta, axes, epsilon, out_dtype):
 
 
 def _normalize(x, mean, variance, gamma, beta, epsilon, out_dtype):
-    """`(x - mean) * (gamma * rsqrt(variance + epsilon)) + beta`, upcast."""
-    ct = _compute_dtype(x.dtype)
-    scale = tf.cast(gamma, ct) * tf.math.rsqrt(tf.cast(variance, ct) + epsilon)
-    y = (tf.cast(x, ct) - tf.cast(mean, ct)) * scale + tf.cast(beta, ct)
+    """`common.normalize` in the compute dtype, cast to `out_dtype`."""
+    ct = common.compute_dtype(x.dtype)
+    centred = tf.cast(x, ct) - tf.cast(mean, ct)
+    y = common.normalize(
+        centred,
+        tf.cast(variance, ct),
+        tf.cast(gamma, ct),
+        tf.cast(beta, ct),
+        epsilon,
+        tf.math.rsqrt,
+    )
     return tf.cast(y, out_dtype)
 
 
@@ -200,57 +170,28 @@ def _channel_sums(terms, inputs, axes):
     ]
 
 
-def _compute_dtype(dtype):
-    return tf.float64 if dtype == tf.float64 else tf.float32
-
-
-# Values along the outermost reduced axis averaged into the shift: enough that
-# the shift sits close to the mean (so the shifted sums barely cancel), few
-# enough to cost nothing next to the full pass.
-_SHIFT_ROWS = 64
-
-
 def _shift(x, axes, dtype):
-    """A per-channel constant near the mean, with keepdims shape.
-
-    The mean of up to `_SHIFT_ROWS` values spread evenly along the outermost
-    reduced axis (the batch, or batch x pixels for channels-last images), at
-    index 0 of the other reduced axes. Sizes are clamped, so an empty input
-    gives zeros of the right shape instead of a slice error.
-    """
+    """A per-channel constant near the mean, keepdims (`common.shift_slice`)."""
     rank = x.shape.rank
     shape = tf.shape(x)
-    outer = axes[0]
-    rows = tf.minimum(shape[outer], _SHIFT_ROWS)
-    stride = tf.maximum(shape[outer] // _SHIFT_ROWS, 1)
-    end = [
-        stride * rows
-        if i == outer
-        else tf.minimum(shape[i], 1)
-        if i in axes
-        else shape[i]
-        for i in range(rank)
-    ]
-    strides = [stride if i == outer else 1 for i in range(rank)]
-    head = tf.strided_slice(x, [0] * rank, tf.stack(end), tf.stack(strides))
+    stop, strides, count = common.shift_slice(
+        [shape[i] for i in range(rank)], axes, tf.minimum, tf.maximum
+    )
+    head = tf.strided_slice(x, [0] * rank, tf.stack(stop), tf.stack(strides))
     # Tensor bounds hide the rank from shape inference; it is x's.
     head = tf.cast(tf.ensure_shape(head, [None] * rank), dtype)
-    count = rows
-    for i in axes[1:]:
-        count = count * tf.minimum(shape[i], 1)
-    count = tf.maximum(count, 1)
     return tf.reduce_sum(head, axis=axes, keepdims=True) / tf.cast(count, dtype)
 
 
 def _sum_to(t, shape):
     """Sums `t` over the axes where `shape` (static) has size 1."""
-    axes = [i for i, n in enumerate(shape) if n == 1]
+    axes = common.summed_axes(shape)
     return tf.reshape(tf.reduce_sum(t, axis=axes, keepdims=True), shape)
 
 
 def _shifted_moments(x, axes):
     """Shifted one-pass mean and variance in the compute dtype (keepdims)."""
-    ct = _compute_dtype(x.dtype)
+    ct = common.compute_dtype(x.dtype)
     shift = _shift(x, axes, ct)
 
     def shifted(v):
@@ -258,26 +199,35 @@ def _shifted_moments(x, axes):
         return d, d * d
 
     centred_sum, square_sum = _channel_sums(shifted, [x], axes)
-    n = _count(x, shift)
-    centred_mean = centred_sum / n
-    variance = tf.maximum(square_sum / n - centred_mean * centred_mean, 0.0)
+    centred_mean, variance = common.centred_moments(
+        _count(x, shift), centred_sum, square_sum, tf.maximum
+    )
     return shift + centred_mean, variance
 
 
 def _count(x, stat):
-    """Values reduced per statistic, at least 1 (so an empty batch stays finite)."""
-    n = tf.size(x) // tf.maximum(tf.size(stat), 1)
-    return tf.cast(tf.maximum(n, 1), stat.dtype)
+    """`common.count` for `x` and one of its statistics, in the stat's dtype."""
+    n = common.count(tf.size(x), tf.size(stat), tf.maximum)
+    return tf.cast(n, stat.dtype)
 
 
 def _reference_forward(x, gamma, beta, axes, epsilon, out_dtype):
     """The training forward pass as plain, differentiable TensorFlow."""
-    ct = _compute_dtype(x.dtype)
+    ct = common.compute_dtype(x.dtype)
     xc = tf.cast(x, ct)
+    # Two-pass, the plainest formulation: this is what second-order gradients
+    # differentiate, never what the first-order kernels compute.
     mean = tf.reduce_mean(xc, axis=axes, keepdims=True)
     variance = tf.reduce_mean(tf.square(xc - mean), axis=axes, keepdims=True)
-    y = (xc - mean) * (tf.cast(gamma, ct) * tf.math.rsqrt(variance + epsilon))
-    return tf.cast(y + tf.cast(beta, ct), out_dtype), mean, variance
+    y = common.normalize(
+        xc - mean,
+        variance,
+        tf.cast(gamma, ct),
+        tf.cast(beta, ct),
+        epsilon,
+        tf.math.rsqrt,
+    )
+    return tf.cast(y, out_dtype), mean, variance
 
 
 def _reference_vjp(upstream, inputs, axes, epsilon, out_dtype):
@@ -311,10 +261,16 @@ def _train_kernel(param_shape, axes, epsilon, out_dtype):
 
     @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
     def forward(x, gamma, beta):
-        ct = _compute_dtype(x.dtype)
+        ct = common.compute_dtype(x.dtype)
         mean, variance = _shifted_moments(x, axes)
-        scale = tf.cast(gamma, ct) * tf.math.rsqrt(variance + epsilon)
-        y = (tf.cast(x, ct) - mean) * scale + tf.cast(beta, ct)
+        y = common.normalize(
+            tf.cast(x, ct) - mean,
+            variance,
+            tf.cast(gamma, ct),
+            tf.cast(beta, ct),
+            epsilon,
+            tf.math.rsqrt,
+        )
         return tf.cast(y, out_dtype), mean, variance
 
     @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
@@ -325,20 +281,19 @@ def _train_kernel(param_shape, axes, epsilon, out_dtype):
             e = tf.cast(e, ct)
             return e, e * (tf.cast(v, ct) - mean)
 
-        sum_dy, sum_dy_centred = _channel_sums(upstream, [dy, x], axes)
-        n = _count(x, mean)
-        rstd = tf.math.rsqrt(variance + epsilon)
-        sum_dy_xhat = sum_dy_centred * rstd
-        centred = tf.cast(x, ct) - mean
-        dy = tf.cast(dy, ct)
-        g = tf.cast(gamma, ct) * rstd
-        # dx = g * (dy - mean(dy) - xhat * mean(dy * xhat)) + dmean / n
-        #      + dvar * 2 (x - mean) / n, with per-channel coefficients.
-        coef_centred = (2.0 * dvar - g * rstd * sum_dy_xhat) / n
-        coef_const = (dmean - g * sum_dy) / n
-        dx = g * dy + centred * coef_centred + coef_const
+        sums = _channel_sums(upstream, [dy, x], axes)
+        dx, sum_dy_xhat = common.input_gradient(
+            tf.cast(dy, ct),
+            tf.cast(x, ct) - mean,
+            sums,
+            tf.cast(gamma, ct),
+            tf.math.rsqrt(variance + epsilon),
+            dmean,
+            dvar,
+            _count(x, mean),
+        )
         dgamma = _sum_to(sum_dy_xhat, param_shape)
-        dbeta = _sum_to(sum_dy, param_shape)
+        dbeta = _sum_to(sums[0], param_shape)
         return (
             tf.cast(dx, x.dtype),
             tf.cast(dgamma, gamma.dtype),

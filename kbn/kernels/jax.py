@@ -1,64 +1,35 @@
-"""Training- and inference-mode batch normalization as JAX kernels.
+"""The contract of `kbn.kernels` as a JAX kernel.
 
-The JAX counterpart of `kbn.xla_kernel`, with the same numerics: the training
-statistics and the normalization are one `jax.custom_vjp` function whose
-backward is written by hand, so JAX's autodiff of the portable `keras.ops`
-path (which on XLA:CPU ran the layer's training step 12x slower than the stock
-layer's, broadcasting its per-channel terms back to full size) is never used
-for first-order gradients. It knows nothing of Keras layers: it takes arrays
-and static settings and returns arrays, and it runs under `jax.jit` like any
-other JAX function (the caller jits; Keras does in `fit`).
+The training statistics and the normalization are one `jax.custom_vjp`
+function whose backward is written by hand, so JAX's autodiff of the portable
+`keras.ops` path (which on XLA:CPU ran the layer's training step 12x slower
+than the stock layer's, broadcasting its per-channel terms back to full size)
+is never used for first-order gradients. It runs under `jax.jit` like any
+other JAX function (the caller jits; Keras does in `fit`). The numerics are
+those of `kbn.kernels` (written in `kbn.kernels.common`); what is JAX's own:
 
-Numerical decisions (the same as the TensorFlow kernel's):
-
-- Statistics accumulate in float32 (float64 stays float64); half-precision
-  inputs are upcast on the fly.
-- Moments are shifted one-pass sums around a per-channel constant `k`, the
-  mean of up to 64 values spread along the batch: `mean = k + E[x - k]`,
-  `var = max(E[(x - k)^2] - E[x - k]^2, 0)` (see `kbn.xla_kernel` for why this
-  keeps large offsets intact).
-- Normalization is `(x - mean) * (gamma * rsqrt(var + eps)) + beta`.
 - The backward saves only `x`, `gamma` and per-channel statistics (the shift,
   the centred mean, the variance); it reduces `d = x - shift` and `dy`, then
   reads them once more for `dx`.
-  Upstream gradients of the returned mean and variance are folded into the
-  per-channel coefficients of `dx`.
 - Higher-order gradients are exact: the backward is plain differentiable JAX,
   and the saved statistics are differentiable functions of `x` computed by the
   forward rule, so `jax.grad` of a gradient (or `jax.hessian`, forward over
   reverse) differentiates the true VJP. Forward mode on the kernel itself
   (`jax.jvp`, `jax.jacfwd` of the layer's output) is not available for a
   `custom_vjp` function: JAX raises a `TypeError` that says so.
-- An empty batch gives empty outputs and finite zero gradients (counts are
-  floored at 1).
+- Reduced axes of size 1 are reshaped away first (`_unit_axes` says why).
 """
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
 
-# Values along the outermost reduced axis averaged into the shift (see
-# `kbn.xla_kernel._SHIFT_ROWS`).
-_SHIFT_ROWS = 64
+from kbn.kernels import common
 
 
 def batch_norm_train(x, gamma, beta, *, axes, epsilon, out_dtype):
-    """Training-mode batch normalization of `x` over `axes`.
-
-    Args:
-        x: Input array (any float dtype).
-        gamma: Scale, float32/float64, broadcastable to `x` (keepdims layout).
-        beta: Offset, same shape as `gamma`.
-        axes: Tuple of reduced axes (static).
-        epsilon: Variance epsilon (static).
-        out_dtype: Dtype of the normalized output (static).
-
-    Returns:
-        `(y, mean, variance)`: `y` in `out_dtype`; `mean` and the biased
-        `variance` in the compute dtype with keepdims shape.
-    """
+    """Training-mode batch normalization of `x` over `axes` (see `kbn.kernels`)."""
     x, gamma, beta = (jnp.asarray(t) for t in (x, gamma, beta))
     axes_in = tuple(axes)
     squeeze, axes = _unit_axes(x.shape, axes)
@@ -69,7 +40,7 @@ def batch_norm_train(x, gamma, beta, *, axes, epsilon, out_dtype):
 
 
 def batch_moments(x, *, axes):
-    """Mean and biased variance of `x` over `axes` (keepdims), not differentiable."""
+    """Mean and biased variance of `x` over `axes` (see `kbn.kernels`)."""
     x = jax.lax.stop_gradient(jnp.asarray(x))
     squeeze, kept = _unit_axes(x.shape, axes)
     mean, variance = _shifted_moments(_drop(x, squeeze), kept)
@@ -78,11 +49,17 @@ def batch_moments(x, *, axes):
 
 
 def batch_norm_infer(x, mean, variance, gamma, beta, *, epsilon, out_dtype):
-    """Normalizes `x` with given statistics (one elementwise pass under jit)."""
+    """Normalizes `x` with given statistics (see `kbn.kernels`)."""
     x = jnp.asarray(x)
-    ct = _compute_dtype(x.dtype)
-    scale = _cast(gamma, ct) * jax.lax.rsqrt(_cast(variance, ct) + epsilon)
-    y = (x.astype(ct) - _cast(mean, ct)) * scale + _cast(beta, ct)
+    ct = common.compute_dtype(x.dtype)
+    y = common.normalize(
+        x.astype(ct) - _cast(mean, ct),
+        _cast(variance, ct),
+        _cast(gamma, ct),
+        _cast(beta, ct),
+        epsilon,
+        jax.lax.rsqrt,
+    )
     return y.astype(out_dtype)
 
 
@@ -115,31 +92,16 @@ def _cast(t, dtype):
     return jnp.asarray(t).astype(dtype)
 
 
-def _compute_dtype(dtype):
-    return jnp.float64 if dtype == jnp.float64 else jnp.float32
-
-
 def _count(x, stat):
-    """Values reduced per statistic, at least 1 (so an empty batch stays finite)."""
-    return max(x.size // max(stat.size, 1), 1)
+    """`common.count` for `x` and one of its statistics (static, a Python int)."""
+    return common.count(x.size, stat.size, max)
 
 
 def _shift(x, axes, dtype):
-    """A per-channel constant near the mean, keepdims: see `kbn.xla_kernel`."""
-    outer = axes[0]
-    n = x.shape[outer]
-    rows = min(n, _SHIFT_ROWS)
-    stride = max(n // _SHIFT_ROWS, 1)
-    index = tuple(
-        slice(0, stride * rows, stride)
-        if i == outer
-        else slice(0, min(x.shape[i], 1))
-        if i in axes
-        else slice(None)
-        for i in range(x.ndim)
-    )
+    """A per-channel constant near the mean, keepdims (`common.shift_slice`)."""
+    stop, strides, count = common.shift_slice(list(x.shape), axes, min, max)
+    index = tuple(slice(0, *bounds) for bounds in zip(stop, strides, strict=True))
     head = jax.lax.stop_gradient(x[index]).astype(dtype)
-    count = max(rows * math.prod(min(x.shape[i], 1) for i in axes[1:]), 1)
     return jnp.sum(head, axis=axes, keepdims=True) / count
 
 
@@ -149,13 +111,15 @@ def _shifted_sums(x, axes):
     The shift is a constant of the gradient (`stop_gradient`): the mean and the
     variance do not depend on it, so their derivatives stay exact.
     """
-    ct = _compute_dtype(x.dtype)
+    ct = common.compute_dtype(x.dtype)
     shift = _shift(x, axes, ct)
     d = x.astype(ct) - shift
-    n = _count(x, shift)
-    centred_mean = jnp.sum(d, axis=axes, keepdims=True) / n
-    square_mean = jnp.sum(d * d, axis=axes, keepdims=True) / n
-    variance = jnp.maximum(square_mean - centred_mean * centred_mean, 0.0)
+    centred_mean, variance = common.centred_moments(
+        _count(x, shift),
+        jnp.sum(d, axis=axes, keepdims=True),
+        jnp.sum(d * d, axis=axes, keepdims=True),
+        jnp.maximum,
+    )
     return shift, centred_mean, variance
 
 
@@ -167,7 +131,7 @@ def _shifted_moments(x, axes):
 
 def _sum_to(t, shape):
     """Sums `t` over the axes where `shape` has size 1."""
-    axes = tuple(i for i, n in enumerate(shape) if n == 1)
+    axes = common.summed_axes(shape)
     return jnp.sum(t, axis=axes, keepdims=True).reshape(shape)
 
 
@@ -178,11 +142,17 @@ def _normalize(x, gamma, beta, axes, epsilon, out_dtype):
     the sums reduce, so XLA computes it once for the forward pass and, when
     the backward is compiled with it (a jitted training step), once for both.
     """
-    ct = _compute_dtype(x.dtype)
+    ct = common.compute_dtype(x.dtype)
     shift, centred_mean, variance = _shifted_sums(x, axes)
-    scale = gamma.astype(ct) * jax.lax.rsqrt(variance + epsilon)
     d = x.astype(ct) - shift
-    y = (d - centred_mean) * scale + beta.astype(ct)
+    y = common.normalize(
+        d - centred_mean,
+        variance,
+        gamma.astype(ct),
+        beta.astype(ct),
+        epsilon,
+        jax.lax.rsqrt,
+    )
     return y.astype(out_dtype), (shift, centred_mean, variance)
 
 
@@ -211,14 +181,16 @@ def _train_backward(settings, saved, upstream):
     # is near the mean), so the correction cancels nothing.
     sum_dy = jnp.sum(dy, axis=axes, keepdims=True)
     sum_dy_centred = jnp.sum(dy * d, axis=axes, keepdims=True) - centred_mean * sum_dy
-    rstd = jax.lax.rsqrt(variance + epsilon)
-    sum_dy_xhat = sum_dy_centred * rstd
-    g = gamma.astype(ct) * rstd
-    # dx = g * (dy - mean(dy) - xhat * mean(dy * xhat)) + dmean / n
-    #      + dvar * 2 (x - mean) / n, with per-channel coefficients.
-    coef_centred = (2.0 * dvar.astype(ct) - g * rstd * sum_dy_xhat) / n
-    coef_const = (dmean.astype(ct) - g * sum_dy) / n
-    dx = g * dy + (d - centred_mean) * coef_centred + coef_const
+    dx, sum_dy_xhat = common.input_gradient(
+        dy,
+        d - centred_mean,
+        (sum_dy, sum_dy_centred),
+        gamma.astype(ct),
+        jax.lax.rsqrt(variance + epsilon),
+        dmean.astype(ct),
+        dvar.astype(ct),
+        n,
+    )
     dgamma = _sum_to(sum_dy_xhat, gamma.shape)
     dbeta = _sum_to(sum_dy, gamma.shape)
     return dx.astype(x.dtype), dgamma.astype(gamma.dtype), dbeta.astype(gamma.dtype)
