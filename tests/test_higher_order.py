@@ -9,6 +9,8 @@ The quantity is a gradient penalty, `P = ||dL/dx||^2` with
 derivative of the layer's backward pass, which a first-order test never sees.
 """
 
+import weakref
+
 import keras
 import numpy as np
 import pytest
@@ -34,7 +36,9 @@ def _layer(compile_moments, **options):
     )
 
 
-_INITIAL_STATE = {}
+# By the layer itself, not id(layer): a dead layer's id is reused by the next
+# one, which then got the dead layer's state (a flaky length mismatch).
+_INITIAL_STATE = weakref.WeakKeyDictionary()
 
 
 def _penalty(layer, x, w):
@@ -48,9 +52,9 @@ def _penalty(layer, x, w):
     state = layer.non_trainable_variables
     if getattr(layer, "_seed_generator", None) is not None:
         state = state + [layer._seed_generator.state]
-    if id(layer) not in _INITIAL_STATE:
-        _INITIAL_STATE[id(layer)] = [v.numpy() for v in state]
-    initial = _INITIAL_STATE[id(layer)]
+    if layer not in _INITIAL_STATE:
+        _INITIAL_STATE[layer] = [v.numpy() for v in state]
+    initial = _INITIAL_STATE[layer]
     for variable, value in zip(state, initial, strict=True):
         variable.assign(value)
     with tf.GradientTape() as tape:
