@@ -8,6 +8,6 @@ the records; `provenance` records who ran what; `progress` prints a line per
 cell with an ETA; `cell_memory` frees what a cell leaves behind.
 `keras_tuner_adapter` holds every use of Keras Tuner beyond its public API.
 
-Imports: Keras Tuner, `kbn`, `studies.quiet`, `studies.science` and
-`studies.inputs`.
+Imports: Keras Tuner, `kbn`, `studies.quiet`, `studies.folder`,
+`studies.science` and `studies.inputs`.
 """

@@ -35,11 +35,6 @@ def parse(text):
     return Reference(module, attribute) if module and attribute else None
 
 
-def is_reference(text):
-    """Whether `text` looks like `MODULE:FUNCTION` (not a path or a name)."""
-    return parse(text) is not None
-
-
 def load(reference, option):
     """The callable `reference` names.
 

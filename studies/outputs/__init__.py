@@ -1,9 +1,11 @@
 """Files built from a study's records: results, summary, plots, report.
 
 `reporting.write(DIR)` rebuilds `results.csv`, `summary.json`, the plots
-(`plots`) and `report.md` from `study.json` and `cells/` alone;
+(`plots`) and `report.md` from the folder alone (`study.json`,
+`dataset.json`, `cells/`, `runs/`);
 `tensorboard_config` writes the HParams dashboard's experiment config.
 
 Imports: matplotlib and everything below: `studies.science`,
-`studies.inputs`, `studies.engine` (records and results only).
+`studies.inputs`, `studies.engine` (records, results and provenance: what
+the folder holds, never a running search), `studies.folder`.
 """

@@ -203,7 +203,7 @@ def main(argv=None):
 def _report(study_dir):
     from studies import folder
     from studies.outputs import reporting
-    from studies.surfaces import runner
+    from studies.surfaces import console
 
     if not os.path.isfile(os.path.join(study_dir, folder.SPEC)):
         raise UsageError(f"{study_dir} is not a study folder (no {folder.SPEC})")
@@ -211,7 +211,7 @@ def _report(study_dir):
         summary = reporting.write(study_dir)
     except (OSError, ValueError, KeyError) as error:
         raise UsageError(f"cannot rebuild the report of {study_dir}: {error}") from None
-    runner.print_summary(summary, study_dir, sys.stdout)
+    console.print_summary(summary, study_dir, sys.stdout)
     return 0
 
 

@@ -37,7 +37,6 @@ KINDS = {
     "switch": "a switch (API: True or False)",
     "stream": "a file-like object",
 }
-LISTS = ("numbers", "ints", "names")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,7 +199,12 @@ OPTIONS = (
         "mean/std: R² is unchanged and the learning-rate grids fit) or none",
         default=COMMON["target_scaling"],
         choices=definitions.FEATURE_SCALINGS,
-        applies_to="regression (refused once the data says classification)",
+        applies_to="regression (refused with --task classification, or once "
+        "the data says classification)",
+        # an explicit task is refused here, before any data loads; a task the
+        # data decides is checked once it has (`runner.load_data`)
+        applies=lambda s: s.fixed.get("task") != "classification",
+        refusal="applies to regression targets, and the task is classification",
     ),
     Option(
         "variants",
@@ -230,7 +234,7 @@ OPTIONS = (
         "inits",
         "names",
         "comma-separated init families: {choices} (the grid "
-        "of init and lr-init; one fixed family elsewhere; default: the model's "
+        "of init; one fixed family elsewhere; default: the model's "
         "standard init, He for ReLU, 4x Glorot for sigmoid)",
         default_note="the model's standard init",
         choices=definitions.INITS,

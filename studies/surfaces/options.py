@@ -155,7 +155,8 @@ def _check_axes(study, given, name):
 
 def check_applies(spec, given, style="api"):
     """Refuses an option the study would silently ignore (the table's
-    `applies`; `target_scaling` waits for the data: `runner.load_data`).
+    `applies`; `target_scaling` on a task the data decides waits for the
+    data: `runner.load_data`).
 
     Args:
         spec: The study built from the options (presets filled in).

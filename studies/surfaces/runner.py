@@ -20,7 +20,6 @@ from studies.inputs import plugins, resolved
 from studies.outputs import reporting, tensorboard_config
 from studies.science.spec import StudySpec
 from studies.surfaces import console, options
-from studies.surfaces.console import print_summary  # noqa: F401 (cli.py's name)
 
 
 class StudyError(ValueError):
@@ -189,6 +188,7 @@ def load_data(spec, data, style="api"):
             target_scaling=spec.fixed.get("target_scaling", "auto"),
             name=spec.fixed["dataset"],
             spell=options.speller(style),
+            call=data.reference is not None,
         )
     except datasets.DatasetError as error:
         raise StudyError(str(error)) from None
@@ -318,8 +318,8 @@ def prepare(spec, study_dir, role, model=None, data=None, force=False, style="ap
     Raises:
         StudyError: see `run`.
     """
-    model, data = _inputs(spec, model, data, style)
     forced = check_folder(spec, study_dir, force, style)
+    model, data = _inputs(spec, model, data, style)  # user code: after the folder
     dataset, spec = load_data(spec, data, style)
     forced += check_data(study_dir, dataset, force, style)
     quiet.import_backend()  # after every check that needs no backend

@@ -188,3 +188,32 @@ def test_a_module_function_is_resolved_once(tmp_path, monkeypatch):
     assert cli.main(argv) == 0
     assert sorted(loaded) == [f"{name}:build", f"{name}:data"]
     assert sorted(parsed) == sorted(loaded)  # one look at each reference
+
+
+def test_target_scaling_with_an_explicit_classification_task_is_refused_at_once(
+    tmp_path, capsys
+):
+    out = tmp_path / "o"
+    argv = ["lr", "--task", "classification", "--target-scaling", "auto"]
+    assert cli.main([*argv, "--out", str(out)]) == 2
+    assert (
+        "--target-scaling applies to regression targets, and the task is "
+        "classification" in capsys.readouterr().err
+    )
+    with pytest.raises(ValueError, match="^target_scaling applies to regression"):
+        studies.run("lr", out=str(out), task="classification", target_scaling="auto")
+    assert not out.exists()
+
+
+def test_a_function_given_as_data_is_not_called(tmp_path):
+    called = []
+
+    def data():
+        called.append(True)
+        return None
+
+    out = tmp_path / "o"
+    with pytest.raises(ValueError, match="^data must be .*got function"):
+        studies.run("lr", out=str(out), data=data, seeds=1, epochs=1)
+    assert called == []
+    assert not out.exists()

@@ -40,7 +40,6 @@ fingerprint). `load` runs them in that order; callers import from here.
 from studies.inputs.data import checks, scaling, sources, splits
 from studies.inputs.data.builtin import KERAS_DATASETS, NAMES, OFFLINE
 from studies.inputs.data.dataset import Dataset, DatasetError
-from studies.inputs.data.scaling import SCALINGS
 from studies.inputs.data.splits import VALIDATION_FRACTION
 from studies.science import tasks
 
@@ -48,7 +47,6 @@ __all__ = [
     "KERAS_DATASETS",
     "NAMES",
     "OFFLINE",
-    "SCALINGS",
     "VALIDATION_FRACTION",
     "Dataset",
     "DatasetError",
@@ -65,6 +63,7 @@ def load(
     name=None,
     target_scaling="auto",
     spell=None,
+    call=False,
 ):
     """Loads a dataset, optionally subsampling its training split.
 
@@ -87,6 +86,8 @@ def load(
             targets), or `none` (as given; losses in the targets' units).
         spell: Option name -> how the caller spells it, for messages
             (`--train-size` or `train_size`); default: the name itself.
+        call: `source` is the function a `MODULE:FUNCTION` names: call it
+            for the data.
 
     Returns:
         A `Dataset` (its validation split taken from the training split
@@ -100,7 +101,7 @@ def load(
     """
     spell = spell or str
     name = name or (str(source) if isinstance(source, str) else "arrays")
-    arrays, built_in = sources.arrays(source, name, spell)
+    arrays, built_in = sources.arrays(source, name, spell, call)
     x_train, y_train, x_test, y_test = checks.checked(arrays, name)
     task, y_train, y_test, how = checks.targets(y_train, y_test, task, name, spell)
     # the validation split first: scaling statistics come from the rows

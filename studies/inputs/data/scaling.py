@@ -4,8 +4,6 @@ unless `none`. Statistics come from the training split only."""
 
 import numpy as np
 
-SCALINGS = ("auto", "none", "standardize")  # features and targets
-
 
 def _standardized(splits):
     """The splits standardized with the first one's per-column mean and std."""

@@ -12,14 +12,16 @@ from studies.inputs.data.dataset import DatasetError
 _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def arrays(source, name, spell=str):
+def arrays(source, name, spell=str, call=False):
     """`((x_train, y_train, x_test, y_test), built_in)` from any source.
 
     `source` is a built-in name, a `.npz` path, the function a
     `MODULE:FUNCTION` names (loaded once, by `studies.inputs.resolved`), or
     Python values. `built_in` is the source's own scaling (`builtin.SCALING`:
     a description and a divisor) for a built-in dataset, None for any other.
-    `spell(option)` is how the caller spells an option in messages.
+    `spell(option)` is how the caller spells an option in messages. `call`
+    says `source` is a `MODULE:FUNCTION`'s function, to be called for the
+    arrays; any other callable is not data, and is refused as such.
     """
     if isinstance(source, str):
         if source.endswith(".npz"):
@@ -30,7 +32,7 @@ def arrays(source, name, spell=str):
             f"unknown dataset {source!r}: choose one of {', '.join(builtin.NAMES)}, "
             "a .npz file with x_train, y_train, x_test, y_test, or MODULE:FUNCTION"
         )
-    if callable(source):
+    if call:
         return _from_function(source, f"{spell('dataset')} {name}"), None
     return _from_python(source, spell("dataset")), None
 
