@@ -49,6 +49,27 @@ def central_differences(f, value, h):
     return grad
 
 
+def batch_norm_reference(x, gamma, beta, axes, upstream, epsilon):
+    """Float64 NumPy batch normalization over `axes` and its VJP, by the
+    textbook formulas: `((y, mean, var), (dx, dgamma, dbeta))` for the
+    upstream gradients `(dy, dmean, dvar)` of the three outputs."""
+    dy, dmean, dvar = upstream
+    n = x.size // gamma.size
+    mean = x.mean(axes, keepdims=True)
+    var = x.var(axes, keepdims=True)
+    rstd = 1 / np.sqrt(var + epsilon)
+    xhat = (x - mean) * rstd
+    dxhat = dy * gamma
+    dx = rstd * (
+        dxhat
+        - dxhat.mean(axes, keepdims=True)
+        - xhat * (dxhat * xhat).mean(axes, keepdims=True)
+    )
+    dx = dx + dmean / n + dvar * 2 * (x - mean) / n
+    grads = (dx, (dy * xhat).sum(axes, keepdims=True), dy.sum(axes, keepdims=True))
+    return (xhat * gamma + beta, mean, var), grads
+
+
 def make_pair(**kwargs):
     """A stock layer and a kbn layer with the same arguments and initial weights."""
     kbn_only = {k: kwargs.pop(k) for k in ("compile_moments",) if k in kwargs}

@@ -7,7 +7,7 @@ layer's use of it on the Keras JAX backend is tested in a fresh interpreter
 
 import numpy as np
 import pytest
-from conftest import run_script
+from conftest import batch_norm_reference, run_script
 
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
@@ -45,27 +45,6 @@ def _inputs(shape, axes, dtype="float64", offset=3.0, seed=0):
     return [np.asarray(t, dtype) for t in (x, gamma, beta)]
 
 
-def _reference(x, gamma, beta, axes, upstream):
-    """Float64 NumPy forward and the analytic VJP (the textbook formulas)."""
-    dy, dmean, dvar = upstream
-    n = x.size // gamma.size
-    mean = x.mean(axes, keepdims=True)
-    var = x.var(axes, keepdims=True)
-    rstd = 1 / np.sqrt(var + EPS)
-    xhat = (x - mean) * rstd
-    y = xhat * gamma + beta
-    dxhat = dy * gamma
-    dx = rstd * (
-        dxhat
-        - dxhat.mean(axes, keepdims=True)
-        - xhat * (dxhat * xhat).mean(axes, keepdims=True)
-    )
-    dx = dx + dmean / n + dvar * 2 * (x - mean) / n
-    dgamma = (dy * xhat).sum(axes, keepdims=True)
-    dbeta = dy.sum(axes, keepdims=True)
-    return (y, mean, var), (dx, dgamma, dbeta)
-
-
 def _train(x, gamma, beta, axes, out_dtype="float64"):
     return jax_kernel.batch_norm_train(
         x, gamma, beta, axes=axes, epsilon=EPS, out_dtype=out_dtype
@@ -85,7 +64,7 @@ def test_forward_and_vjp_match_float64_reference(shape, axes):
         )
         outputs, vjp = jax.vjp(lambda *a: _train(*a, axes), x, gamma, beta)
         grads = vjp(tuple(jnp.asarray(u) for u in upstream))
-        want_out, want_grads = _reference(x, gamma, beta, axes, upstream)
+        want_out, want_grads = batch_norm_reference(x, gamma, beta, axes, upstream, EPS)
         for got, want in zip(outputs + grads, want_out + want_grads, strict=True):
             assert got.shape == want.shape
             np.testing.assert_allclose(np.asarray(got), want, rtol=1e-9, atol=1e-9)

@@ -11,6 +11,7 @@ import inspect
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import batch_norm_reference
 
 from kbn import kernels
 from kbn.kernels import common
@@ -53,25 +54,6 @@ def test_for_backend_has_no_kernels_for_other_backends():
     assert kernels.for_backend("torch") is None
     assert kernels.for_backend("numpy") is None
     assert kernels.for_backend("tensorflow") is kernels.tensorflow
-
-
-def _reference(x, gamma, beta, axes, upstream):
-    """Float64 NumPy forward and the textbook VJP."""
-    dy, dmean, dvar = upstream
-    n = x.size // gamma.size
-    mean = x.mean(axes, keepdims=True)
-    var = x.var(axes, keepdims=True)
-    rstd = 1 / np.sqrt(var + EPS)
-    xhat = (x - mean) * rstd
-    dxhat = dy * gamma
-    dx = rstd * (
-        dxhat
-        - dxhat.mean(axes, keepdims=True)
-        - xhat * (dxhat * xhat).mean(axes, keepdims=True)
-    )
-    dx = dx + dmean / n + dvar * 2 * (x - mean) / n
-    grads = (dx, (dy * xhat).sum(axes, keepdims=True), dy.sum(axes, keepdims=True))
-    return (xhat * gamma + beta, mean, var), grads
 
 
 def _run_tensorflow(x, gamma, beta, axes, upstream, dtype):
@@ -136,8 +118,8 @@ def test_backend_keeps_the_contract(backend, shape, axes, dtype):
     upstream = [upstream[0].astype(dtype)] + upstream[1:]
     upstream = [u.astype("float32") for u in upstream]
     outputs, grads, moments, infer = RUNNERS[backend](x, *params, axes, upstream, dtype)
-    want, want_grads = _reference(
-        x, *(t.astype("float64") for t in params), axes, upstream
+    want, want_grads = batch_norm_reference(
+        x, *(t.astype("float64") for t in params), axes, upstream, EPS
     )
     tolerance = dict(rtol=2e-2, atol=2e-2) if dtype == "float16" else {}
     stat_tolerance = dict(rtol=1e-5, atol=1e-4)
@@ -252,7 +234,7 @@ def test_input_gradient_is_the_textbook_vjp():
         rng.normal(size=(1, 4)),
         rng.normal(size=(1, 4)),
     ]
-    _, (dx, dgamma, _) = _reference(x, gamma, beta, (0,), upstream)
+    _, (dx, dgamma, _) = batch_norm_reference(x, gamma, beta, (0,), upstream, EPS)
     dy, dmean, dvar = upstream
     centred = x - x.mean(0, keepdims=True)
     rstd = 1 / np.sqrt(x.var(0, keepdims=True) + EPS)
