@@ -34,10 +34,12 @@ def _custom_gradients():
 
 
 @contextlib.contextmanager
-def freed_after():
-    """Runs a cell: a cleared Keras session before it, and its custom
-    gradients unregistered after it."""
-    keras.backend.clear_session(free_memory=True)
+def freed_after(clear=True):
+    """Runs a cell: a cleared Keras session before it (unless `clear` is
+    False: a cell group keeps the last group's compiled step), and its
+    custom gradients unregistered after it."""
+    if clear:
+        keras.backend.clear_session(free_memory=True)
     registry = _custom_gradients()
     before = set(registry) if registry is not None else set()
     try:

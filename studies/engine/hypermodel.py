@@ -50,7 +50,10 @@ class CellHyperModel(kt.HyperModel):
 
     def build(self, hp):
         self.declare_hyperparameters(hp)
-        s = self.settings(hp)
+        return self.build_cell(self.settings(hp))
+
+    def build_cell(self, s):
+        """The compiled model of the cell with settings `s` (seeded by its seed)."""
         keras.utils.set_random_seed(s["seed"])
         model, self.normalization, _ = builders.build(
             self.builder,
@@ -60,13 +63,19 @@ class CellHyperModel(kt.HyperModel):
             s["model"],
         )
         model.compile(
-            optimizer=optimizers.make(
-                s, budget.total_steps(s, len(self.dataset.x_train))
-            ),
+            optimizer=self.optimizer(s),
             loss=_keras(self.task.loss, keras.losses),
             metrics=[_keras(self.task.compiled, keras.metrics)],
         )
         return model
+
+    def optimizer(self, s):
+        """The cell's own optimizer (its rate, schedule and state)."""
+        return optimizers.make(s, budget.total_steps(s, len(self.dataset.x_train)))
+
+    def divergence(self, s):
+        """`(threshold, relative)`: when a batch loss means the cell diverged."""
+        return s["divergence_threshold"], self.task.relative_divergence
 
     def fit(
         self, hp, model, x, y, validation_data, callbacks=(), log_dir=None, **kwargs
@@ -104,24 +113,38 @@ class CellHyperModel(kt.HyperModel):
             verbose=0,
             **kwargs,
         )
-        outcome = self.outcome(history.history, monitor.diverged)
+        return self.finish(
+            s, model, x, y, history.history, monitor.diverged, steps.steps_run, probes
+        )
+
+    def finish(self, s, model, x, y, history, diverged, steps_run, probes=()):
+        """The outcome of a fitted cell (see `fit`), from its Keras history.
+
+        Args:
+            s: The cell's settings.
+            model: The trained model (scored in inference mode).
+            x, y: The training split.
+            history: `History.history` of the fit.
+            diverged: Whether the divergence check stopped it.
+            steps_run: Optimizer steps it took.
+            probes: Its instruments' callbacks (empty without instruments).
+        """
+        outcome = self.outcome(history, diverged)
         if not outcome["diverged"]:
             # inference mode, on the whole split: Keras's running metric is a
             # training-mode mean over the last epoch (noise and dropout on),
             # which would understate the train/validation gap
             outcome[self.task.key("train")] = self.scorer(model, x, y, "train")
         outcome.update(self.test_scores(model, outcome["diverged"]))
-        outcome["steps_run"] = steps.steps_run
+        outcome["steps_run"] = steps_run
         outcome.update(self._instrument_numbers(s, model, x, probes, outcome))
         return outcome
 
     def _monitors(self, s, num_samples):
         """The divergence monitor and the step budget of one fit."""
+        threshold, relative = self.divergence(s)
         monitor = DivergenceMonitor(
-            s["divergence_threshold"],
-            s["batch_size"],
-            num_samples,
-            relative=self.task.relative_divergence,
+            threshold, s["batch_size"], num_samples, relative=relative
         )
         return monitor, StepBudget(s.get("steps"))
 

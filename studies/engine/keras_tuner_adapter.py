@@ -261,11 +261,29 @@ class CellTuner(kt.Tuner):
             self.save()
             return self.serve_workers()
         self.on_search_begin()
+        for trials in self.groups_to_run():
+            self.run_group(trials, *fit_args, **fit_kwargs)
+        self.on_search_end()
+
+    def groups_to_run(self):
+        """Yields the trials this process runs, as lists run together (by
+        default one trial a list, from `trials_to_run`)."""
         for trial in self.trials_to_run():
+            yield [trial]
+
+    def run_group(self, trials, *fit_args, **fit_kwargs):
+        """Runs `trials` (by default one after another, `run_trials`)."""
+        self.run_trials(trials, *fit_args, **fit_kwargs)
+
+    def run_trials(self, trials, *fit_args, **fit_kwargs):
+        """Each trial through Keras Tuner's own flow: `run_trial`, its result
+        to the oracle (`_try_run_and_update_trial`, which turns an exception
+        into the trial's status and re-raises a `FatalError`) and
+        `on_trial_end`."""
+        for trial in trials:
             self.on_trial_begin(trial)
             self._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
             self.on_trial_end(trial)
-        self.on_search_end()
 
     def copy_callbacks(self, callbacks):
         """Keras Tuner's copy of the search's callbacks for one trial (it

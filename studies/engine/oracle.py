@@ -11,7 +11,8 @@ the study folder:
   worker of this chief or of a chief before it).
 
 The next trial is the first cell that is neither, in grid order with the
-normalization variant varying fastest (`handout_order`); handing it out takes
+cells of one group key together and the normalization variant varying
+fastest (`handout_order`); handing it out takes
 its lease for the tuner that asked. When every remaining cell is leased,
 the answer is IDLE (ask again shortly), so a process that outlives the
 others takes over their cells when their leases die. When every cell has a
@@ -25,8 +26,8 @@ Tuner overrides live in `studies.engine.keras_tuner_adapter`.
 
 import keras_tuner as kt
 
+from studies.engine import groups, leases, records
 from studies.engine import keras_tuner_adapter as adapter
-from studies.engine import leases, records
 from studies.science.spec import cell_key
 
 IDLE = adapter.IDLE
@@ -35,16 +36,18 @@ STOPPED = adapter.STOPPED
 
 
 def handout_order(spec):
-    """The grid's cells, the variant varying fastest: a study stopped early
-    has every variant at the same grid points, and the first cells show what
-    each variant costs (for the ETA)."""
-    if "variant" not in spec.axes:
-        return spec.cells()
+    """The grid's cells, those of one group key together (`groups.key`: the
+    seed, the batch size), the variant varying fastest within them: cells
+    that can train together come one after another, a study stopped early
+    has every variant at the same grid points, and the first cells show
+    what each variant costs (for the ETA)."""
     names = spec.axis_names
+    outer = [n for n in names if n not in groups.FUSABLE]
+    inner = [n for n in names if n in groups.FUSABLE and n != "variant"]
+    last = ["variant"] if "variant" in names else []
 
     def position(cell):
-        others = tuple(spec.axes[n].index(cell[n]) for n in names if n != "variant")
-        return others + (spec.axes["variant"].index(cell["variant"]),)
+        return tuple(spec.axes[n].index(cell[n]) for n in outer + inner + last)
 
     return sorted(spec.cells(), key=position)
 

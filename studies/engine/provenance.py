@@ -60,6 +60,17 @@ def write(study_dir, run_id, role, command, forced=(), **settings):
     return record
 
 
+def note(study_dir, run_id, **fields):
+    """Adds `fields` to this run's record (what the run decided as it went)."""
+    path = folder.json_path(folder.runs_dir(study_dir), run_id)
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return
+    folder.write(path, json.dumps({**record, **fields}, indent=1))
+
+
 def read(study_dir):
     """Every run's record, oldest first (a folder from before runs: [])."""
     runs = []

@@ -34,6 +34,7 @@ COLUMNS = (
     "peak_rss_mb",
     "finished_at",
     "rss_mb",
+    "group_size",
 )
 
 

@@ -24,10 +24,8 @@ hooks this needs are overridden in `studies.engine.keras_tuner_adapter`.
 import glob
 import math
 import os
-import resource
 import shutil
 import socket
-import sys
 import time
 import uuid
 
@@ -36,7 +34,9 @@ import keras_tuner as kt
 from studies import folder
 from studies.engine import cell_memory, leases, records
 from studies.engine import keras_tuner_adapter as adapter
+from studies.engine.grouped_search import GroupedSearch
 from studies.engine.oracle import IDLE, STOPPED, GridOracle
+from studies.engine.process_memory import peak_rss_mb, rss_mb
 from studies.engine.progress import Progress
 from studies.science.spec import cell_key
 
@@ -44,22 +44,7 @@ POLL_SECONDS = 1.0  # how often a process with nothing to run asks again
 CHIEF_GRACE_SECONDS = 5.0  # a finished chief's wait for workers to hear STOPPED
 
 
-def peak_rss_mb():
-    """This process's peak resident memory so far, in MiB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (2**20 if sys.platform == "darwin" else 2**10)
-
-
-def rss_mb():
-    """This process's resident memory now, in MiB (nan where /proc is not)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return math.nan
-
-
-class StudyTuner(adapter.CellTuner):
+class StudyTuner(GroupedSearch, adapter.CellTuner):
     """Runs the cells of a study handed out by a `GridOracle`.
 
     Args:
@@ -71,6 +56,8 @@ class StudyTuner(adapter.CellTuner):
             handed out again.
         retry_errors: Run again the cells whose record is an error.
         run_id: Names this process's run in the records (`runs/<run_id>.json`).
+        fuse: Cells trained together at most (`grouped_search`); None: chosen
+            from the model's size and the memory available.
     """
 
     def __init__(
@@ -82,6 +69,7 @@ class StudyTuner(adapter.CellTuner):
         lease_timeout=leases.DEFAULT_TIMEOUT,
         retry_errors=False,
         run_id="",
+        fuse=None,
     ):
         space = kt.HyperParameters()
         hypermodel.declare_hyperparameters(space)
@@ -109,6 +97,7 @@ class StudyTuner(adapter.CellTuner):
             host = socket.gethostname()
             self.tuner_id = f"run-{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.oracle.verbose = 0  # the progress lines replace Keras Tuner's tables
+        self.init_groups(fuse)
 
     def trials_to_run(self):
         """Asks the oracle for cells until it says STOPPED (or, on a worker,
@@ -176,11 +165,13 @@ class StudyTuner(adapter.CellTuner):
         return os.path.join(self.leases.folder, folder.FINISHED)
 
     def run_trial(self, trial, *fit_args, callbacks=(), **fit_kwargs):
-        hp = trial.hyperparameters
-        cell = {name: hp.get(name) for name in self.spec.axes}
+        if trial.trial_id in self._ready:  # trained in its group
+            return self._ready.pop(trial.trial_id)
+        cell = self.cell_of(trial)
         key = cell_key(cell)
-        heartbeat = self.leases.adopt(key, self.tuner_id, trial.trial_id)
-        if heartbeat is None:
+        if trial.trial_id not in self._heartbeats:
+            self._adopt(trial, self.tuner_id)
+        if trial.trial_id not in self._heartbeats:
             self.progress.say(f"cell {key}: its lease was taken over; skipped")
             return {"score": math.nan}
         root = self._tensorboard_root(callbacks)
@@ -192,29 +183,51 @@ class StudyTuner(adapter.CellTuner):
                 root, folder.RUNNING_LOGS, f"{key}.{uuid.uuid4().hex[:8]}"
             )
         )
-        finished = False
         try:
             with cell_memory.freed_after():
                 run = self._run_cell(trial, callbacks, staged, fit_args, fit_kwargs)
-            run["outcome"].update(trial_id=trial.trial_id, run=self.run_id)
+        except BaseException:
+            self._drop(trial, staged)
+            raise
+        return self.finish_cell(trial, run["outcome"], run["logs"], staged)
+
+    def _drop(self, trial, staged):
+        """Lets the cell's lease go unrecorded and removes its staged logs."""
+        heartbeat = self._heartbeats.pop(trial.trial_id, None)
+        if heartbeat is not None:
+            self.leases.release(heartbeat)
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)
+
+    def finish_cell(self, trial, outcome, root, staged):
+        """Records a cell that ran (if its lease is still this run's) and
+        reports it; returns the trial's result for Keras Tuner."""
+        cell = self.cell_of(trial)
+        key = cell_key(cell)
+        heartbeat = self._heartbeats.pop(trial.trial_id)
+        outcome.update(trial_id=trial.trial_id, run=self.run_id)
+        outcome.setdefault("group_size", 1)
+        try:
             finished = self.leases.finish(
-                heartbeat,
-                lambda: self._record(cell, run["outcome"], run["logs"], staged),
+                heartbeat, lambda: self._record(cell, outcome, root, staged)
             )
-        finally:
-            if not finished:
-                self.leases.release(heartbeat)
-                if staged is not None:
-                    shutil.rmtree(staged, ignore_errors=True)
+        except OSError as error:  # not the cell's fault: the run cannot go on
+            self._heartbeats[trial.trial_id] = heartbeat
+            self._drop(trial, staged)
+            raise kt.errors.FatalError(
+                f"cell {key}: could not write its record: {error}"
+            ) from None
         if not finished:
+            self._heartbeats[trial.trial_id] = heartbeat
+            self._drop(trial, staged)
             self.progress.say(
                 f"cell {key}: its lease was taken over while it ran "
                 "(no heartbeat for longer than --lease-timeout); result dropped"
             )
             return {"score": math.nan}
-        self.progress.cell_done(cell, run["outcome"], run["outcome"]["status"])
+        self.progress.cell_done(cell, outcome, outcome["status"])
         self._last_trial_end = time.perf_counter()
-        return {"score": run["outcome"]["score"]}
+        return {"score": outcome["score"]}
 
     def _tensorboard_root(self, callbacks):
         roots = [c.log_dir for c in callbacks if type(c).__name__ == "TensorBoard"]

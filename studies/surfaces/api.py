@@ -38,6 +38,7 @@ def run(
     lease_timeout=None,
     retry_errors=False,
     force=False,
+    fuse=None,
     **kwargs,
 ):
     """Runs (or resumes) a study; returns its summary (`summary.json`'s content).
@@ -62,6 +63,9 @@ def run(
         retry_errors: Run again the cells whose record is an error.
         force: Go on although `out` holds this study with another grid,
             other settings or changed data (the report says so).
+        fuse: Cells trained together in one compiled step at most (an int
+            >= 1; 1: one at a time); default: chosen from the model's size
+            and the memory available.
         **kwargs: The study's options as Python values (every one in
             `docs/options.md`, the table `option_table.OPTIONS`): lists for
             the comma-separated ones (`variants`, `lrs`, `inits`,
@@ -82,7 +86,7 @@ def run(
 
     if lease_timeout is None:
         lease_timeout = leases.DEFAULT_TIMEOUT
-    options.check_run(lease_timeout)
+    options.check_run(lease_timeout, fuse=fuse)
     spec, model, data = prepare(
         study,
         preset,
@@ -101,6 +105,7 @@ def run(
         lease_timeout=lease_timeout,
         retry_errors=retry_errors,
         force=force,
+        fuse=fuse,
         style="api",
     )
 

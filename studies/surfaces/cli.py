@@ -171,7 +171,7 @@ def main(argv=None):
         from studies.surfaces import options
 
         try:
-            options.check_run(lease_timeout, "cli")
+            options.check_run(lease_timeout, "cli", fuse=args.fuse)
         except options.OptionError as error:
             raise UsageError(str(error)) from None
         spec, (model, data) = prepare(args, argv)
@@ -187,6 +187,7 @@ def main(argv=None):
             lease_timeout=lease_timeout,
             retry_errors=args.retry_errors,
             force=args.force,
+            fuse=args.fuse,
             style="cli",
         )
     except UsageError as error:

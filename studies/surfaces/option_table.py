@@ -401,6 +401,16 @@ OPTIONS = (
         study=False,
     ),
     Option(
+        "fuse",
+        "int",
+        "train up to N cells together in one compiled step (cells that "
+        "share the data, seed, batch size and budget; 1: one at a time); "
+        "default: chosen from the model's size and the memory available",
+        default=None,
+        metavar="N",
+        study=False,
+    ),
+    Option(
         "retry_errors",
         "switch",
         "run again the cells whose record is an error (e.g. out of memory)",

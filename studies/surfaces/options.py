@@ -176,7 +176,7 @@ def check_applies(spec, given, style="api"):
             )
 
 
-def check_run(lease_timeout, style="api"):
+def check_run(lease_timeout, style="api", fuse=None):
     """Checks the options of how a study runs (not what it is)."""
     value = lease_timeout
     if not _is_number(value) or not math.isfinite(value) or value < 1:
@@ -184,6 +184,13 @@ def check_run(lease_timeout, style="api"):
             f"{flag('lease_timeout', style)} must be a number of seconds >= 1 "
             f"(heartbeats come every quarter of it), got {value!r}"
         )
+    if fuse is not None:
+        _positive_int(fuse, f"{flag('fuse', style)} (cells trained together)")
+        if fuse < 1:
+            raise OptionError(
+                f"{flag('fuse', style)} must be an integer >= 1 (cells trained "
+                f"together; 1: one at a time), got {fuse!r}"
+            )
 
 
 def _is_number(value):

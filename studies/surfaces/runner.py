@@ -247,6 +247,7 @@ def run(
     lease_timeout=leases.DEFAULT_TIMEOUT,
     retry_errors=False,
     force=False,
+    fuse=None,
     style="api",
 ):
     """Runs (or resumes) the study in `study_dir`.
@@ -269,6 +270,7 @@ def run(
         retry_errors: Run again the cells whose record is an error.
         force: Go on although the folder's grid, settings or data differ
             from these (recorded in the report).
+        fuse: Cells trained together at most (None: chosen by the engine).
         style: `cli` or `api`: how messages name the options.
 
     Returns:
@@ -283,7 +285,15 @@ def run(
         spec, study_dir, role, model, data, force, style
     )
     run_id = start(
-        spec, study_dir, role, dataset, forced, lease_timeout, retry_errors, style
+        spec,
+        study_dir,
+        role,
+        dataset,
+        forced,
+        lease_timeout,
+        retry_errors,
+        style,
+        fuse,
     )
     console.print_start(spec, study_dir, role, dataset, forced, stream)
     search(
@@ -295,6 +305,7 @@ def run(
         lease_timeout,
         retry_errors,
         run_id,
+        fuse,
     )
     if role == "worker":
         console.print_worker_finished(stream)
@@ -341,7 +352,15 @@ def _inputs(spec, model, data, style):
 
 
 def start(
-    spec, study_dir, role, dataset, forced, lease_timeout, retry_errors, style="api"
+    spec,
+    study_dir,
+    role,
+    dataset,
+    forced,
+    lease_timeout,
+    retry_errors,
+    style="api",
+    fuse=None,
 ):
     """Writes the folder's spec and dataset (`write_folder`), this run's
     record (`runs/`) and the TensorBoard HParams config.
@@ -359,13 +378,22 @@ def start(
         forced,
         retry_errors=retry_errors,
         lease_timeout=lease_timeout,
+        fuse=fuse,
     )
     tensorboard_config.write(folder.tensorboard_dir(study_dir), spec)
     return run_id
 
 
 def search(
-    spec, study_dir, dataset, builder, stream, lease_timeout, retry_errors, run_id
+    spec,
+    study_dir,
+    dataset,
+    builder,
+    stream,
+    lease_timeout,
+    retry_errors,
+    run_id,
+    fuse=None,
 ):
     """Runs this process's share of the cells with a `StudyTuner`; returns
     when every cell has a record (or, for a worker, none is left to hand
@@ -384,6 +412,7 @@ def search(
         lease_timeout=lease_timeout,
         retry_errors=retry_errors,
         run_id=run_id,
+        fuse=fuse,
     )
     logdir = folder.tensorboard_dir(study_dir)
     tuner.search(
