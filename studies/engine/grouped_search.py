@@ -99,7 +99,10 @@ class GroupedSearch:
 
     def _cap(self, settings):
         if self.group_size is None:
-            model = self.hypermodel.build_cell(settings)
+            try:
+                model = self.hypermodel.build_cell(settings)
+            except Exception:  # noqa: BLE001  the cells will say why, one by one
+                return groups.DEFAULT_CAP
             widest = max(
                 math.prod(layer.output.shape[1:])
                 for layer in model.layers
@@ -128,11 +131,28 @@ class GroupedSearch:
                 self._train_group(held, fit_args, fit_kwargs)
             except Exception as error:  # noqa: BLE001  each cell alone finds its own
                 self._compiled.clear()
-                self.progress.say(
-                    f"a group of {len(held)} cells raised "
-                    f"{type(error).__name__}: {error}; running them one at a time"
-                )
+                if len(held) == 1:  # the cell alone: its error is its result
+                    self._record_error(held[0], error, fit_kwargs)
+                else:
+                    self.progress.say(
+                        f"a group of {len(held)} cells raised "
+                        f"{type(error).__name__}: {error}; running them one at a time"
+                    )
         self.run_trials(trials, *fit_args, **fit_kwargs)
+
+    def _record_error(self, trial, error, fit_kwargs):
+        outcome = self.hypermodel.failed_outcome()
+        outcome.update(
+            seconds=math.nan,
+            fit_seconds=math.nan,
+            tuner_seconds=math.nan,
+            status="error",
+            message=f"{type(error).__name__}: {error}",
+            peak_rss_mb=peak_rss_mb(),
+            rss_mb=rss_mb(),
+        )
+        root = self._tensorboard_root(fit_kwargs.get("callbacks", ()))
+        self._ready[trial.trial_id] = self.finish_cell(trial, outcome, root, None)
 
     def _train_group(self, trials, fit_args, fit_kwargs):
         """Trains `trials` together and records each; their results wait in

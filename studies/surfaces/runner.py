@@ -284,29 +284,11 @@ def run(
     spec, dataset, model, forced = prepare(
         spec, study_dir, role, model, data, force, style
     )
-    run_id = start(
-        spec,
-        study_dir,
-        role,
-        dataset,
-        forced,
-        lease_timeout,
-        retry_errors,
-        style,
-        fuse,
-    )
+    engine = {"lease_timeout": lease_timeout, "retry_errors": retry_errors}
+    engine["fuse"] = fuse
+    run_id = start(spec, study_dir, role, dataset, forced, style, **engine)
     console.print_start(spec, study_dir, role, dataset, forced, stream)
-    search(
-        spec,
-        study_dir,
-        dataset,
-        model.builder,
-        stream,
-        lease_timeout,
-        retry_errors,
-        run_id,
-        fuse,
-    )
+    search(spec, study_dir, dataset, model.builder, stream, run_id, **engine)
     if role == "worker":
         console.print_worker_finished(stream)
         return None
@@ -351,19 +333,10 @@ def _inputs(spec, model, data, style):
     return model, data
 
 
-def start(
-    spec,
-    study_dir,
-    role,
-    dataset,
-    forced,
-    lease_timeout,
-    retry_errors,
-    style="api",
-    fuse=None,
-):
+def start(spec, study_dir, role, dataset, forced, style="api", **engine):
     """Writes the folder's spec and dataset (`write_folder`), this run's
-    record (`runs/`) and the TensorBoard HParams config.
+    record (`runs/`, with the `engine` settings: `lease_timeout`,
+    `retry_errors`, `fuse`) and the TensorBoard HParams config.
 
     Returns:
         This run's id.
@@ -376,9 +349,7 @@ def start(
         role,
         spec.command,
         forced,
-        retry_errors=retry_errors,
-        lease_timeout=lease_timeout,
-        fuse=fuse,
+        **engine,
     )
     tensorboard_config.write(folder.tensorboard_dir(study_dir), spec)
     return run_id
@@ -390,9 +361,9 @@ def search(
     dataset,
     builder,
     stream,
-    lease_timeout,
-    retry_errors,
     run_id,
+    lease_timeout=leases.DEFAULT_TIMEOUT,
+    retry_errors=False,
     fuse=None,
 ):
     """Runs this process's share of the cells with a `StudyTuner`; returns

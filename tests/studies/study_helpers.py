@@ -96,10 +96,10 @@ def build_model(name, variant, input_shape, outputs, seed=0, **settings):
     return model
 
 
-def run(study_spec, out):
+def run(study_spec, out, fuse=None):
     """Runs a study in-process; returns (summary, progress text)."""
     stream = io.StringIO()
-    summary = runner.run(study_spec, str(out), stream=stream)
+    summary = runner.run(study_spec, str(out), stream=stream, fuse=fuse)
     return summary, stream.getvalue()
 
 

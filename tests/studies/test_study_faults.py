@@ -156,19 +156,20 @@ def test_retry_errors_runs_error_cells_again(tmp_path, monkeypatch):
 
     spec = tiny_spec("lr", variants=["none"], lrs=[0.1, 1.0])
     fits, failing = [], {"lr": 1.0}
-    original = hypermodel.CellHyperModel.fit
+    original = hypermodel.CellHyperModel.build_cell
 
-    def fit(self, hp, model, *args, **kwargs):
-        fits.append(hp.get("lr"))
-        if hp.get("lr") == failing.get("lr"):
+    def build(self, s):
+        fits.append(s["lr"])
+        if s["lr"] == failing.get("lr"):
             raise RuntimeError("out of memory (simulated)")
-        return original(self, hp, model, *args, **kwargs)
+        return original(self, s)
 
-    monkeypatch.setattr(hypermodel.CellHyperModel, "fit", fit)
+    monkeypatch.setattr(hypermodel.CellHyperModel, "build_cell", build)
 
     def run(**kwargs):
         stream = io.StringIO()
-        runner.run(spec, str(tmp_path), stream=stream, **kwargs)
+        # one cell at a time: each attempt is one build
+        runner.run(spec, str(tmp_path), stream=stream, fuse=1, **kwargs)
         return stream.getvalue()
 
     text = run()

@@ -45,14 +45,15 @@ def test_diverged_cells_are_recorded_and_do_not_stop_the_study(tmp_path):
 
 
 def test_errors_are_recorded_with_their_message(tmp_path, monkeypatch):
-    original = hypermodel.CellHyperModel.build
+    original = hypermodel.CellHyperModel.build_cell
 
-    def build(self, hp):
-        if hp.get("variant") == "bn":
+    def build(self, s):
+        if s["variant"] == "bn":
             raise RuntimeError("simulated out of memory")
-        return original(self, hp)
+        return original(self, s)
 
-    monkeypatch.setattr(hypermodel.CellHyperModel, "build", build)
+    # a group with a failing member runs its cells one at a time
+    monkeypatch.setattr(hypermodel.CellHyperModel, "build_cell", build)
     spec = tiny_spec("lr")
     summary, text = run(spec, tmp_path)
     table = results.rows(spec, tmp_path)

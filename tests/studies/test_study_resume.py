@@ -7,7 +7,7 @@ import time
 import pytest
 from study_helpers import progress_cells, run, start, study_command, tiny_spec
 
-from studies.engine import hypermodel, progress, records
+from studies.engine import group_fit, grouped_search, progress, records
 from studies.engine.oracle import handout_order
 from studies.science.spec import cell_key
 
@@ -25,44 +25,56 @@ def fits(monkeypatch):
     """Counts model fits per cell, and kills the process at a chosen moment."""
     counts = collections.Counter()
     plan = {}
-    original_fit = hypermodel.CellHyperModel.fit
+    done = []
+    original_fit = group_fit.fit_group
     original_done = progress.Progress.cell_done
 
-    def fit(self, hp, model, *args, **kwargs):
-        key = cell_key({n: hp.get(n) for n in self.spec.axes})
-        counts[key] += 1
-        if plan.get("during_fit") == sum(counts.values()):
+    def fit(hm, settings, *args, **kwargs):
+        # a group: every member's cell is fitted once more
+        before = sum(counts.values())
+        for s in settings:
+            counts[cell_key({n: s[n] for n in hm.spec.axes})] += 1
+        if before < plan.get("during_fit", 0) <= sum(counts.values()):
             raise Killed
-        return original_fit(self, hp, model, *args, **kwargs)
+        return original_fit(hm, settings, *args, **kwargs)
 
     def cell_done(self, *args):
         # after the record is written, before Keras Tuner ends the trial
-        if plan.get("after_record") == sum(counts.values()):
+        done.append(args)
+        if plan.get("after_record") == len(done):
             raise Killed
         return original_done(self, *args)
 
-    monkeypatch.setattr(hypermodel.CellHyperModel, "fit", fit)
+    monkeypatch.setattr(grouped_search, "fit_group", fit)
     monkeypatch.setattr(progress.Progress, "cell_done", cell_done)
     return counts, plan
 
 
+def rerun(study_dir, counts):
+    """The cells a resume runs again: fitted, and without a record."""
+    return set(counts) - records.finished_keys(study_dir)
+
+
 @pytest.mark.parametrize(
-    "kill", [{"during_fit": 1}, {"during_fit": 4}, {"after_record": 3}]
+    "kill, fuse",
+    [({"during_fit": 1}, 1), ({"during_fit": 4}, 4), ({"after_record": 3}, None)],
 )
-def test_resume_after_interruption(tmp_path, fits, kill):
+def test_resume_after_interruption(tmp_path, fits, kill, fuse):
     counts, plan = fits
     plan.update(kill)
     with pytest.raises(Killed):
-        run(spec(), tmp_path)
+        run(spec(), tmp_path, fuse=fuse)
+    again = rerun(tmp_path, counts)
+    ((moment, n),) = kill.items()
+    if moment == "during_fit":  # the interrupted cell had no record
+        assert cell_key(handout_order(spec())[n - 1]) in again
     plan.clear()
-    summary, _ = run(spec(), tmp_path)
+    summary, _ = run(spec(), tmp_path, fuse=fuse)
     assert summary["cells_finished"] == 6
     keys = {cell_key(c) for c in spec().cells()}
     assert records.finished_keys(tmp_path) == keys
-    ((moment, n),) = kill.items()
-    expected = {key: 1 for key in keys}
-    if moment == "during_fit":  # the interrupted cell had no record: run again once
-        expected[cell_key(handout_order(spec())[n - 1])] = 2
+    # run again once: the cells that had started but had no record
+    expected = {key: 2 if key in again else 1 for key in keys}
     assert dict(counts) == expected
 
 
@@ -74,10 +86,11 @@ def test_resume_with_oracle_and_trial_files_cut_short(tmp_path, fits):
     project = tmp_path / "tuner" / "lr"
     (project / "oracle.json").write_text('{"ongoing_trials": {"tun')
     next(project.glob("trial_*/trial.json")).write_text("{")
+    again = rerun(tmp_path, counts)
     plan.clear()
     summary, _ = run(spec(), tmp_path)
     assert summary["cells_finished"] == 6
-    assert sum(counts.values()) == 7 and max(counts.values()) == 2
+    assert sum(counts.values()) == 6 + len(again) and max(counts.values()) == 2
 
 
 def test_finished_study_reruns_nothing(tmp_path, fits):
