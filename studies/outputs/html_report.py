@@ -97,10 +97,10 @@ def _blocks(text):
         kind = _kind(line)
         if blocks and blocks[-1][0] == kind and kind in ("table", "list", "paragraph"):
             blocks[-1][1].append(line)
-        elif kind != "blank":
+        else:  # a blank line ends the block before it
             blocks.append((kind, [line]))
         i += 1
-    return blocks
+    return [b for b in blocks if b[0] != "blank"]
 
 
 def render(markdown, study_dir, title="Study report"):
