@@ -5,7 +5,16 @@ navigation, and the version is written once."""
 import os
 import re
 
+import pytest
+
 from studies.science import definitions
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_state():
+    """No Keras here: skip conftest's per-test clear_session (0.3 s each)."""
+    yield
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

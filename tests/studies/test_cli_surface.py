@@ -22,6 +22,12 @@ from studies.science.spec import make_spec
 from studies.surfaces import api, catalog, cli, console, plan, runner
 
 
+@pytest.fixture(autouse=True)
+def _fresh_keras_state():
+    """No Keras here: skip conftest's per-test clear_session (0.3 s each)."""
+    yield
+
+
 def refused(argv, capsys, match, prog=cli.PROGRAM):
     code = cli.main(argv, prog)
     err = capsys.readouterr().err.strip()

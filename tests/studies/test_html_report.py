@@ -2,7 +2,16 @@
 
 import base64
 
+import pytest
+
 from studies.outputs import html_report
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_state():
+    """No Keras here: skip conftest's per-test clear_session (0.3 s each)."""
+    yield
+
 
 REPORT = """# Study `lr`
 
