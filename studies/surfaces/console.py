@@ -43,11 +43,9 @@ def print_summary(summary, study_dir, stream):
     spec = reporting.load_spec(study_dir)
     for line in findings.lines(spec, summary):
         print(f"  {line}", file=stream)
-    html = folder.report_html_path(study_dir)
+    reports = (folder.report_path(study_dir), folder.report_html_path(study_dir))
     print(
-        f"report: {folder.report_path(study_dir)}"
-        + (f", {html}" if os.path.exists(html) else "")
-        + "\n"
+        f"report: {', '.join(p for p in reports if os.path.exists(p))}\n"
         f"results: {folder.results_path(study_dir)}, "
         f"{folder.summary_path(study_dir)}\n"
         f"logs: tensorboard --logdir {folder.tensorboard_dir(study_dir)}",

@@ -293,3 +293,19 @@ def test_the_html_report_opens_in_a_browser_with_its_figures_and_tables(
     assert check["tables"] >= 3  # setup, summary, runs
     for heading in ("Setup", "Findings", "Summary", "Plots", "Reproduce"):
         assert heading in check["headings"]
+
+
+def test_report_format_says_which_report_is_rebuilt(study, capsys):
+    from studies.surfaces import api, cli
+
+    out, _ = study
+    (out / "report.md").unlink()
+    (out / "report.html").unlink()
+    assert cli.main(["report", str(out), "--format", "html"]) == 0
+    assert (out / "report.html").exists() and not (out / "report.md").exists()
+    assert f"report: {out / 'report.html'}\n" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="format must be one of md, html, both"):
+        api.report(str(out), format="pdf")
+    assert cli.main(["report", str(out), "--format", "pdf"]) == 2
+    api.report(str(out))  # both again, for the tests after this one
+    assert (out / "report.md").exists() and (out / "report.html").exists()
