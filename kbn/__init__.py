@@ -12,13 +12,13 @@ Public API:
 """
 
 from kbn import callbacks, noise
+from kbn._version import __version__
 from kbn.batch_normalization import BatchNormalization
 from kbn.conversion import convert
 from kbn.folding import fold
 from kbn.monte_carlo import mc_predict
 from kbn.precise_statistics import recompute_statistics
 
-__version__ = "0.2.0"
 __all__ = [
     "BatchNormalization",
     "callbacks",

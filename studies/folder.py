@@ -2,9 +2,10 @@
 
 A study folder (`--out`) holds:
 
-- `study.json`: the spec; a resumed run must match it (or `--force`).
+- `study.json`: the spec; a resumed run must match it (or
+  `--resume-changed`; `--overwrite` starts afresh: `clear_study`).
 - `dataset.json`: the dataset's description, chance accuracy and fingerprint;
-  a resumed run's data must match it (or `--force`).
+  a resumed run's data must match it (or `--resume-changed`).
 - `cells/<cell key>.json`: one record per finished cell, whatever its
   outcome (`studies.engine.records`): the study's progress.
 - `leases/<cell key>.json`: one lease per cell running now, `leases/.lock`
@@ -16,7 +17,8 @@ A study folder (`--out`) holds:
 - `tensorboard/`: the root `hparams_config` events file, one folder per
   finished cell, and `tensorboard/.running/<cell key>.<token>`: the logs of
   cells running now (`studies.engine.tuner`).
-- `results.csv`, `summary.json`, the PNG plots, `report.md`: rebuilt from
+- `results.csv`, `summary.json`, the PNG plots, `report.md` and
+  `report.html` (the same report in one self-contained file): rebuilt from
   `study.json`, `dataset.json`, `cells/` and `runs/` by every report
   (`studies.outputs.reporting`), one report at a time (`.report.lock`).
 
@@ -39,6 +41,7 @@ DATASET = "dataset.json"
 RESULTS = "results.csv"
 SUMMARY = "summary.json"
 REPORT = "report.md"
+REPORT_HTML = "report.html"
 REPORT_LOCK = ".report.lock"
 CELLS = "cells"
 LEASES = "leases"
@@ -60,7 +63,7 @@ LANDSCAPE_PLOT = "landscape.png"
 BATCH_NOISE_PLOT = "batch_noise.png"
 
 # What a finished study's top level holds, besides its plots.
-FILES = (SPEC, DATASET, RESULTS, SUMMARY, REPORT, REPORT_LOCK)
+FILES = (SPEC, DATASET, RESULTS, SUMMARY, REPORT, REPORT_HTML, REPORT_LOCK)
 FOLDERS = (CELLS, LEASES, RUNS, TUNER, TENSORBOARD)
 _JSON = ".json"
 
@@ -92,6 +95,10 @@ def summary_path(study_dir):
 
 def report_path(study_dir):
     return os.path.join(study_dir, REPORT)
+
+
+def report_html_path(study_dir):
+    return os.path.join(study_dir, REPORT_HTML)
 
 
 def report_lock_path(study_dir):
@@ -292,3 +299,40 @@ def make(study_dir):
         raise FolderError(
             f"cannot create output folder {study_dir}: {error.strerror}"
         ) from None
+
+
+def clear_study(study_dir):
+    """Removes the study in `study_dir` (`--overwrite`): every file and
+    folder named in `FILES` and `FOLDERS`, and the PNG plots. Anything
+    else in the folder stays."""
+    for name in sorted(os.listdir(study_dir)):
+        path = os.path.join(study_dir, name)
+        if name in FOLDERS and os.path.isdir(path):
+            shutil.rmtree(path)
+        elif name in FILES or (name.endswith(".png") and os.path.isfile(path)):
+            os.remove(path)
+
+
+def check_overwrite(study_dir, flag="--overwrite", running=180):
+    """Checks that the study in `study_dir` may be deleted (`clear_study`):
+    the folder is writable and no cell lease changed in the last `running`
+    seconds (a running cell's process touches its lease every few seconds).
+
+    Raises:
+        FolderError: naming what stops it.
+    """
+    import time
+
+    check_writable(study_dir)
+    folder = leases_dir(study_dir)
+    times = []
+    for key in json_keys(folder):
+        with contextlib.suppress(FileNotFoundError):
+            times.append(os.path.getmtime(json_path(folder, key)))
+    age = time.time() - max(times) if times else None
+    if age is not None and age < running:
+        raise FolderError(
+            f"{study_dir} has cells running now (a lease changed {age:.0f} s "
+            f"ago): stop those processes before {flag} (a killed one's "
+            f"leases count as running for {running:g} s)"
+        )

@@ -1,7 +1,8 @@
 """Files built from a study's records: results, summary, plots, report.
 
 `reporting.write(DIR)` rebuilds `results.csv`, `summary.json`, the plots
-(`plots`) and `report.md` from the folder alone (`study.json`,
+(`plots`), `report.md` and `report.html` (`html_report`: the same report in
+one self-contained file) from the folder alone (`study.json`,
 `dataset.json`, `cells/`, `runs/`);
 `tensorboard_config` writes the HParams dashboard's experiment config.
 

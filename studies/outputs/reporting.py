@@ -1,9 +1,9 @@
 """Everything a study folder shows, rebuilt from its spec and cell records.
 
 `write(study_dir)` reads `study.json` and `cells/`, then writes
-`results.csv`, `summary.json`, the PNG plots and `report.md`. It never reads
-Keras Tuner's files, so `python -m studies report DIR` works on any study
-folder, finished or not.
+`results.csv`, `summary.json`, the PNG plots, `report.md` and `report.html`
+(`html_report`). It never reads Keras Tuner's files, so `python -m studies
+report DIR` works on any study folder, finished or not.
 """
 
 import json
@@ -14,7 +14,7 @@ import numpy as np
 from studies import folder
 from studies.engine import provenance, results
 from studies.inputs import data
-from studies.outputs import plots
+from studies.outputs import html_report, plots
 from studies.science import analysis, definitions, findings, outcomes, tasks
 from studies.science.spec import StudySpec
 
@@ -71,9 +71,14 @@ def load_chances(study_dir):
     return dataset["chance"], dataset.get("test_chance", dataset["chance"])
 
 
-def write(study_dir):
-    """Writes results.csv, summary.json, plots and report.md, each atomically
-    (a kill leaves the previous report or the new one); returns the summary."""
+# What `write` writes besides the tables and plots (`report DIR --format`).
+FORMATS = {"md": ("md",), "html": ("html",), "both": ("md", "html")}
+
+
+def write(study_dir, formats=("md", "html")):
+    """Writes results.csv, summary.json, plots, report.md and report.html
+    (`formats` says which of the two reports), each atomically (a kill
+    leaves the previous report or the new one); returns the summary."""
     spec = load_spec(study_dir)
     definition = definitions.get(spec.study)
     chance, test_chance = load_chances(study_dir)
@@ -84,9 +89,12 @@ def write(study_dir):
     summary["forced"] = [f"{r['run']}: {d}" for r in runs for d in r.get("forced", ())]
     folder.write(folder.summary_path(study_dir), json.dumps(summary, indent=2))
     images = plots.for_study(spec, table, chance, study_dir, summary, definition.plots)
-    folder.write(
-        folder.report_path(study_dir), markdown(spec, summary, table, images, runs)
-    )
+    text = markdown(spec, summary, table, images, runs)
+    if "md" in formats:
+        folder.write(folder.report_path(study_dir), text)
+    if "html" in formats:
+        page = html_report.render(text, study_dir, f"Study {spec.study}")
+        folder.write(folder.report_html_path(study_dir), page)
     return summary
 
 

@@ -191,6 +191,24 @@ def make_spec(study, preset="quick", command="", standard_init=None, **overrides
     return StudySpec(study=study, axes=axes, fixed=fixed, command=command)
 
 
+def difference(old, new):
+    """What differs between the studies `old` and `new`, in words (at most
+    three differences), for a refusal to resume."""
+    changed = [
+        f"{name}: {old.axes.get(name)} there, {new.axes.get(name)} now"
+        for name in sorted(set(old.axes) | set(new.axes))
+        if old.axes.get(name) != new.axes.get(name)
+    ]
+    changed += [
+        f"{name}: {old.fixed.get(name)} there, {new.fixed.get(name)} now"
+        for name in sorted(set(old.fixed) | set(new.fixed))
+        if old.fixed.get(name) != new.fixed.get(name)
+    ]
+    if old.study != new.study:
+        changed.insert(0, f"study {old.study} there, {new.study} now")
+    return "; ".join(changed[:3]) + ("; ..." if len(changed) > 3 else "")
+
+
 def sgd_momentum(optimizer, momentum=None):
     """The momentum SGD runs with: the setting, else 0.9 for `momentum` and 0
     for `sgd`."""

@@ -18,6 +18,8 @@ written.
 """
 
 import os
+import sys
+import warnings
 
 from studies import quiet
 from studies.inputs import data as datasets
@@ -37,7 +39,10 @@ def run(
     stream=None,
     lease_timeout=None,
     retry_errors=False,
-    force=False,
+    resume_changed=False,
+    overwrite=False,
+    dry_run=False,
+    force=None,
     fuse=None,
     **kwargs,
 ):
@@ -61,8 +66,14 @@ def run(
             process (killed, machine gone) before another process runs the
             cell (default `studies.engine.leases.DEFAULT_TIMEOUT`, 180).
         retry_errors: Run again the cells whose record is an error.
-        force: Go on although `out` holds this study with another grid,
-            other settings or changed data (the report says so).
+        resume_changed: Go on although `out` holds this study with another
+            grid, other settings or changed data (the report says so).
+        overwrite: Start afresh: delete the study in `out` (its results,
+            logs and report) once every check has passed.
+        dry_run: Check the options and the folder, print the grid, the cell
+            count and a rough ETA to `stream`, and return that plan (a dict)
+            without writing or loading anything.
+        force: The old name of `resume_changed` (deprecated).
         fuse: Cells trained together in one compiled step at most (an int
             >= 1; 1: one at a time); default: chosen from the model's size
             and the memory available.
@@ -74,7 +85,7 @@ def run(
             ...) and names (`optimizer`, `schedule`, `task`, ...).
 
     Returns:
-        The summary dict.
+        The summary dict (with `dry_run`, the plan).
 
     Raises:
         ValueError: an unknown study or option, a bad value, data or builder
@@ -86,7 +97,16 @@ def run(
 
     if lease_timeout is None:
         lease_timeout = leases.DEFAULT_TIMEOUT
+    if force is not None:
+        warnings.warn(
+            "studies.run(force=...) is deprecated; use resume_changed=...",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        resume_changed = force
     options.check_run(lease_timeout, fuse=fuse)
+    if resume_changed and overwrite:
+        raise options.OptionError("give resume_changed or overwrite, not both")
     spec, model, data = prepare(
         study,
         preset,
@@ -96,33 +116,51 @@ def run(
         "api",
         _command(study, out, model, data, preset, kwargs),
     )
+    out = out or default_out(spec, preset)
+    if dry_run:
+        from studies.surfaces import plan
+
+        runner.check_folder(spec, out, resume_changed, "api", overwrite)
+        found = plan.make(spec, out, data)
+        plan.show(found, stream or sys.stdout)
+        return found
     return runner.run(
         spec,
-        out or default_out(spec, preset),
+        out,
         stream=stream,
         model=model,
         data=data,
         lease_timeout=lease_timeout,
         retry_errors=retry_errors,
-        force=force,
-        fuse=fuse,
+        force=resume_changed,
         style="api",
+        overwrite=overwrite,
+        fuse=fuse,
     )
 
 
-def report(out):
-    """Rebuilds `results.csv`, `summary.json`, the plots and `report.md` of the
-    study folder `out`; returns the summary.
+def report(out, format="both"):
+    """Rebuilds `results.csv`, `summary.json`, the plots, `report.md` and
+    `report.html` of the study folder `out`; returns the summary.
+
+    Args:
+        out: The study folder.
+        format: `md`, `html` (one self-contained file, the plots inline) or
+            `both`: which report to write.
 
     Raises:
-        ValueError: `out` is not a study folder.
+        ValueError: `out` is not a study folder, or an unknown `format`.
     """
     from studies import folder
     from studies.outputs import reporting as reports
 
+    if format not in reports.FORMATS:
+        raise ValueError(
+            f"format must be one of {', '.join(reports.FORMATS)}, got {format!r}"
+        )
     if not os.path.isfile(os.path.join(out, folder.SPEC)):
         raise ValueError(f"{out} is not a study folder (no {folder.SPEC})")
-    return reports.write(out)
+    return reports.write(out, reports.FORMATS[format])
 
 
 def prepare(study, preset, model, data, given, style, command):

@@ -1,5 +1,7 @@
 """What a run prints: the study it starts, and the findings it ends with."""
 
+import os
+
 from studies import folder
 from studies.engine import records
 from studies.outputs import reporting
@@ -8,7 +10,8 @@ from studies.science import findings
 
 def print_start(spec, study_dir, role, dataset, forced, stream):
     """The study, its grid, the cells already finished, the data and the
-    settings, then each difference `--force` let through."""
+    settings, each difference `--resume-changed` let through, then how to
+    watch it in TensorBoard (each cell's logs are there while it runs)."""
     finished = len(records.finished_keys(study_dir))
     print(
         f"study {spec.study} ({role}): {spec.size} cells over "
@@ -19,7 +22,16 @@ def print_start(spec, study_dir, role, dataset, forced, stream):
         flush=True,
     )
     for difference in forced:
-        print(f"--force: going on although {difference}", file=stream, flush=True)
+        print(
+            f"--resume-changed: going on although {difference}",
+            file=stream,
+            flush=True,
+        )
+    print(
+        f"watch it live: tensorboard --logdir {folder.tensorboard_dir(study_dir)}",
+        file=stream,
+        flush=True,
+    )
 
 
 def print_worker_finished(stream):
@@ -31,8 +43,9 @@ def print_summary(summary, study_dir, stream):
     spec = reporting.load_spec(study_dir)
     for line in findings.lines(spec, summary):
         print(f"  {line}", file=stream)
+    reports = (folder.report_path(study_dir), folder.report_html_path(study_dir))
     print(
-        f"report: {folder.report_path(study_dir)}\n"
+        f"report: {', '.join(p for p in reports if os.path.exists(p))}\n"
         f"results: {folder.results_path(study_dir)}, "
         f"{folder.summary_path(study_dir)}\n"
         f"logs: tensorboard --logdir {folder.tensorboard_dir(study_dir)}",

@@ -68,6 +68,8 @@ class Option:
         applies_to: Where it applies, in words, for the reference.
         study: Whether it says what the study is (`options.check` checks it,
             `make_spec` takes it) rather than how or where it runs.
+        renamed_from: Its old name, still taken with a deprecation message
+            (`--force` for `--resume-changed`).
     """
 
     name: str
@@ -87,6 +89,7 @@ class Option:
     refusal: str = ""
     applies_to: str = ""
     study: bool = True
+    renamed_from: str = ""
 
     @property
     def flag(self):
@@ -418,10 +421,29 @@ OPTIONS = (
         study=False,
     ),
     Option(
-        "force",
+        "resume_changed",
         "switch",
         "resume although the folder's grid, settings or data differ from "
-        "these (the report records it)",
+        "these (the report records it); --force is its old name",
+        default=False,
+        group="folder",
+        renamed_from="force",
+        study=False,
+    ),
+    Option(
+        "overwrite",
+        "switch",
+        "start fresh: delete the study already in the folder (its results, "
+        "logs and report; other files stay) once every check has passed",
+        default=False,
+        group="folder",
+        study=False,
+    ),
+    Option(
+        "dry_run",
+        "switch",
+        "print the grid, the cell count and a rough ETA, then stop: checks "
+        "the options and the folder, loads no data, writes nothing",
         default=False,
         study=False,
     ),

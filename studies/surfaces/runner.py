@@ -19,6 +19,7 @@ from studies.inputs import data as datasets
 from studies.inputs import plugins, resolved
 from studies.outputs import reporting, tensorboard_config
 from studies.science.spec import StudySpec
+from studies.science.spec import difference as spec_difference
 from studies.surfaces import console, options
 
 
@@ -35,13 +36,13 @@ def _folder_errors():
         raise StudyError(str(error)) from None
 
 
-def check_folder(spec, study_dir, force=False, style="api"):
+def check_folder(spec, study_dir, force=False, style="api", overwrite=False):
     """Checks, without writing anything, that `study_dir` can hold this study
     (its data aside: `check_data`, once the data is loaded).
 
     A new or empty folder can. A folder of the same study can resume it; if
     the grid or settings differ, it is refused with what differs, unless
-    `force`.
+    `force`. With `overwrite`, any study's folder can (`run` clears it).
 
     Returns:
         The differences `force` let through (a list of strings).
@@ -52,6 +53,9 @@ def check_folder(spec, study_dir, force=False, style="api"):
             written.
     """
     with _folder_errors():
+        if folder.holds_study(study_dir) and overwrite:
+            folder.check_overwrite(study_dir, options.flag("overwrite", style))
+            return []
         if folder.holds_study(study_dir):
             return _check_resume(spec, study_dir, force, style)
         folder.check_new(study_dir, options.flag("out", style))
@@ -70,7 +74,7 @@ def _check_resume(spec, study_dir, force, style):
         spec = dataclasses.replace(spec, fixed={**spec.fixed, "task": task})
     differences = []
     if not existing.same_study(spec):
-        differences.append(_difference(existing, spec))
+        differences.append(spec_difference(existing, spec))
     if differences and not force:
         raise StudyError(_refusal(study_dir, differences, existing.command, style))
     folder.check_writable(study_dir)
@@ -92,7 +96,7 @@ def write_folder(spec, study_dir, dataset, forced, style="api"):
         # another run made the folder since it was checked: its study must be this
         existing = reporting.load_spec(study_dir)
         if not existing.same_study(spec):
-            differences = [_difference(existing, spec)]
+            differences = [spec_difference(existing, spec)]
             raise StudyError(_refusal(study_dir, differences, existing.command, style))
     if not folder.write_new(dataset_path, json.dumps(dataset.record())):
         check_data(study_dir, dataset, style=style)
@@ -146,31 +150,16 @@ def _check_address():
 
 
 def _refusal(study_dir, differences, command, style):
-    out, force = options.flag("out", style), options.flag("force", style)
+    out, force = options.flag("out", style), options.flag("resume_changed", style)
+    fresh = options.flag("overwrite", style)
     if style != "cli":
-        force += "=True"
+        force, fresh = force + "=True", fresh + "=True"
     return (
         f"{study_dir} holds a different study ({'; '.join(differences)}); "
         f"choose another {out}, repeat its command "
-        f"({command or 'not recorded'}), or give {force} to go on with "
-        "these settings (the report will say so)"
+        f"({command or 'not recorded'}), give {force} to go on with "
+        f"these settings (the report will say so), or {fresh} to start afresh"
     )
-
-
-def _difference(old, new):
-    changed = [
-        f"{name}: {old.axes.get(name)} there, {new.axes.get(name)} now"
-        for name in sorted(set(old.axes) | set(new.axes))
-        if old.axes.get(name) != new.axes.get(name)
-    ]
-    changed += [
-        f"{name}: {old.fixed.get(name)} there, {new.fixed.get(name)} now"
-        for name in sorted(set(old.fixed) | set(new.fixed))
-        if old.fixed.get(name) != new.fixed.get(name)
-    ]
-    if old.study != new.study:
-        changed.insert(0, f"study {old.study} there, {new.study} now")
-    return "; ".join(changed[:3]) + ("; ..." if len(changed) > 3 else "")
 
 
 def load_data(spec, data, style="api"):
@@ -249,6 +238,7 @@ def run(
     force=False,
     fuse=None,
     style="api",
+    overwrite=False,
 ):
     """Runs (or resumes) the study in `study_dir`.
 
@@ -269,9 +259,11 @@ def run(
             cell (of a killed process) is handed out again.
         retry_errors: Run again the cells whose record is an error.
         force: Go on although the folder's grid, settings or data differ
-            from these (recorded in the report).
+            from these (recorded in the report; `--resume-changed`).
         fuse: Cells trained together at most (None: chosen by the engine).
         style: `cli` or `api`: how messages name the options.
+        overwrite: Delete the study in `study_dir` once every check has
+            passed, and start afresh.
 
     Returns:
         The summary dict, or None for a worker (the chief writes the report).
@@ -282,8 +274,10 @@ def run(
     """
     stream = stream or sys.stdout
     spec, dataset, model, forced = prepare(
-        spec, study_dir, role, model, data, force, style
+        spec, study_dir, role, model, data, force, style, overwrite
     )
+    if overwrite and folder.holds_study(study_dir):
+        folder.clear_study(study_dir)
     engine = {"lease_timeout": lease_timeout, "retry_errors": retry_errors}
     engine["fuse"] = fuse
     run_id = start(spec, study_dir, role, dataset, forced, style, **engine)
@@ -299,7 +293,16 @@ def run(
     return summary
 
 
-def prepare(spec, study_dir, role, model=None, data=None, force=False, style="api"):
+def prepare(
+    spec,
+    study_dir,
+    role,
+    model=None,
+    data=None,
+    force=False,
+    style="api",
+    overwrite=False,
+):
     """Checks all that can be checked before a file is written: the folder,
     the data (loaded here), the model builder and, for a chief, its port.
 
@@ -311,10 +314,11 @@ def prepare(spec, study_dir, role, model=None, data=None, force=False, style="ap
     Raises:
         StudyError: see `run`.
     """
-    forced = check_folder(spec, study_dir, force, style)
+    forced = check_folder(spec, study_dir, force, style, overwrite)
     model, data = _inputs(spec, model, data, style)  # user code: after the folder
     dataset, spec = load_data(spec, data, style)
-    forced += check_data(study_dir, dataset, force, style)
+    if not overwrite:
+        forced += check_data(study_dir, dataset, force, style)
     quiet.import_backend()  # after every check that needs no backend
     check_model(spec, model, dataset)
     if role == "chief":

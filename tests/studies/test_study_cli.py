@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from study_helpers import ROOT, tiny_spec
+from study_helpers import ROOT, TINY_ARGS, tiny_spec
 
 from studies.science.spec import make_spec
 from studies.surfaces import cli, runner
@@ -39,7 +39,6 @@ def fails(argv, capsys, match):
     "argv, match",
     [
         (["nonsense"], "invalid choice: 'nonsense'"),
-        ([], "STUDY"),
         (["lr", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
         (["lr", "--dataset", "missing.npz"], "does not exist"),
         (["lr", "--model", "resnet"], "unknown model 'resnet'"),
@@ -72,7 +71,10 @@ def fails(argv, capsys, match):
             ["lr", "--worker", "w1", "--retry-errors"],
             "--retry-errors goes to the chief",
         ),
-        (["lr", "--worker", "w1", "--force"], "--force goes to the chief"),
+        (
+            ["lr", "--worker", "w1", "--resume-changed"],
+            "--resume-changed goes to the chief",
+        ),
         (["lr", "--lease-timeout", "0.1"], "--lease-timeout must be a number of"),
     ],
 )
@@ -104,6 +106,13 @@ def test_folder_with_another_study_or_other_files_is_left_alone(tmp_path, capsys
     assert "test lr" in err  # names the command that made the folder
     fails(["init", "--out", str(out)], capsys, "holds a different study")
     assert snapshot(out) == before
+    # --overwrite starts afresh: the old cells are gone, the new study's are there
+    fresh = ["lr", "--out", str(out), "--overwrite", *TINY_ARGS, "--variants", "none"]
+    assert cli.main([*fresh, "--lrs", "0.3"]) == 0
+    capsys.readouterr()
+    spec = json.loads((out / "study.json").read_text())
+    assert spec["axes"]["variant"] == ["none"] and spec["axes"]["lr"] == [0.3]
+    assert len(os.listdir(out / "cells")) == 1 and len(os.listdir(out / "runs")) == 1
 
     other = tmp_path / "photos"
     other.mkdir()
@@ -209,7 +218,7 @@ def test_module_entry_point_exit_code_and_help():
     )
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1] == (
-        "kbn-study: error: --epochs must be >= 1, got 0"
+        "python -m studies: error: --epochs must be >= 1, got 0"
     )
     helped = subprocess.run(
         [sys.executable, "-m", "studies", "lr", "--help"],

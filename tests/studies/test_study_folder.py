@@ -18,6 +18,7 @@ TOP_LEVEL = {
     "results.csv",
     "summary.json",
     "report.md",
+    "report.html",
     ".report.lock",
     "cells",
     "leases",
@@ -222,6 +223,7 @@ def test_every_report_file_goes_through_the_atomic_write(study, monkeypatch):
     again = reporting.write(str(out))
     assert sorted(written) == sorted(
         ["results.csv", "summary.json", "accuracy_vs_lr.png", "report.md"]
+        + ["report.html"]
     )
     # the whole summary, as the run wrote it (text: NaN is not equal to NaN)
     assert (out / "summary.json").read_text() == json.dumps(again, indent=2)
@@ -244,3 +246,66 @@ def test_a_report_that_fails_leaves_the_last_report_whole(study, monkeypatch):
         reporting.write(str(out))
     assert (out / "report.md").read_bytes() == before
     assert _temporaries(out) == []
+
+
+_CHECK_PAGE = """
+<script>
+window.addEventListener("load", () => {
+  const images = [...document.images];
+  document.body.dataset.check = JSON.stringify({
+    images: images.length,
+    loaded: images.filter((i) => i.complete && i.naturalWidth > 0).length,
+    tables: document.querySelectorAll("table").length,
+    headings: [...document.querySelectorAll("h2")].map((h) => h.textContent),
+  });
+});
+</script>
+"""
+
+
+def test_the_html_report_opens_in_a_browser_with_its_figures_and_tables(
+    study, tmp_path
+):
+    """report.html is self-contained: the figures load from the file alone."""
+    import re
+    import shutil
+    import subprocess
+
+    out, _ = study
+    page = (out / "report.html").read_text()
+    assert "<table>" in page and "data:image/png;base64," in page
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    alone = tmp_path / "report.html"  # away from the PNGs it was made from
+    alone.write_text(page.replace("</body>", _CHECK_PAGE + "</body>"))
+    dumped = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu",
+         "--virtual-time-budget=5000", "--dump-dom", alone.as_uri()],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    found = re.search(r'data-check="([^"]*)"', dumped.stdout)
+    assert found, dumped.stderr[-2000:]
+    import html
+
+    check = json.loads(html.unescape(found.group(1)))
+    assert check["images"] == check["loaded"] == 1  # accuracy_vs_lr.png
+    assert check["tables"] >= 3  # setup, summary, runs
+    for heading in ("Setup", "Findings", "Summary", "Plots", "Reproduce"):
+        assert heading in check["headings"]
+
+
+def test_report_format_says_which_report_is_rebuilt(study, capsys):
+    from studies.surfaces import api, cli
+
+    out, _ = study
+    (out / "report.md").unlink()
+    (out / "report.html").unlink()
+    assert cli.main(["report", str(out), "--format", "html"]) == 0
+    assert (out / "report.html").exists() and not (out / "report.md").exists()
+    assert f"report: {out / 'report.html'}\n" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="format must be one of md, html, both"):
+        api.report(str(out), format="pdf")
+    assert cli.main(["report", str(out), "--format", "pdf"]) == 2
+    api.report(str(out))  # both again, for the tests after this one
+    assert (out / "report.md").exists() and (out / "report.html").exists()

@@ -287,17 +287,17 @@ def test_an_existing_study_is_untouched_by_bad_user_code(user_module, tmp_path, 
         capsys,
         "holds a different study (",
     )
-    fails(  # even --force writes nothing before the builder has run
+    fails(  # even --resume-changed writes nothing before the builder has run
         common
         + ["--model", f"{user_module}:raises", "--dataset", f"{user_module}:data"]
-        + ["--force"],
+        + ["--resume-changed"],
         capsys,
         "raised RuntimeError",
     )
     fails(
         common
         + ["--model", f"{user_module}:build", "--dataset", f"{user_module}:with_nan"]
-        + ["--force"],
+        + ["--resume-changed"],
         capsys,
         "NaN",
     )
@@ -360,8 +360,8 @@ def test_resuming_on_other_data_is_refused(user_module, tmp_path):
     assert snapshot(out) == before
     # the same data resumes (nothing left to run)
     assert studies.run("lr", out=out, data=arrays, **common)["cells_finished"] == 1
-    # --force goes on with the new data, and the report says so
-    summary = studies.run("lr", out=out, data=changed, force=True, **common)
+    # resume_changed goes on with the new data, and the report says so
+    summary = studies.run("lr", out=out, data=changed, resume_changed=True, **common)
     assert (
         len(summary["forced"]) == 1
         and "data arrays has changed" in summary["forced"][0]

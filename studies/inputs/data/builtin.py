@@ -9,6 +9,17 @@ from studies.inputs.data.dataset import DatasetError
 OFFLINE = ("digits", "mnist1d", "synthetic")
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 NAMES = OFFLINE + KERAS_DATASETS
+# Rows of each source's training split, before the validation split takes
+# its share: what a dry run (`studies.surfaces.plan`) sizes an epoch by
+# without loading anything (tests/studies/test_cli_surface.py checks digits).
+TRAIN_ROWS = {
+    "digits": 1347,
+    "mnist1d": 4000,
+    "synthetic": 2000,
+    "mnist": 60000,
+    "fashion_mnist": 60000,
+    "cifar10": 50000,
+}
 # How each built-in source is scaled (what `auto` does): a description and
 # the divisor, computed from the training rows.
 SCALING = {
