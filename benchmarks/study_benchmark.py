@@ -19,6 +19,9 @@ chief exits after the last cell.
 Usage:
     python -m benchmarks.study_benchmark memory [--cells 120] [--no-clear]
     python -m benchmarks.study_benchmark chief
+    python -m benchmarks.study_benchmark throughput [--rounds 3]
+        (`benchmarks/study_throughput.py`: the quick lr grid grouped
+        against one cell at a time, on TensorFlow and JAX)
 
 Prints one JSON object.
 """
@@ -49,7 +52,7 @@ def memory(cells=120, clear=True, variants=("none", "bn")):
     from studies.surfaces import runner
 
     if not clear:  # what a cell leaves behind stays: the side-by-side
-        cell_memory.freed_after = contextlib.nullcontext
+        cell_memory.freed_after = lambda clear=True: contextlib.nullcontext()
     seeds = max(cells // (6 * len(variants)), 1)
     spec = make_spec(
         "lr",
@@ -198,12 +201,24 @@ def chief_exit(kill_a_worker):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.study_benchmark")
-    parser.add_argument("what", choices=("memory", "chief"))
+    parser.add_argument("what", choices=("memory", "chief", "throughput"))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backends", default="tensorflow,jax")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--seeds", type=int)
     parser.add_argument("--cells", type=int, default=120)
     parser.add_argument("--no-clear", action="store_true")
     parser.add_argument("--variants", default="none,bn")
     args = parser.parse_args(argv)
-    if args.what == "memory":
+    if args.what == "throughput":
+        from benchmarks.study_throughput import throughput
+
+        options = []
+        for name in ("epochs", "seeds"):
+            if getattr(args, name) is not None:
+                options += [f"--{name}", str(getattr(args, name))]
+        result = throughput(args.rounds, args.backends.split(","), options)
+    elif args.what == "memory":
         result = memory(args.cells, not args.no_clear, args.variants.split(","))
     else:
         result = {

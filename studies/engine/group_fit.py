@@ -11,6 +11,8 @@ optimizer, are copied in. A one-member group is the one-at-a-time path,
 reusing its compiled step the same way.
 """
 
+import time
+
 import keras
 
 from studies.engine import budget, groups
@@ -32,22 +34,53 @@ class AllStopped(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class CompiledGroups:
-    """The last group's compiled `GroupModel`, kept for the next group of the
-    same structure (one at a time: a study's groups mostly share one)."""
+class EpochClock(keras.callbacks.Callback):
+    """When each epoch of the group's fit ended (for where the time goes)."""
 
     def __init__(self):
-        self._key = None
-        self._group = None
+        super().__init__()
+        self.ends = []
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.ends.append(time.perf_counter())
+
+    def seconds(self):
+        """`(first epoch, later epochs)`: the first holds the trace and compile."""
+        if not self.ends:
+            return 0.0, 0.0
+        return self.ends[0] - self.start, self.ends[-1] - self.ends[0]
+
+
+class CompiledGroups:
+    """The compiled `GroupModel`s of the last few group structures, kept for
+    the next group of the same structure. Several, not one: one cell at a
+    time (`--fuse 1`) alternates the variants (`oracle.handout_order`), and a
+    grid cut into groups alternates a full group and a shorter last one.
+
+    Args:
+        size: Structures kept (the least recently used goes first).
+    """
+
+    def __init__(self, size=4):
+        self.size = size
+        self._groups = {}
 
     def get(self, key):
-        return self._group if key == self._key else None
+        group = self._groups.pop(key, None)
+        if group is not None:
+            self._groups[key] = group  # most recently used last
+        return group
 
     def keep(self, key, group):
-        self._key, self._group = key, group
+        self._groups[key] = group
+        while len(self._groups) > self.size:
+            self._groups.pop(next(iter(self._groups)))
 
     def clear(self):
-        self._key = self._group = None
+        self._groups.clear()
 
 
 def _copy(targets, sources):
@@ -96,9 +129,14 @@ def reinitialize(group, hypermodel, settings):
 
 
 def fit_group(hypermodel, settings, member_callbacks, x, y, validation_data, cache):
-    """Trains the members with `settings` together and returns each one's
-    `(model, events)`: its trained model and its `MemberEvents` (history,
-    divergence, steps).
+    """Trains the members with `settings` together.
+
+    Returns:
+        `(members, timing)`: each member's `(model, events)` (its trained
+        model and its `MemberEvents`: history, divergence, steps), and the
+        group's seconds: `build` (or re-initialize), `first_epoch` (trace,
+        compile and the first epoch's steps and validation, or only those
+        when the step was reused), `later_epochs`.
 
     Args:
         hypermodel: The study's `CellHyperModel`.
@@ -107,11 +145,10 @@ def fit_group(hypermodel, settings, member_callbacks, x, y, validation_data, cac
         x, y: The training split; validation_data: `(x, y)` of validation.
         cache: The `CompiledGroups` of this process.
     """
+    start = time.perf_counter()
     key = groups.structure(settings)
     group = cache.get(key)
     if group is None:
-        cache.clear()  # the old group's memory goes before the new one is built
-        keras.backend.clear_session(free_memory=True)
         group = build_group(hypermodel, settings, x, y)
         cache.keep(key, group)
     else:
@@ -123,13 +160,23 @@ def fit_group(hypermodel, settings, member_callbacks, x, y, validation_data, cac
         )
     ]
     first = settings[0]
+    clock = EpochClock()
+    built = time.perf_counter()
     group.fit(
         x,
         y,
         validation_data=validation_data,
         batch_size=first["batch_size"],
         epochs=budget.epochs_for(first, len(x)),
-        callbacks=[*events, StepBudget(first.get("steps")), AllStopped(events)],
+        callbacks=[
+            *events,
+            StepBudget(first.get("steps")),
+            AllStopped(events),
+            clock,
+        ],
         verbose=0,
     )
-    return list(zip(group.members, events, strict=True))
+    first_epoch, later = clock.seconds()
+    timing = {"build": built - start, "first_epoch": first_epoch}
+    timing["later_epochs"] = later
+    return list(zip(group.members, events, strict=True)), timing

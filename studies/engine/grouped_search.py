@@ -175,7 +175,7 @@ class GroupedSearch:
         start = time.perf_counter()
         try:
             with cell_memory.freed_after(clear=False):
-                members = fit_group(
+                members, timing = fit_group(
                     self.hypermodel,
                     settings,
                     member_callbacks,
@@ -185,6 +185,7 @@ class GroupedSearch:
                     self._compiled,
                 )
                 fit_seconds = time.perf_counter() - start
+                scored = time.perf_counter()
                 outcomes = [
                     self.hypermodel.finish(
                         s, model, x, y, ev.history, ev.diverged, ev.steps_run
@@ -196,6 +197,7 @@ class GroupedSearch:
                 if path is not None:
                     shutil.rmtree(path, ignore_errors=True)
             raise
+        timing["scoring"] = time.perf_counter() - scored
         seconds = (time.perf_counter() - start) / len(trials)
         for trial, outcome, path in zip(trials, outcomes, staged, strict=True):
             outcome.update(
@@ -207,5 +209,6 @@ class GroupedSearch:
                 message="",
                 peak_rss_mb=peak_rss_mb(),
                 rss_mb=rss_mb(),
+                timing={k: round(v, 4) for k, v in timing.items()},
             )
             self._ready[trial.trial_id] = self.finish_cell(trial, outcome, root, path)

@@ -230,6 +230,16 @@ class CellTuner(kt.Tuner):
         self._tensorboard_dirs = {}
         super().__init__(*args, **kwargs)
 
+    def _populate_initial_space(self):
+        # Replaces Keras Tuner's, which builds the hypermodel (a whole
+        # model, at every start) to discover conditional hyperparameters. A
+        # study has none: its hypermodel declares the grid up front.
+        if self.hypermodel is None:
+            return
+        hp = self.oracle.get_space()
+        self.hypermodel.declare_hyperparameters(hp)
+        self.oracle.update_space(hp)
+
     def trials_to_run(self):
         """Yields each trial this process runs, until there are none."""
         raise NotImplementedError

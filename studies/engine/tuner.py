@@ -99,6 +99,17 @@ class StudyTuner(GroupedSearch, adapter.CellTuner):
         self.oracle.verbose = 0  # the progress lines replace Keras Tuner's tables
         self.init_groups(fuse)
 
+    def search(self, *fit_args, **fit_kwargs):
+        try:
+            return super().search(*fit_args, **fit_kwargs)
+        finally:
+            # an interruption (KeyboardInterrupt, a fatal error) leaves no
+            # cell of this run leased: the cells held, of a group or handed
+            # out for the next one, are free for the next run at once
+            for trial_id in list(self._heartbeats):
+                heartbeat = self._heartbeats.pop(trial_id)
+                self.leases.release(heartbeat)
+
     def trials_to_run(self):
         """Asks the oracle for cells until it says STOPPED (or, on a worker,
         until the chief has finished), waiting while the remaining cells are
@@ -281,7 +292,7 @@ class StudyTuner(GroupedSearch, adapter.CellTuner):
         key = cell_key(cell)
         final = os.path.join(root, key)
         shutil.rmtree(final, ignore_errors=True)
-        if os.path.isdir(staged):
+        if staged is not None and os.path.isdir(staged):
             os.replace(staged, final)
         for staging in run_logs(root, key):  # left by runs that were killed
             shutil.rmtree(staging, ignore_errors=True)

@@ -1,10 +1,12 @@
 """Cell groups: members trained together equal the same cells trained alone.
 
-The reference is the one-cell path of today's engine (`CellHyperModel.build`
-and `fit`, with its `DivergenceMonitor` and `StepBudget` callbacks), run on
-the same settings; a group goes through `group_fit.fit_group`. Tolerances:
-results are compared to 1e-5 relative (the members' arithmetic is the same
-ops in one graph; on CPU the values have come out bit for bit).
+The reference is the one-cell path of today's engine
+(`CellHyperModel.build` and `fit`, with its `DivergenceMonitor` and
+`StepBudget` callbacks), run on the same settings; a group goes through
+`group_fit.fit_group`. Most tests use a user builder (`small`, so a user
+builder is covered throughout).
+Tolerance: 1e-5 relative (the members' arithmetic is the same ops in one
+graph; on CPU the values have come out bit for bit).
 """
 
 import math
@@ -34,6 +36,19 @@ NUMBERS = (
     "final_val_r2",
     "final_test_r2",
 )
+
+
+def small(normalization, initializer, input_shape, outputs):
+    """A user builder: one normalized hidden layer of 16 units (cheap)."""
+    import keras
+
+    inputs = keras.Input(input_shape)
+    flat = keras.layers.Flatten()(inputs)
+    h = keras.layers.Dense(16, kernel_initializer=initializer)(flat)
+    norm = normalization()  # None for the variant without normalization
+    h = keras.layers.Activation("relu")(h if norm is None else norm(h))
+    activation = "softmax" if outputs > 1 else None
+    return keras.Model(inputs, keras.layers.Dense(outputs, activation)(h))
 
 
 def digits(n=160):
@@ -67,7 +82,7 @@ def alone(hm, spec, cell, dataset):
 
 def together(hm, spec, cells, dataset, cache=None):
     settings = [spec.settings(cell) for cell in cells]
-    members = group_fit.fit_group(
+    members, timing = group_fit.fit_group(
         hm,
         settings,
         [[] for _ in cells],
@@ -76,6 +91,7 @@ def together(hm, spec, cells, dataset, cache=None):
         (dataset.x_val, dataset.y_val),
         cache or group_fit.CompiledGroups(),
     )
+    assert timing["first_epoch"] > 0 and set(timing) >= {"build", "later_epochs"}
     x, y = dataset.x_train, dataset.y_train
     return [
         hm.finish(s, model, x, y, ev.history, ev.diverged, ev.steps_run)
@@ -114,10 +130,10 @@ def test_every_builtin_variant_trains_in_a_group_as_it_does_alone():
         variants=names,
         lrs=[0.1],
         seeds=1,
-        epochs=2,
+        epochs=1,
         batch_size=40,
     )
-    got = check_group(spec, digits())
+    got = check_group(spec, digits(), builder=small)
     assert len(got) == len(names) and all(g["diverged"] == 0 for g in got)
 
 
@@ -128,10 +144,10 @@ def test_a_member_that_diverges_freezes_and_spares_the_others():
         variants=["none", "bn"],
         lrs=[0.1, 30.0],
         seeds=1,
-        epochs=3,
+        epochs=2,
         batch_size=40,
     )
-    got = check_group(spec, digits())
+    got = check_group(spec, digits(), builder=small)
     by_cell = dict(zip(map(str, spec.cells()), got, strict=True))
     diverged = [c for c, g in by_cell.items() if g["diverged"]]
     assert any("'none'" in c and "30.0" in c for c in diverged)
@@ -140,7 +156,11 @@ def test_a_member_that_diverges_freezes_and_spares_the_others():
 
 
 def test_optimizers_schedules_and_weight_decay_are_per_member():
-    for optimizer in ("momentum", "adam"):
+    # momentum with decay and a schedule; Adam with its defaults
+    for optimizer, extra in (
+        ("momentum", {"weight_decay": 1e-3, "schedule": "warmup-cosine"}),
+        ("adam", {}),
+    ):
         spec = make_spec(
             "lr",
             variants=["none", "bn"],
@@ -149,10 +169,9 @@ def test_optimizers_schedules_and_weight_decay_are_per_member():
             epochs=2,
             batch_size=40,
             optimizer=optimizer,
-            weight_decay=1e-3,
-            schedule="warmup-cosine",
+            **extra,
         )
-        check_group(spec, digits())
+        check_group(spec, digits(80), builder=small)
 
 
 def test_a_regression_group_and_a_group_of_one():
@@ -172,24 +191,9 @@ def test_a_regression_group_and_a_group_of_one():
         batch_size=20,
         task="regression",
     )
-    got = check_group(spec, dataset)
+    got = check_group(spec, dataset, builder=small)
     assert all("final_val_r2" in g for g in got)
-    check_group(spec, dataset, cells=spec.cells()[:1])
-
-
-def test_a_user_builder_trains_in_a_group():
-    import keras
-
-    def builder(normalization, initializer, input_shape, outputs):
-        inputs = keras.Input(input_shape)
-        h = keras.layers.Dense(12, kernel_initializer=initializer())(inputs)
-        h = keras.layers.Activation("relu")(normalization(h))
-        return keras.Model(inputs, keras.layers.Dense(outputs, "softmax")(h))
-
-    spec = make_spec(
-        "lr", variants=["none", "bn"], lrs=[0.1, 1.0], seeds=1, epochs=2, batch_size=40
-    )
-    check_group(spec, digits(), builder=builder)
+    check_group(spec, dataset, builder=small, cells=spec.cells()[:1])
 
 
 def test_a_reused_compiled_group_equals_a_fresh_build():
@@ -202,7 +206,7 @@ def test_a_reused_compiled_group_equals_a_fresh_build():
         batch_size=40,
     )
     dataset = digits()
-    hm = hypermodel.CellHyperModel(spec, dataset, models.BUILDERS["mlp-relu"])
+    hm = hypermodel.CellHyperModel(spec, dataset, small)
     first = [c for c in spec.cells() if c["seed"] == 0]
     second = [c for c in spec.cells() if c["seed"] == 1]
     cache = group_fit.CompiledGroups()
