@@ -54,6 +54,33 @@ def chief_address():
     return f"{env['KERASTUNER_ORACLE_IP']}:{env['KERASTUNER_ORACLE_PORT']}"
 
 
+# An error that ends the search (Keras Tuner re-raises it from a trial).
+FatalError = kt.errors.FatalError
+
+
+class ChiefGone(FatalError):
+    """A worker's chief did not answer within the lease timeout."""
+
+
+def limit_chief_wait(seconds):
+    """How long a worker's call to the chief may wait for an answer.
+
+    Keras Tuner's `OracleClient` waits up to an hour for every call
+    (keras-team/keras-tuner#990), so a worker whose chief is gone hangs;
+    its module-level `TIMEOUT`, read at each call, is set here instead.
+    """
+    from keras_tuner.src.distribute import oracle_client
+
+    oracle_client.TIMEOUT = float(seconds)
+
+
+def is_unreachable(error):
+    """Whether `error` is a gRPC call to the chief that got no answer."""
+    import grpc
+
+    return isinstance(error, grpc.RpcError)
+
+
 @contextlib.contextmanager
 def oracle_server(oracle, address):
     """Serves `oracle` to Keras Tuner workers at `address` while the block

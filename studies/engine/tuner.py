@@ -71,6 +71,9 @@ class StudyTuner(GroupedSearch, adapter.CellTuner):
         run_id="",
         fuse=None,
     ):
+        if adapter.is_worker():  # not Keras Tuner's hour per call
+            adapter.limit_chief_wait(lease_timeout)
+        self._lease_timeout = lease_timeout
         space = kt.HyperParameters()
         hypermodel.declare_hyperparameters(space)
         self.spec = spec
@@ -78,19 +81,24 @@ class StudyTuner(GroupedSearch, adapter.CellTuner):
         self.progress = progress or Progress(spec, study_dir)
         self.run_id = run_id
         self._last_trial_end = None
-        super().__init__(
-            oracle=GridOracle(
-                spec,
-                study_dir,
-                space,
-                lease_timeout=lease_timeout,
-                retry_errors=retry_errors,
-                stream=self.progress.stream,
-            ),
-            hypermodel=hypermodel,
-            directory=folder.tuner_dir(study_dir),
-            project_name=spec.study,
-        )
+        try:
+            super().__init__(
+                oracle=GridOracle(
+                    spec,
+                    study_dir,
+                    space,
+                    lease_timeout=lease_timeout,
+                    retry_errors=retry_errors,
+                    stream=self.progress.stream,
+                ),
+                hypermodel=hypermodel,
+                directory=folder.tuner_dir(study_dir),
+                project_name=spec.study,
+            )
+        except Exception as error:
+            if adapter.is_worker() and adapter.is_unreachable(error):
+                raise self._chief_gone() from None
+            raise
         self.leases = leases.Leases(study_dir, lease_timeout)
         if not adapter.has_chief():
             # a plain run: unique, so two runs on one folder hold their own leases
@@ -102,6 +110,10 @@ class StudyTuner(GroupedSearch, adapter.CellTuner):
     def search(self, *fit_args, **fit_kwargs):
         try:
             return super().search(*fit_args, **fit_kwargs)
+        except Exception as error:
+            if adapter.is_worker() and adapter.is_unreachable(error):
+                raise self._chief_gone() from None
+            raise
         finally:
             # an interruption (KeyboardInterrupt, a fatal error) leaves no
             # cell of this run leased: the cells held, of a group or handed
@@ -109,6 +121,12 @@ class StudyTuner(GroupedSearch, adapter.CellTuner):
             for trial_id in list(self._heartbeats):
                 heartbeat = self._heartbeats.pop(trial_id)
                 self.leases.release(heartbeat)
+
+    def _chief_gone(self):
+        return adapter.ChiefGone(
+            f"the chief at {adapter.chief_address()} did not answer for "
+            f"{self._lease_timeout:g} s (--lease-timeout); this worker stops"
+        )
 
     def trials_to_run(self):
         """Asks the oracle for cells until it says STOPPED (or, on a worker,
@@ -296,6 +314,45 @@ class StudyTuner(GroupedSearch, adapter.CellTuner):
             os.replace(staged, final)
         for staging in run_logs(root, key):  # left by runs that were killed
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def search_cells(
+    spec,
+    study_dir,
+    dataset,
+    builder,
+    stream,
+    run_id,
+    lease_timeout=leases.DEFAULT_TIMEOUT,
+    retry_errors=False,
+    fuse=None,
+):
+    """Runs this process's share of the cells of `study_dir` with a
+    `StudyTuner` (progress lines to `stream`); returns when every cell has
+    a record (or, for a worker, none is left to hand out)."""
+    import keras
+
+    from studies.engine.hypermodel import CellHyperModel
+
+    tuner = StudyTuner(
+        spec,
+        study_dir,
+        CellHyperModel(spec, dataset, builder),
+        Progress(spec, study_dir, stream, lease_timeout),
+        lease_timeout=lease_timeout,
+        retry_errors=retry_errors,
+        run_id=run_id,
+        fuse=fuse,
+    )
+    logdir = folder.tensorboard_dir(study_dir)
+    tuner.search(
+        dataset.x_train,
+        dataset.y_train,
+        validation_data=(dataset.x_val, dataset.y_val),
+        callbacks=[
+            keras.callbacks.TensorBoard(logdir, write_graph=False, profile_batch=0)
+        ],
+    )
 
 
 def run_logs(root, key):

@@ -359,42 +359,13 @@ def start(spec, study_dir, role, dataset, forced, style="api", **engine):
     return run_id
 
 
-def search(
-    spec,
-    study_dir,
-    dataset,
-    builder,
-    stream,
-    run_id,
-    lease_timeout=leases.DEFAULT_TIMEOUT,
-    retry_errors=False,
-    fuse=None,
-):
-    """Runs this process's share of the cells with a `StudyTuner`; returns
-    when every cell has a record (or, for a worker, none is left to hand
-    out)."""
-    import keras
+def search(spec, study_dir, dataset, builder, stream, run_id, **engine):
+    """Runs this process's share of the cells (`tuner.search_cells`); an
+    error that stops the run (a record that cannot be written, a worker's
+    chief gone) is a `StudyError` with its message."""
+    from studies.engine import keras_tuner_adapter, tuner
 
-    from studies.engine.hypermodel import CellHyperModel
-    from studies.engine.progress import Progress
-    from studies.engine.tuner import StudyTuner
-
-    tuner = StudyTuner(
-        spec,
-        study_dir,
-        CellHyperModel(spec, dataset, builder),
-        Progress(spec, study_dir, stream, lease_timeout),
-        lease_timeout=lease_timeout,
-        retry_errors=retry_errors,
-        run_id=run_id,
-        fuse=fuse,
-    )
-    logdir = folder.tensorboard_dir(study_dir)
-    tuner.search(
-        dataset.x_train,
-        dataset.y_train,
-        validation_data=(dataset.x_val, dataset.y_val),
-        callbacks=[
-            keras.callbacks.TensorBoard(logdir, write_graph=False, profile_batch=0)
-        ],
-    )
+    try:
+        tuner.search_cells(spec, study_dir, dataset, builder, stream, run_id, **engine)
+    except keras_tuner_adapter.FatalError as error:
+        raise StudyError(str(error)) from None

@@ -5,11 +5,13 @@ The processes are real (`python -m studies`); a cell is caught mid-run by
 `fault_plugin`, a builder that waits for the test's signal file.
 """
 
+import io
 import os
 import signal
 import socket
 import time
 
+import pytest
 from study_helpers import progress_cells, start, study_command
 
 from studies.engine import records
@@ -207,3 +209,38 @@ def test_a_chief_on_a_busy_port_is_refused_before_writing(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"cannot listen on 127.0.0.1:{port}" in err
     assert not (tmp_path / "study").exists()
+
+
+def test_a_worker_without_a_chief_stops_after_the_lease_timeout(tmp_path):
+    out = tmp_path / "study"
+    study = distributed_study(out, "--lease-timeout", "2")
+    worker = start([*study, "--worker", "w1"], PYTHONPATH=HERE)
+    started = time.monotonic()
+    text, errors = worker.communicate(timeout=120)
+    assert worker.returncode == 2
+    assert time.monotonic() - started < 90  # not Keras Tuner's hour per call
+    lines = [line for line in errors.splitlines() if not any(n in line for n in NOISE)]
+    assert any("did not answer for 2 s" in line for line in lines), errors
+    assert "Traceback" not in errors
+
+
+def test_a_record_that_cannot_be_written_stops_the_run(tmp_path, monkeypatch):
+    from study_helpers import tiny_spec
+
+    from studies.engine import records
+    from studies.surfaces import runner
+
+    original, written = records.write, []
+
+    def write(study_dir, cell, record):
+        if written:
+            raise OSError(28, "No space left on device")
+        written.append(cell)
+        return original(study_dir, cell, record)
+
+    monkeypatch.setattr(records, "write", write)
+    with pytest.raises(runner.StudyError, match="No space left on device"):
+        runner.run(tiny_spec("lr"), str(tmp_path), stream=io.StringIO())
+    # the first record stands; no cell was handed out again, none left leased
+    assert len(records.finished_keys(tmp_path)) == 1
+    assert not [n for n in os.listdir(tmp_path / "leases") if n[0] != "."]
