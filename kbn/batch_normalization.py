@@ -674,11 +674,14 @@ def _moving_average(variable, value, rate):
 
 
 def _or_ones(param, like):
-    return ops.ones_like(like) if param is None else param
+    """`param`, or ones of `like`'s shape and dtype (`like` may be a Variable:
+    `ops.ones_like` refuses one on JAX)."""
+    return ops.ones(like.shape, dtype=like.dtype) if param is None else param
 
 
 def _or_zeros(param, like):
-    return ops.zeros_like(like) if param is None else param
+    """`param`, or zeros of `like`'s shape and dtype."""
+    return ops.zeros(like.shape, dtype=like.dtype) if param is None else param
 
 
 def _replica_context():
