@@ -393,7 +393,7 @@ class BatchNormalization(KerasBatchNormalization):
             xv = self._view(x, block, ghosts)
             if compiled:
                 mean, variance = self._kernel().batch_moments(
-                    xv, axes=layout.reduction_axes
+                    xv, axes=layout.reduction_axes, formulation=self._formulation()
                 )
                 count = layout.reduced_count(xv, like=mean)
             else:
@@ -465,6 +465,7 @@ class BatchNormalization(KerasBatchNormalization):
                 axes=layout.reduction_axes,
                 epsilon=self.epsilon,
                 out_dtype=self.compute_dtype,
+                formulation=self._formulation(),
             )
             outputs.append(y)
             block_moments.append(
@@ -499,6 +500,7 @@ class BatchNormalization(KerasBatchNormalization):
                 layout.params(_or_zeros(beta, mean)),
                 epsilon=self.epsilon,
                 out_dtype=self.compute_dtype,
+                formulation=self._formulation(),
             )
         else:
             x = layout.view(ops.cast(inputs, _compute_dtype(inputs.dtype)))
@@ -634,6 +636,10 @@ class BatchNormalization(KerasBatchNormalization):
         if self.compile_moments is False:
             return None
         return kernels.for_backend(backend.backend())
+
+    def _formulation(self):
+        """The kernels' `formulation`: "kernel" when asked, else by cost."""
+        return "kernel" if self.compile_moments is True else "auto"
 
     def _use_kernel(self, mask):
         if self._kernel() is None:

@@ -10,7 +10,9 @@ In float64: one step of a 50- to 100-layer network at these sizes divides by
 batch variances of four values at 1x1 resolution, so float32 rounding alone
 moves ResNet50's loss by 6e-4 (relative) between two correct layers; in
 float64 the two agree to the tolerances below, which a wrong gradient or a
-wrong statistic would fail.
+wrong statistic would fail. On JAX the stock layer's own float64 output is
+2.9e-7 away from a float64 NumPy reference (kbn's: 4e-16), and InceptionV3's
+loss then differs by 1.1e-5 (relative), so JAX gets looser bounds.
 """
 
 import keras
@@ -31,6 +33,8 @@ SIZES = {
 }
 BATCH = 4
 CLASSES = 5
+# (loss rtol, statistics atol relative to a layer's largest change)
+TOLERANCE = {"tensorflow": (1e-6, 1e-5), "jax": (1e-4, 1e-3)}
 
 
 def _build(name):
@@ -83,13 +87,14 @@ def _check_one(name):
     y = np.eye(CLASSES)[rng.integers(0, CLASSES, BATCH)]
     loss, moved = _step(converted, x, y)
     want_loss, want_moved = _step(stock, x, y)
-    np.testing.assert_allclose(loss, want_loss, rtol=1e-6, err_msg=name)
+    loss_rtol, atol = TOLERANCE[keras.backend.backend()]
+    np.testing.assert_allclose(loss, want_loss, rtol=loss_rtol, err_msg=name)
     assert moved.keys() == want_moved.keys()
     for key, want in want_moved.items():
         # The step's change of a statistic, (1 - momentum) * (batch - old),
         # relative to the largest change in that layer.
         scale = max(np.abs(want).max(), 1e-12)
         np.testing.assert_allclose(
-            moved[key] / scale, want / scale, atol=1e-5, err_msg=f"{name} {key}"
+            moved[key] / scale, want / scale, atol=atol, err_msg=f"{name} {key}"
         )
     print(f"{name}: {len(layers)} BN layers, loss {loss:.8f} ok", flush=True)
