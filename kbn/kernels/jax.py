@@ -28,10 +28,11 @@ from kbn.kernels import common
 # Below this many values a call takes the plain formulation under "auto".
 # Under `jax.jit` both are one XLA program and differ only in the backward's
 # formulas, so they are close: measured with `python -m benchmarks.crossover`
-# (2026-12-03, 2 shared cores, jitted training step, plain / kernel time)
-# (60, 100) 0.98 (0.82-1.41), (256, 100) 1.03 (0.89-1.04), (60, 8, 8, 32)
-# 1.05, (1024, 512) 1.14, (32, 28, 28, 32) 1.29 (0.75-1.29), (64, 32, 32, 64)
-# 1.01. The plain formulation also has forward mode (`jax.jvp`).
+# (2026-12-03, 2 shared cores, jitted training step; plain / kernel time,
+# medians of two runs; benchmarks/results/crossover.md): (60, 100)
+# 0.98-1.01, (256, 100) 1.03-1.08, (60, 8, 8, 32) 1.05-1.07, (1024, 512)
+# 1.14-1.24, (32, 28, 28, 32) 0.98-1.29, (64, 32, 32, 64) 1.01-1.11. The
+# plain formulation also has forward mode (`jax.jvp`).
 MIN_KERNEL_VALUES = 1 << 15
 
 

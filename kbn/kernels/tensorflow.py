@@ -38,9 +38,10 @@ from kbn.kernels import common, registered_gradient
 # the kernel's launches (forward, backward) and the function call around
 # them cost more than the passes it saves. Measured with
 # `python -m benchmarks.crossover` (2026-12-03, 2 shared cores, a layer's
-# training step traced with an unknown batch size, plain / kernel time):
-# (60, 100) 0.77, (256, 100) 0.88-1.07, (60, 8, 8, 32) 1.74, (1024, 512)
-# 2.18, (32, 28, 28, 32) 1.70, (64, 32, 32, 64) 2.39.
+# training step traced with an unknown batch size; plain / kernel time,
+# medians of two runs; benchmarks/results/crossover.md): (60, 100)
+# 0.73-0.77, (256, 100) 0.88, (60, 8, 8, 32) 1.44-1.74, (1024, 512)
+# 1.31-2.18, (32, 28, 28, 32) 1.49-1.70, (64, 32, 32, 64) 2.20-2.39.
 MIN_KERNEL_VALUES = 1 << 16
 
 
