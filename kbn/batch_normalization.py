@@ -64,15 +64,19 @@ class BatchNormalization(KerasBatchNormalization):
         synchronized: TensorFlow only. If True, statistics are computed over
             the global batch of all replicas (with or without a mask). Not
             with `virtual_batch_size` (ghost batches are local by design).
-        compile_moments: `"auto"` (default) runs training and inference through
-            the kernels (XLA on TensorFlow, `jax.custom_vjp` on JAX) wherever
-            they apply and falls back to the portable `keras.ops` path
-            otherwise (masks, renorm, `synchronized`, other backends), with
-            the same results. `True` requires the kernels (a `ValueError`
-            where they cannot be used); `False` always takes the portable
-            path. On JAX the kernel is a `jax.custom_vjp` function: reverse
-            mode works to any order (and `jax.hessian`), but forward mode on
-            the layer's training output (`jax.jvp`) needs `False`.
+        compile_moments: `"auto"` (default) picks, per call site, the
+            fastest exact formulation for its shape: the kernels (XLA on
+            TensorFlow, `jax.custom_vjp` on JAX) from the backend's
+            `kbn.kernels.<backend>.MIN_KERNEL_VALUES` values on, the same
+            statistics as plain ops below (no launch of their own; measured
+            faster there), and the portable `keras.ops` path where the
+            kernels do not apply (masks, renorm, `synchronized`, other
+            backends), with the same results. `True` always takes the kernels
+            (a `ValueError` where they cannot be used); `False` always the
+            portable path. On JAX the kernel is a `jax.custom_vjp` function:
+            reverse mode works to any order (and `jax.hessian`), but forward
+            mode on the layer's training output (`jax.jvp`) needs `False`
+            (or a call small enough for "auto" to take the plain formulation).
         virtual_batch_size: Ghost batch normalization (Hoffer et al. 2017): the
             largest number of samples per ghost batch. A batch of `n` samples
             is split into `g = ceil(n / virtual_batch_size)` ghost batches as

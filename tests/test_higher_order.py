@@ -67,8 +67,18 @@ def _central_differences(f, value):
     return central_differences(f, value, h=1e-5)
 
 
-@pytest.mark.parametrize("compile_moments", ["auto", True, False])
-@pytest.mark.parametrize("option", sorted(OPTIONS))
+# "auto" is the plain formulation at these sizes; the kernel (True) runs by
+# default on the plain options and in full with -m slow.
+@pytest.mark.parametrize(
+    "compile_moments,option",
+    [
+        (compile_moments, option)
+        if compile_moments != True or option == "plain"  # noqa: E712
+        else pytest.param(compile_moments, option, marks=pytest.mark.slow)
+        for compile_moments in ("auto", True, False)
+        for option in sorted(OPTIONS)
+    ],
+)
 @pytest.mark.parametrize("shape", [(7, 3), (7, 2, 2)])
 def test_gradient_penalty_matches_central_differences(option, compile_moments, shape):
     rng = np.random.default_rng(5)
