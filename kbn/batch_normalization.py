@@ -413,8 +413,12 @@ class BatchNormalization(KerasBatchNormalization):
         return out
 
     def _pool(self, block_moments):
-        """Whole-batch `(mean, variance, count)`: feature shape, scalar count."""
+        """Whole-batch `(mean, variance, count)`: feature shape, scalar count
+        (None for one block whose count was left out)."""
         layout = self._layout_in_use()
+        if len(block_moments) == 1 and block_moments[0][3] is None:
+            _, mean, variance, _ = block_moments[0]
+            return layout.features(mean), layout.features(variance), None
         mean, variance, count = (
             ops.concatenate([m[i] for m in block_moments], axis=0)
             if len(block_moments) > 1
@@ -453,10 +457,15 @@ class BatchNormalization(KerasBatchNormalization):
         kernel = self._kernel()
         layout = self._layout_in_use()
         ref = self.moving_mean
-        count = self._layout.values_per_feature(ops.shape(inputs))
+        count = None
+        if self.noise is not None:  # what the noise scales with
+            count = self._layout.values_per_feature(ops.shape(inputs))
         gamma, beta = self._noisy_affine(
             self.noise, self._seed_generator, (None, None, count), ghosts
         )
+        # The count only feeds Ghost BN's pooling and Bessel's correction;
+        # left out otherwise (each op of it costs tracing and a launch).
+        counted = layout.ghosted or len(blocks) > 1 or self.unbiased_moving_variance
         gamma = layout.params(_or_ones(gamma, ref))
         beta = layout.params(_or_zeros(beta, ref))
         outputs, block_moments = [], []
@@ -472,9 +481,8 @@ class BatchNormalization(KerasBatchNormalization):
                 formulation=self._formulation(),
             )
             outputs.append(y)
-            block_moments.append(
-                (xv, mean, variance, layout.reduced_count(xv, like=mean))
-            )
+            n = layout.reduced_count(xv, like=mean) if counted else None
+            block_moments.append((xv, mean, variance, n))
         return self._join(outputs, inputs, blocks), self._pool(block_moments)
 
     def _join(self, outputs, inputs, blocks):
