@@ -7,7 +7,8 @@ Writes `suite.json` (every figure, the ratios and the targets) and
 `suite.md` (the same as tables) into `--out`, and prints the Markdown. Every
 figure is `median (min-max)` over `--runs` runs (at least 3), in both timing
 modes of `benchmarks.timing`; ratios above 1 mean kbn is faster (or leaner);
-`kbn / floor` is how many times the memory-traffic floor kbn takes. A target
+`kbn / floor` is how many times the memory-traffic floor kbn takes; the
+`fit` rows (`benchmarks.fit_benchmark`) are seconds per epoch. A target
 is met when its whole range meets the bound. `--quick` runs every part at
 small size.
 """
@@ -20,6 +21,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmarks import (  # noqa: E402
+    fit_benchmark,
     layer_benchmark,
     memory_benchmark,
     model_benchmark,
@@ -41,6 +43,7 @@ def run(quick=False, runs=3):
     )
     report["jax_layer"] = jax_rows(quick, bandwidth, runs)
     report["model"] = model_benchmark.run(quick, runs)
+    report["fit"] = [] if quick else fit_rows(runs)
     report["targets"] = tables.targets(report)
     report["seconds"] = time.perf_counter() - start
     return report
@@ -57,6 +60,20 @@ def jax_rows(quick, bandwidth_gbs, runs):
         *args + (["--quick"] if quick else []),
         env={"KERAS_BACKEND": "jax"},
     )
+
+
+def fit_rows(runs):
+    """`benchmarks.fit_benchmark`'s rows, one fresh process per backend (not
+    in a quick run: a few minutes of fits)."""
+    backends = ["tensorflow"] + (["jax"] if importlib.util.find_spec("jax") else [])
+    args = ["--json", "--rounds", str(runs)]
+    return [
+        row
+        for backend in backends
+        for row in processes.run_json(
+            "benchmarks.fit_benchmark", *args, env={"KERAS_BACKEND": backend}
+        )
+    ]
 
 
 def markdown(report):
@@ -83,12 +100,13 @@ def markdown(report):
             "JAX compiled temporary memory of the training step:",
             tables.jax_memory_table(report["jax_layer"]),
         ]
-    parts += [
-        "`model.fit` step:",
-        tables.model_table(report["model"]),
-        "Targets:",
-        tables.targets_table(report["targets"]),
-    ]
+    parts += ["`model.fit` step:", tables.model_table(report["model"])]
+    if report["fit"]:
+        parts += [
+            "`model.fit` of small models, first epoch and later epochs (seconds):",
+            fit_benchmark.table(report["fit"]),
+        ]
+    parts += ["Targets:", tables.targets_table(report["targets"])]
     return "\n\n".join(parts)
 
 

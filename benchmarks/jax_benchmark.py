@@ -30,7 +30,7 @@ import kbn  # noqa: E402
 from benchmarks import tables, timing  # noqa: E402
 
 SHAPES = [(64, 32, 32, 64), (32, 56, 56, 128), (8, 112, 112, 64), (1024, 512)]
-SHAPES += [(8192, 1024)]
+SHAPES += [(8192, 1024), (60, 100), (256, 100), (60, 8, 8, 32), (32, 28, 28, 32)]
 QUICK_SHAPES = [(64, 32, 32, 64), (1024, 512)]
 FLOOR_PASSES = {"train": 8, "infer": 2}
 LAYERS = {

@@ -40,6 +40,8 @@ from benchmarks import processes, tables, timing  # noqa: E402
 
 CONV_SHAPES = [(64, 32, 32, 64), (32, 56, 56, 128), (8, 112, 112, 64)]
 DENSE_SHAPES = [(1024, 512), (8192, 1024)]
+# Where users start and the studies run: per-call overhead, not memory.
+SMALL_SHAPES = [(60, 100), (256, 100), (60, 8, 8, 32), (32, 28, 28, 32)]
 DTYPES = ["float32", "mixed_float16"]
 QUICK_SHAPES = [(64, 32, 32, 64), (1024, 512)]
 FLOOR_PASSES = {"train": 8, "infer": 2}
@@ -188,7 +190,7 @@ def run(quick=False, bandwidth_gbs=None, runs=3):
     process gives every row the same start (its candidates still share it).
     """
     bandwidth_gbs = bandwidth_gbs or timing.copy_bandwidth_gbs()
-    shapes = QUICK_SHAPES if quick else CONV_SHAPES + DENSE_SHAPES
+    shapes = QUICK_SHAPES if quick else CONV_SHAPES + DENSE_SHAPES + SMALL_SHAPES
     dtypes = ["float32"] if quick else DTYPES
     rows = []
     for mode in ("train", "infer"):

@@ -248,6 +248,10 @@ def targets(report):
             required,
             "fit",
         )
+    for row in report.get("fit", []):
+        name = f"{row['backend']} fit {row['model']}"
+        add(f"{name} later epochs: stock / kbn >= 1", row["later_ratio"], 1.0, "fit")
+        add(f"{name} first epoch: stock / kbn >= 0.8", row["first_ratio"], 0.8, "fit")
     return out
 
 

@@ -64,15 +64,19 @@ class BatchNormalization(KerasBatchNormalization):
         synchronized: TensorFlow only. If True, statistics are computed over
             the global batch of all replicas (with or without a mask). Not
             with `virtual_batch_size` (ghost batches are local by design).
-        compile_moments: `"auto"` (default) runs training and inference through
-            the kernels (XLA on TensorFlow, `jax.custom_vjp` on JAX) wherever
-            they apply and falls back to the portable `keras.ops` path
-            otherwise (masks, renorm, `synchronized`, other backends), with
-            the same results. `True` requires the kernels (a `ValueError`
-            where they cannot be used); `False` always takes the portable
-            path. On JAX the kernel is a `jax.custom_vjp` function: reverse
-            mode works to any order (and `jax.hessian`), but forward mode on
-            the layer's training output (`jax.jvp`) needs `False`.
+        compile_moments: `"auto"` (default) picks, per call site, the
+            fastest exact formulation for its shape: the kernels (XLA on
+            TensorFlow, `jax.custom_vjp` on JAX) from the backend's
+            `kbn.kernels.<backend>.MIN_KERNEL_VALUES` values on, the same
+            statistics as plain ops below (no launch of their own; measured
+            faster there), and the portable `keras.ops` path where the
+            kernels do not apply (masks, renorm, `synchronized`, other
+            backends), with the same results. `True` always takes the kernels
+            (a `ValueError` where they cannot be used); `False` always the
+            portable path. On JAX the kernel is a `jax.custom_vjp` function:
+            reverse mode works to any order (and `jax.hessian`), but forward
+            mode on the layer's training output (`jax.jvp`) needs `False`
+            (or a call small enough for "auto" to take the plain formulation).
         virtual_batch_size: Ghost batch normalization (Hoffer et al. 2017): the
             largest number of samples per ghost batch. A batch of `n` samples
             is split into `g = ceil(n / virtual_batch_size)` ghost batches as
@@ -393,7 +397,7 @@ class BatchNormalization(KerasBatchNormalization):
             xv = self._view(x, block, ghosts)
             if compiled:
                 mean, variance = self._kernel().batch_moments(
-                    xv, axes=layout.reduction_axes
+                    xv, axes=layout.reduction_axes, formulation=self._formulation()
                 )
                 count = layout.reduced_count(xv, like=mean)
             else:
@@ -409,8 +413,12 @@ class BatchNormalization(KerasBatchNormalization):
         return out
 
     def _pool(self, block_moments):
-        """Whole-batch `(mean, variance, count)`: feature shape, scalar count."""
+        """Whole-batch `(mean, variance, count)`: feature shape, scalar count
+        (None for one block whose count was left out)."""
         layout = self._layout_in_use()
+        if len(block_moments) == 1 and block_moments[0][3] is None:
+            _, mean, variance, _ = block_moments[0]
+            return layout.features(mean), layout.features(variance), None
         mean, variance, count = (
             ops.concatenate([m[i] for m in block_moments], axis=0)
             if len(block_moments) > 1
@@ -449,10 +457,15 @@ class BatchNormalization(KerasBatchNormalization):
         kernel = self._kernel()
         layout = self._layout_in_use()
         ref = self.moving_mean
-        count = self._layout.values_per_feature(ops.shape(inputs))
+        count = None
+        if self.noise is not None:  # what the noise scales with
+            count = self._layout.values_per_feature(ops.shape(inputs))
         gamma, beta = self._noisy_affine(
             self.noise, self._seed_generator, (None, None, count), ghosts
         )
+        # The count only feeds Ghost BN's pooling and Bessel's correction;
+        # left out otherwise (each op of it costs tracing and a launch).
+        counted = layout.ghosted or len(blocks) > 1 or self.unbiased_moving_variance
         gamma = layout.params(_or_ones(gamma, ref))
         beta = layout.params(_or_zeros(beta, ref))
         outputs, block_moments = [], []
@@ -465,11 +478,11 @@ class BatchNormalization(KerasBatchNormalization):
                 axes=layout.reduction_axes,
                 epsilon=self.epsilon,
                 out_dtype=self.compute_dtype,
+                formulation=self._formulation(),
             )
             outputs.append(y)
-            block_moments.append(
-                (xv, mean, variance, layout.reduced_count(xv, like=mean))
-            )
+            n = layout.reduced_count(xv, like=mean) if counted else None
+            block_moments.append((xv, mean, variance, n))
         return self._join(outputs, inputs, blocks), self._pool(block_moments)
 
     def _join(self, outputs, inputs, blocks):
@@ -499,6 +512,7 @@ class BatchNormalization(KerasBatchNormalization):
                 layout.params(_or_zeros(beta, mean)),
                 epsilon=self.epsilon,
                 out_dtype=self.compute_dtype,
+                formulation=self._formulation(),
             )
         else:
             x = layout.view(ops.cast(inputs, _compute_dtype(inputs.dtype)))
@@ -635,6 +649,10 @@ class BatchNormalization(KerasBatchNormalization):
             return None
         return kernels.for_backend(backend.backend())
 
+    def _formulation(self):
+        """The kernels' `formulation`: "kernel" when asked, else by cost."""
+        return "kernel" if self.compile_moments is True else "auto"
+
     def _use_kernel(self, mask):
         if self._kernel() is None:
             return False
@@ -674,11 +692,14 @@ def _moving_average(variable, value, rate):
 
 
 def _or_ones(param, like):
-    return ops.ones_like(like) if param is None else param
+    """`param`, or ones of `like`'s shape and dtype (`like` may be a Variable:
+    `ops.ones_like` refuses one on JAX)."""
+    return ops.ones(like.shape, dtype=like.dtype) if param is None else param
 
 
 def _or_zeros(param, like):
-    return ops.zeros_like(like) if param is None else param
+    """`param`, or zeros of `like`'s shape and dtype."""
+    return ops.zeros(like.shape, dtype=like.dtype) if param is None else param
 
 
 def _replica_context():

@@ -146,11 +146,12 @@ def ghost_blocks(rows, virtual_batch_size):
 
 
 def prod(dims):
-    """Product of sizes that may be Python ints or scalar tensors."""
-    out = 1
+    """Product of sizes that may be Python ints or scalar tensors (no
+    multiplication by a leading 1: in a traced graph each is an op)."""
+    out = None
     for d in dims:
-        out = out * d
-    return out
+        out = d if out is None else out * d
+    return 1 if out is None else out
 
 
 def maximum(a, b):

@@ -2,7 +2,8 @@
 
 Loaded with `-p keras_swap_plugin` by test_keras_suite.py; it writes the
 number of kbn layers the suite built to $KBN_SWAP_COUNT, so the test can tell
-the swap really happened.
+the swap really happened. The backend is the caller's `KERAS_BACKEND`
+(TensorFlow when unset).
 """
 
 import os

@@ -194,14 +194,6 @@ def step(layer, x):
     (value, state), grads = jax.jit(grad)(tv, x)
     return [np.asarray(t) for t in [value, *state, *grads[0], grads[1]]]
 
-from kbn.kernels import jax as jax_kernel
-moments_calls = []
-original_moments = jax_kernel.batch_moments
-def counting_moments(*args, **kwargs):
-    moments_calls.append(1)
-    return original_moments(*args, **kwargs)
-jax_kernel.batch_moments = counting_moments
-
 def kernel_used(layer, x):
     if not layer.built:
         layer.build(x.shape)
@@ -209,6 +201,27 @@ def kernel_used(layer, x):
     ntv = [v.value for v in layer.non_trainable_variables]
     jaxpr = jax.make_jaxpr(lambda x: layer.stateless_call(tv, ntv, x, training=True))(x)
     return "custom_vjp" in str(jaxpr)
+
+from kbn.kernels import jax as jax_kernel
+# By cost, "auto" takes JAX's autodiff of the plain formulation below
+# MIN_KERNEL_VALUES values and the kernel from there on.
+def kernel_used_at(shape):
+    layer = kbn.BatchNormalization()
+    return kernel_used(layer, jax.ShapeDtypeStruct(shape, "float32"))
+edge = jax_kernel.MIN_KERNEL_VALUES
+assert kernel_used_at((edge // 4, 4)) and not kernel_used_at((edge // 4 - 1, 4))
+default_auto = step(kbn.BatchNormalization(), x)  # x is small: plain
+portable = step(kbn.BatchNormalization(compile_moments=False), x)
+for got, want in zip(default_auto, portable):
+    np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+# From here on "auto" takes the kernel at every size.
+jax_kernel.MIN_KERNEL_VALUES = 0
+moments_calls = []
+original_moments = jax_kernel.batch_moments
+def counting_moments(*args, **kwargs):
+    moments_calls.append(1)
+    return original_moments(*args, **kwargs)
+jax_kernel.batch_moments = counting_moments
 
 for options in [dict(), dict(axis=[1, 3]), dict(virtual_batch_size=4),
                 dict(noise="adjustment", seed=1),
@@ -256,7 +269,8 @@ print("jax kernel ok")
 
 def test_layer_on_jax_uses_the_kernel():
     """On the Keras JAX backend, `compile_moments="auto"` runs the kernel (its
-    custom_vjp is in the traced program), and a jitted training step gives the
-    portable path's outputs, moving statistics and gradients."""
+    custom_vjp is in the traced program) from `MIN_KERNEL_VALUES` values on and
+    the plain formulation below, and a jitted training step on either gives
+    the portable path's outputs, moving statistics and gradients."""
     out = run_script(LAYER_SCRIPT, env={"KERAS_BACKEND": "jax"})
     assert "jax kernel ok" in out

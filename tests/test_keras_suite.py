@@ -1,4 +1,5 @@
-"""Keras's own BatchNormalization test suite passes with kbn's class swapped in."""
+"""Keras's own BatchNormalization test suite passes with kbn's class swapped in,
+on every backend with kbn kernels (one fresh interpreter per backend)."""
 
 import os
 import pathlib
@@ -8,6 +9,8 @@ import sys
 import keras
 import pytest
 
+from kbn import kernels
+
 SUITE = (
     pathlib.Path(keras.__file__).parent
     / "src/layers/normalization/batch_normalization_test.py"
@@ -15,7 +18,9 @@ SUITE = (
 
 
 @pytest.mark.skipif(not SUITE.exists(), reason="this Keras wheel ships no tests")
-def test_keras_batch_normalization_suite_passes_with_kbn(tmp_path):
+@pytest.mark.parametrize("backend", kernels.BACKENDS)
+def test_keras_batch_normalization_suite_passes_with_kbn(backend, tmp_path):
+    pytest.importorskip(backend)
     count_file = tmp_path / "count"
     env = {
         **os.environ,
@@ -24,6 +29,7 @@ def test_keras_batch_normalization_suite_passes_with_kbn(tmp_path):
         ),
         "KBN_SWAP_COUNT": str(count_file),
         "TF_CPP_MIN_LOG_LEVEL": "3",
+        "KERAS_BACKEND": backend,
     }
     # An empty config of its own: the suite must not pick up kbn's pyproject
     # (found above a virtual environment inside the checkout) and its addopts.

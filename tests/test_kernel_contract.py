@@ -56,37 +56,41 @@ def test_for_backend_has_no_kernels_for_other_backends():
     assert kernels.for_backend("tensorflow") is kernels.tensorflow
 
 
-def _run_tensorflow(x, gamma, beta, axes, upstream, dtype):
+def _run_tensorflow(x, gamma, beta, axes, upstream, dtype, formulation):
     module = kernels.for_backend("tensorflow")
+    how = dict(formulation=formulation)
     inputs = [tf.constant(x, dtype), tf.constant(gamma), tf.constant(beta)]
     with tf.GradientTape() as tape:
         tape.watch(inputs)
         outputs = module.batch_norm_train(
-            *inputs, axes=axes, epsilon=EPS, out_dtype=dtype
+            *inputs, axes=axes, epsilon=EPS, out_dtype=dtype, **how
         )
     upstream = [tf.cast(u, o.dtype) for u, o in zip(upstream, outputs, strict=True)]
     grads = tape.gradient(outputs, inputs, output_gradients=upstream)
-    moments = module.batch_moments(inputs[0], axes=axes)
+    moments = module.batch_moments(inputs[0], axes=axes, **how)
     infer = module.batch_norm_infer(
-        inputs[0], *outputs[1:], *inputs[1:], epsilon=EPS, out_dtype=dtype
+        inputs[0], *outputs[1:], *inputs[1:], epsilon=EPS, out_dtype=dtype, **how
     )
     return outputs, grads, moments, infer
 
 
-def _run_jax(x, gamma, beta, axes, upstream, dtype):
+def _run_jax(x, gamma, beta, axes, upstream, dtype, formulation):
     module = kernels.for_backend("jax")
+    how = dict(formulation=formulation)
     inputs = [jnp.asarray(x, dtype), jnp.asarray(gamma), jnp.asarray(beta)]
 
     def train(*inputs):
-        return module.batch_norm_train(*inputs, axes=axes, epsilon=EPS, out_dtype=dtype)
+        return module.batch_norm_train(
+            *inputs, axes=axes, epsilon=EPS, out_dtype=dtype, **how
+        )
 
     outputs, vjp = jax.vjp(train, *inputs)
     grads = vjp(
         tuple(jnp.asarray(u, o.dtype) for u, o in zip(upstream, outputs, strict=True))
     )
-    moments = module.batch_moments(inputs[0], axes=axes)
+    moments = module.batch_moments(inputs[0], axes=axes, **how)
     infer = module.batch_norm_infer(
-        inputs[0], *outputs[1:], *inputs[1:], epsilon=EPS, out_dtype=dtype
+        inputs[0], *outputs[1:], *inputs[1:], epsilon=EPS, out_dtype=dtype, **how
     )
     return outputs, grads, moments, infer
 
@@ -94,6 +98,7 @@ def _run_jax(x, gamma, beta, axes, upstream, dtype):
 RUNNERS = {"tensorflow": _run_tensorflow, "jax": _run_jax}
 
 
+@pytest.mark.parametrize("formulation", ["kernel", "plain"])
 @pytest.mark.parametrize("backend", kernels.BACKENDS)
 @pytest.mark.parametrize(
     "shape, axes, dtype",
@@ -103,7 +108,7 @@ RUNNERS = {"tensorflow": _run_tensorflow, "jax": _run_jax}
         ((40, 3, 1), (0, 2), "float16"),
     ],
 )
-def test_backend_keeps_the_contract(backend, shape, axes, dtype):
+def test_backend_keeps_the_contract(backend, formulation, shape, axes, dtype):
     """Shapes, dtypes (float32 statistics for half inputs), the shifted moments
     under a large offset, and the VJP with upstream gradients of the returned
     statistics, against float64 NumPy."""
@@ -117,7 +122,9 @@ def test_backend_keeps_the_contract(backend, shape, axes, dtype):
     # dy has the output's dtype; the reference takes the same rounded values.
     upstream = [upstream[0].astype(dtype)] + upstream[1:]
     upstream = [u.astype("float32") for u in upstream]
-    outputs, grads, moments, infer = RUNNERS[backend](x, *params, axes, upstream, dtype)
+    outputs, grads, moments, infer = RUNNERS[backend](
+        x, *params, axes, upstream, dtype, formulation
+    )
     want, want_grads = batch_norm_reference(
         x, *(t.astype("float64") for t in params), axes, upstream, EPS
     )
@@ -141,14 +148,15 @@ def test_backend_keeps_the_contract(backend, shape, axes, dtype):
     np.testing.assert_allclose(dbeta, want_grads[2], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("formulation", ["kernel", "plain"])
 @pytest.mark.parametrize("backend", kernels.BACKENDS)
-def test_backend_gives_empty_batches_finite_zero_gradients(backend):
+def test_backend_gives_empty_batches_finite_zero_gradients(backend, formulation):
     shape, axes = (0, 3, 2), (0, 2)
     stat = (1, 3, 1)
     ones = np.ones(stat, "float32")
     upstream = [np.ones(shape, "float32"), ones, ones]
     outputs, grads, moments, infer = RUNNERS[backend](
-        np.zeros(shape), ones, ones, axes, upstream, "float32"
+        np.zeros(shape), ones, ones, axes, upstream, "float32", formulation
     )
     assert np.asarray(outputs[0]).shape == shape
     assert np.asarray(infer).shape == shape
@@ -158,6 +166,35 @@ def test_backend_gives_empty_batches_finite_zero_gradients(backend):
     assert dx.shape == shape
     np.testing.assert_array_equal(dgamma, np.zeros(stat))
     np.testing.assert_array_equal(dbeta, np.zeros(stat))
+
+
+@pytest.mark.parametrize("backend", kernels.BACKENDS)
+def test_an_unknown_formulation_is_refused_by_name(backend):
+    module = kernels.for_backend(backend)
+    x = np.ones((4, 3), "float32")
+    with pytest.raises(ValueError, match="formulation"):
+        module.batch_moments(x, axes=(0,), formulation="fast")
+
+
+def test_tensorflow_moments_kernel_takes_the_same_axes_at_another_rank():
+    """The compiled moments were cached by axes alone: the same axes at a
+    second rank raised a TypeError (noise with normalize_with="moving")."""
+    module = kernels.for_backend("tensorflow")
+    rng = np.random.default_rng(0)
+    for shape in [(8, 3), (8, 3, 2), (9, 3)]:
+        x = rng.normal(size=shape).astype("float32")
+        mean, variance = module.batch_moments(x, axes=(0,), formulation="kernel")
+        np.testing.assert_allclose(mean, x.mean(0, keepdims=True), atol=1e-6)
+        np.testing.assert_allclose(variance, x.var(0, keepdims=True), rtol=1e-5)
+
+
+def test_prefers_kernel_counts_an_unknown_batch_as_the_assumed_one():
+    edge = kernels.tensorflow.MIN_KERNEL_VALUES
+    assert common.prefers_kernel((edge, 1), edge)
+    assert not common.prefers_kernel((edge - 1, 1), edge)
+    rows = edge // common.ASSUMED_BATCH
+    assert common.prefers_kernel((None, rows), edge)
+    assert not common.prefers_kernel((None, rows - 1), edge)
 
 
 # ------------------------------------------------------------- common numerics

@@ -14,7 +14,7 @@ def _loss(layer, x, dy):
     return tf.reduce_sum(layer(x, training=True) * dy)
 
 
-@pytest.mark.parametrize("compile_moments", ["auto", False])
+@pytest.mark.parametrize("compile_moments", ["auto", True, False])
 @pytest.mark.parametrize(
     "shape,axis", [((6, 3), -1), ((3, 2, 4), 1), ((2, 3, 3, 2), -1)]
 )
@@ -118,7 +118,7 @@ def test_compiled_kernel_matches_float64_reference(shape, axes):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("compile_moments", ["auto", False])
+@pytest.mark.parametrize("compile_moments", ["auto", True, False])
 @pytest.mark.parametrize("offset", [0.0, 1e2, 1e4, 1e5, 1e6, 1e7])
 def test_large_offset_moments_stay_accurate_in_float32(offset, compile_moments):
     rng = np.random.default_rng(5)

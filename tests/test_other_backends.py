@@ -48,6 +48,15 @@ x2 = rng.normal(size=(16, 5)).astype("float32")
 np.testing.assert_allclose(
     arr(kbn.BatchNormalization(momentum=0.0)(x2, training=True)),
     arr(stock(x2, training=True)), atol=1e-5)
+# Without gamma or beta (InceptionV3's scale=False failed on JAX), kernel and
+# portable path, training and inference, against the stock layer.
+for kwargs in [dict(scale=False), dict(center=False), dict(scale=False, center=False)]:
+    for compiled in ("auto", False):
+        ours = kbn.BatchNormalization(compile_moments=compiled, **kwargs)
+        theirs = keras.layers.BatchNormalization(**kwargs)
+        for training in (True, False):
+            np.testing.assert_allclose(arr(ours(x2, training=training)),
+                arr(theirs(x2, training=training)), atol=1e-5, err_msg=str(kwargs))
 # The JAX backend has kernels of its own; PyTorch has only the portable path.
 try:
     kbn.BatchNormalization(compile_moments=True)
@@ -59,6 +68,7 @@ model = keras.Sequential([
     keras.Input((5,)),
     keras.layers.Dense(4, use_bias=False),
     kbn.BatchNormalization(noise="adjustment", virtual_batch_size=4),
+    kbn.BatchNormalization(scale=False),
     keras.layers.Dense(1),
 ])
 model.compile("sgd", "mse")

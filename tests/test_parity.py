@@ -18,14 +18,18 @@ SHAPES = [
 ]
 
 
-@pytest.mark.parametrize("compile_moments", ["auto", False])
+@pytest.mark.parametrize("compile_moments", ["auto", True, False])
 @pytest.mark.parametrize("shape,axis", SHAPES)
 def test_matches_stock_layer(shape, axis, compile_moments):
     stock, ours = make_pair(axis=axis, momentum=0.8, compile_moments=compile_moments)
     assert_same_layer_behaviour(stock, ours, shape)
 
 
-@pytest.mark.parametrize("compile_moments", ["auto", False])
+# The kernel itself (True) in every dtype: slow; the contract tests check it
+# in float16 and float32 against float64 NumPy by default.
+@pytest.mark.parametrize(
+    "compile_moments", ["auto", pytest.param(True, marks=pytest.mark.slow), False]
+)
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
 def test_matches_stock_layer_in_every_dtype(dtype, compile_moments):
     stock, ours = make_pair(momentum=0.5, dtype=dtype, compile_moments=compile_moments)

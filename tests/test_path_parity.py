@@ -1,7 +1,8 @@
 """Every combination of options gives the same results on both paths.
 
-The compiled TensorFlow kernels (`compile_moments="auto"`) and the portable
-`keras.ops` path (`False`) are run side by side over the grid of options that
+The compiled TensorFlow kernels (`compile_moments=True`), what "auto" picks
+at this size (the plain formulation) and the portable `keras.ops` path
+(`False`) are run side by side over the grid of options that
 change how statistics are computed, with the same seeds: outputs, gradients
 and every moving statistic must agree.
 """
@@ -62,17 +63,27 @@ def _run(compile_moments, virtual_batch_size, momentum, unbiased, noise, axis):
     return results
 
 
-# Every 7th combination by default (each value of every option appears); the
-# whole grid with `-m slow`.
+# Every 7th combination by default (each value of every option appears),
+# alternately on the kernel (True) and on what "auto" picks at this size (the
+# plain formulation); the whole grid on both with `-m slow`.
 CASES = [
-    pytest.param(*case, marks=() if i % 7 == 0 else pytest.mark.slow)
+    pytest.param(
+        compiled,
+        *case,
+        marks=()
+        if i % 7 == 0 and compiled == (True, "auto")[i // 7 % 2]
+        else (pytest.mark.slow),
+    )
     for i, case in enumerate(GRID)
+    for compiled in (True, "auto")
 ]
 
 
-@pytest.mark.parametrize("vbs,momentum,unbiased,noise,axis", CASES)
-def test_compiled_and_portable_paths_agree(vbs, momentum, unbiased, noise, axis):
-    compiled = _run("auto", vbs, momentum, unbiased, noise, axis)
+@pytest.mark.parametrize("compiled,vbs,momentum,unbiased,noise,axis", CASES)
+def test_compiled_and_portable_paths_agree(
+    compiled, vbs, momentum, unbiased, noise, axis
+):
+    got = _run(compiled, vbs, momentum, unbiased, noise, axis)
     portable = _run(False, vbs, momentum, unbiased, noise, axis)
-    for a, b in zip(compiled, portable, strict=True):
+    for a, b in zip(got, portable, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

@@ -14,7 +14,7 @@ offer (masks, renormalization, synchronized statistics).
 The contract: every backend module provides exactly these functions
 (`CONTRACT` lists their signatures, and a test holds both modules to it).
 
-`batch_norm_train(x, gamma, beta, *, axes, epsilon, out_dtype)`:
+`batch_norm_train(x, gamma, beta, *, axes, epsilon, out_dtype, formulation)`:
     Training-mode batch normalization of `x` over `axes`.
 
     Args:
@@ -24,21 +24,31 @@ The contract: every backend module provides exactly these functions
         axes: Tuple of reduced axes (static).
         epsilon: Variance epsilon (static).
         out_dtype: Dtype of the normalized output (static).
+        formulation: `"kernel"`: the compiled kernel with its hand-written
+            gradient; `"plain"`: the same shifted moments and normalization
+            as ordinary ops, differentiated by the framework (inside a step,
+            it fuses with its neighbours and costs no launch of its own);
+            `"auto"` (default): the kernel from the backend's
+            `MIN_KERNEL_VALUES` values on (`common.prefers_kernel`; an
+            unknown batch size counts as `common.ASSUMED_BATCH`), measured
+            where the kernel starts to win. On TensorFlow an XLA context
+            (a `jit_compile=True` step) always gets the plain formulation.
 
     Returns:
         `(y, mean, variance)`: `y` in `out_dtype`; `mean` and the biased
         `variance` in the compute dtype with keepdims shape. All three are
         differentiable, to any order (see below).
 
-`batch_moments(x, *, axes)`:
+`batch_moments(x, *, axes, formulation)`:
     Mean and biased variance of `x` over `axes`, not differentiable (for
     state updates that need batch statistics without normalizing by them:
-    noise with `normalize_with="moving"`).
+    noise with `normalize_with="moving"`). `formulation` as above.
 
     Returns:
         `(mean, variance)` in the compute dtype with keepdims shape.
 
-`batch_norm_infer(x, mean, variance, gamma, beta, *, epsilon, out_dtype)`:
+`batch_norm_infer(x, mean, variance, gamma, beta, *, epsilon, out_dtype,
+formulation)`:
     Normalizes `x` with given statistics (one fused elementwise pass).
 
     Args:
@@ -46,6 +56,7 @@ The contract: every backend module provides exactly these functions
         mean, variance, gamma, beta: Per-channel tensors broadcastable to `x`.
         epsilon: Variance epsilon (static).
         out_dtype: Dtype of the output (static).
+        formulation: As above.
 
     Returns:
         The normalized tensor, in `out_dtype`.
@@ -78,6 +89,17 @@ Numerical decisions, the same on every backend:
   folded into the per-channel coefficients of `dx` at no cost.
 - Higher-order gradients are exact (each backend module says how); the JAX
   kernel, a `custom_vjp` function, has no forward mode (`jax.jvp` raises).
+- Both formulations compute the same statistics to rounding: the plain one
+  is the kernel's formula without its hand-written gradient, so its
+  derivatives (to any order, and forward mode on JAX) are the framework's
+  autodiff of it. On TensorFlow outside XLA its shift is the two-pass mean
+  (one reduction, fewer ops than the spread sample at these small sizes).
+- A kernel and its gradient are traced and compiled once per process for a
+  given parameter shape, rank and settings; later layers and models of the
+  same shapes reuse them. On TensorFlow the custom gradients are traced inside
+  the cached function, so building models leaves nothing in TensorFlow's
+  gradient registry (a graph-mode `tf.custom_gradient` registers a gradient
+  function per trace of the graph it is called in, holding that graph).
 - An empty batch gives empty outputs and finite zero gradients (counts are
   floored at 1 in the divisions); its statistics are meaningless and the
   layer does not use them.
@@ -87,9 +109,11 @@ import importlib
 
 # Every backend module's public functions, with their signatures.
 CONTRACT = {
-    "batch_norm_train": "(x, gamma, beta, *, axes, epsilon, out_dtype)",
-    "batch_moments": "(x, *, axes)",
-    "batch_norm_infer": "(x, mean, variance, gamma, beta, *, epsilon, out_dtype)",
+    "batch_norm_train": "(x, gamma, beta, *, axes, epsilon, out_dtype, "
+    "formulation='auto')",
+    "batch_moments": "(x, *, axes, formulation='auto')",
+    "batch_norm_infer": "(x, mean, variance, gamma, beta, *, epsilon, out_dtype, "
+    "formulation='auto')",
 }
 
 # Keras backends with a kernel module of the same name here.

@@ -145,3 +145,48 @@ def input_gradient(dy, centred, sums, gamma, rstd, dmean, dvar, n):
 def summed_axes(param_shape):
     """Axes where `param_shape` has size 1: those a gradient sums over."""
     return tuple(i for i, n in enumerate(param_shape) if n == 1)
+
+
+# How a backend function computes: "kernel" (the compiled kernel with its
+# hand-written gradient), "plain" (the same shifted moments and
+# normalization as ordinary ops, differentiated by the framework) or "auto"
+# (`prefers_kernel` decides from the static shape).
+FORMULATIONS = ("auto", "kernel", "plain")
+
+# The batch size assumed for a batch axis whose size is unknown when the step
+# is traced (Keras traces `fit`'s step with an unknown batch size): Keras's
+# default `batch_size`.
+ASSUMED_BATCH = 32
+
+
+def check_formulation(formulation):
+    """`formulation`, or a ValueError naming the argument."""
+    if formulation not in FORMULATIONS:
+        raise ValueError(
+            f"Argument `formulation` must be one of {FORMULATIONS}. "
+            f"Received: formulation={formulation!r}"
+        )
+    return formulation
+
+
+def prefers_kernel(shape, min_values):
+    """Whether the kernel is expected to beat the plain formulation.
+
+    The kernel's cost is one or two compiled launches per call whatever the
+    size, and it saves passes over memory; the plain formulation is a dozen
+    small ops that a framework runs, or fuses, with the rest of the step. So
+    the kernel pays from some number of values on, which each backend
+    measured (its `MIN_KERNEL_VALUES`, with the figures behind it).
+
+    Args:
+        shape: The input's static shape; an unknown size counts as
+            `ASSUMED_BATCH` (the batch axis is the one left unknown).
+        min_values: The backend's threshold, in values.
+
+    Returns:
+        True when the input holds at least `min_values` values.
+    """
+    size = 1
+    for n in shape:
+        size *= ASSUMED_BATCH if n is None else n
+    return size >= min_values

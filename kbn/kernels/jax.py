@@ -20,27 +20,41 @@ those of `kbn.kernels` (written in `kbn.kernels.common`); what is JAX's own:
 - Reduced axes of size 1 are reshaped away first (`_unit_axes` says why).
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
 from kbn.kernels import common
 
+# Below this many values a call takes the plain formulation under "auto".
+# Under `jax.jit` both are one XLA program and differ only in the backward's
+# formulas, so they are close: measured with `python -m benchmarks.crossover`
+# (2026-12-03, 2 shared cores, jitted training step; plain / kernel time,
+# medians of two runs; benchmarks/results/crossover.md): (60, 100)
+# 0.98-1.01, (256, 100) 1.03-1.08, (60, 8, 8, 32) 1.05-1.07, (1024, 512)
+# 1.14-1.24, (32, 28, 28, 32) 0.98-1.29, (64, 32, 32, 64) 1.01-1.11. The
+# plain formulation also has forward mode (`jax.jvp`).
+MIN_KERNEL_VALUES = 1 << 15
 
-def batch_norm_train(x, gamma, beta, *, axes, epsilon, out_dtype):
+
+def batch_norm_train(x, gamma, beta, *, axes, epsilon, out_dtype, formulation="auto"):
     """Training-mode batch normalization of `x` over `axes` (see `kbn.kernels`)."""
     x, gamma, beta = (jnp.asarray(t) for t in (x, gamma, beta))
     axes_in = tuple(axes)
     squeeze, axes = _unit_axes(x.shape, axes)
     settings = (axes, float(epsilon), jnp.dtype(out_dtype).name)
-    y, mean, variance = _train(*(_drop(t, squeeze) for t in (x, gamma, beta)), settings)
+    train = _plain_train if _plain(x, formulation) else _train
+    y, mean, variance = train(*(_drop(t, squeeze) for t in (x, gamma, beta)), settings)
     stat_shape = _keepdims_shape(x.shape, axes_in)
     return y.reshape(x.shape), mean.reshape(stat_shape), variance.reshape(stat_shape)
 
 
-def batch_moments(x, *, axes):
-    """Mean and biased variance of `x` over `axes` (see `kbn.kernels`)."""
+def batch_moments(x, *, axes, formulation="auto"):
+    """Mean and biased variance of `x` over `axes` (see `kbn.kernels`).
+
+    One formulation on JAX (plain reductions under the caller's jit), so
+    `formulation` is only checked.
+    """
+    common.check_formulation(formulation)
     x = jax.lax.stop_gradient(jnp.asarray(x))
     squeeze, kept = _unit_axes(x.shape, axes)
     mean, variance = _shifted_moments(_drop(x, squeeze), kept)
@@ -48,8 +62,14 @@ def batch_moments(x, *, axes):
     return mean.reshape(shape), variance.reshape(shape)
 
 
-def batch_norm_infer(x, mean, variance, gamma, beta, *, epsilon, out_dtype):
-    """Normalizes `x` with given statistics (see `kbn.kernels`)."""
+def batch_norm_infer(
+    x, mean, variance, gamma, beta, *, epsilon, out_dtype, formulation="auto"
+):
+    """Normalizes `x` with given statistics (see `kbn.kernels`).
+
+    One elementwise formula whatever `formulation` says (it is checked).
+    """
+    common.check_formulation(formulation)
     x = jnp.asarray(x)
     ct = common.compute_dtype(x.dtype)
     y = common.normalize(
@@ -61,6 +81,14 @@ def batch_norm_infer(x, mean, variance, gamma, beta, *, epsilon, out_dtype):
         jax.lax.rsqrt,
     )
     return y.astype(out_dtype)
+
+
+def _plain(x, formulation):
+    """Whether this call uses JAX's autodiff of the formula, not the kernel."""
+    common.check_formulation(formulation)
+    if formulation == "auto":
+        return not common.prefers_kernel(x.shape, MIN_KERNEL_VALUES)
+    return formulation == "plain"
 
 
 def _unit_axes(shape, axes):
@@ -156,10 +184,13 @@ def _normalize(x, gamma, beta, axes, epsilon, out_dtype):
     return y.astype(out_dtype), (shift, centred_mean, variance)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _train(x, gamma, beta, settings):
+def _plain_train(x, gamma, beta, settings):
+    """The plain formulation: `_normalize`, differentiated by JAX (any mode)."""
     y, (shift, centred_mean, variance) = _normalize(x, gamma, beta, *settings)
     return y, shift + centred_mean, variance
+
+
+_train = jax.custom_vjp(_plain_train, nondiff_argnums=(3,))
 
 
 def _train_forward(x, gamma, beta, settings):

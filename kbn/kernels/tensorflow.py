@@ -32,34 +32,62 @@ import functools
 
 import tensorflow as tf
 
-from kbn.kernels import common
+from kbn.kernels import common, registered_gradient
+
+# Below this many values a call takes the plain formulation under "auto":
+# the kernel's launches (forward, backward) and the function call around
+# them cost more than the passes it saves. Measured with
+# `python -m benchmarks.crossover` (2026-12-03, 2 shared cores, a layer's
+# training step traced with an unknown batch size; plain / kernel time,
+# medians of two runs; benchmarks/results/crossover.md): (60, 100)
+# 0.73-0.77, (256, 100) 0.88, (60, 8, 8, 32) 1.44-1.74, (1024, 512)
+# 1.31-2.18, (32, 28, 28, 32) 1.49-1.70, (64, 32, 32, 64) 2.20-2.39.
+MIN_KERNEL_VALUES = 1 << 16
 
 
-def batch_norm_train(x, gamma, beta, *, axes, epsilon, out_dtype):
+def batch_norm_train(x, gamma, beta, *, axes, epsilon, out_dtype, formulation="auto"):
     """Training-mode batch normalization of `x` over `axes` (see `kbn.kernels`)."""
-    if _in_xla_context():
-        return _plain_train(x, gamma, beta, tuple(axes), epsilon, out_dtype)
+    axes = tuple(axes)
+    if _plain(x, formulation):
+        return _plain_train(x, gamma, beta, axes, epsilon, out_dtype)
     kernel = _train_kernel(
-        tuple(gamma.shape), tuple(axes), float(epsilon), tf.as_dtype(out_dtype).name
+        tuple(gamma.shape), axes, float(epsilon), tf.as_dtype(out_dtype).name
     )
     return kernel(x, gamma, beta)
 
 
-def batch_moments(x, *, axes):
+def batch_moments(x, *, axes, formulation="auto"):
     """Mean and biased variance of `x` over `axes` (see `kbn.kernels`)."""
-    if _in_xla_context():
-        return _plain_moments(tf.stop_gradient(x), tuple(axes))
-    return _moments_kernel(tuple(axes))(tf.stop_gradient(x))
+    axes = tuple(axes)
+    if _plain(x, formulation):
+        return _plain_moments(tf.stop_gradient(x), axes)
+    return _moments_kernel(axes, len(x.shape))(tf.stop_gradient(x))
 
 
-def batch_norm_infer(x, mean, variance, gamma, beta, *, epsilon, out_dtype):
+def batch_norm_infer(
+    x, mean, variance, gamma, beta, *, epsilon, out_dtype, formulation="auto"
+):
     """Normalizes `x` with given statistics in one XLA kernel (see `kbn.kernels`)."""
-    if _in_xla_context():
+    if _plain(x, formulation):
         return _normalize(x, mean, variance, gamma, beta, epsilon, out_dtype)
     kernel = _infer_kernel(
         tuple(gamma.shape), float(epsilon), tf.as_dtype(out_dtype).name
     )
     return kernel(x, mean, variance, gamma, beta)
+
+
+def _plain(x, formulation):
+    """Whether this call emits the plain formulation instead of a kernel.
+
+    Always inside an XLA context (below); otherwise as `formulation` says,
+    "auto" by size (`common.prefers_kernel`).
+    """
+    common.check_formulation(formulation)
+    if _in_xla_context():
+        return True
+    if formulation == "auto":
+        return not common.prefers_kernel(x.shape, MIN_KERNEL_VALUES)
+    return formulation == "plain"
 
 
 def _in_xla_context():
@@ -79,17 +107,31 @@ def _in_xla_context():
 
 
 def _plain_moments(x, axes):
-    """The shifted moments as plain reductions, differentiable by TensorFlow.
+    """The moments as plain reductions, differentiable by TensorFlow.
 
-    The shift is a constant of the gradient, which stays exact (`kbn.kernels`).
+    Shifted sums, `mean = k + E[x - k]`, `var = E[(x - k)^2] - E[x - k]^2`,
+    with `k` a constant of the gradient (so it stays exact, `kbn.kernels`).
+    Inside an XLA context `k` is the kernel's shift and XLA fuses both sums
+    into one read of `x`. Elsewhere, which is below `MIN_KERNEL_VALUES`, where
+    each op's launch costs more than its passes, `k` is the mean from a first
+    pass (the corrected two-pass algorithm, `kbn.moments`): one reduction
+    instead of the shift's strided slice, a dozen small ops when the batch
+    size is not static.
     """
     ct = common.compute_dtype(x.dtype)
-    shift = tf.stop_gradient(_shift(x, axes, ct))
-    d = tf.cast(x, ct) - shift
+    xc = tf.cast(x, ct)
     # Sums over a count floored at 1 (not reduce_mean): an empty batch whose
     # size is known only at run time gets finite statistics and gradients.
+    if _in_xla_context():
+        shift = tf.stop_gradient(_shift(x, axes, ct))
+        n = _count(x, shift)
+    else:
+        total = tf.reduce_sum(xc, axis=axes, keepdims=True)
+        n = _count(x, total)
+        shift = tf.stop_gradient(total / n)
+    d = xc - shift
     centred_mean, variance = common.centred_moments(
-        _count(x, shift),
+        n,
         tf.reduce_sum(d, axis=axes, keepdims=True),
         tf.reduce_sum(d * d, axis=axes, keepdims=True),
         tf.maximum,
@@ -246,7 +288,9 @@ def _zeros_for_none(grads, like):
 
 
 @functools.cache
-def _moments_kernel(axes):
+def _moments_kernel(axes, rank):
+    # One function per rank: a relaxed retrace across ranks would hide the
+    # rank the shift's slice needs.
     @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
     def kernel(x):
         return _shifted_moments(x, axes)
@@ -300,41 +344,38 @@ def _train_kernel(param_shape, axes, epsilon, out_dtype):
             tf.cast(dbeta, gamma.dtype),
         )
 
-    @tf.custom_gradient
-    def kernel(x, gamma, beta):
+    def train(x, gamma, beta):
         # Without stop_gradient, a tape around a graph would make TensorFlow
         # call a variant of `forward` that also returns its intermediates for
         # autodiff, which this hand-written gradient never uses.
-        y, mean, variance = forward(
-            tf.stop_gradient(x), tf.stop_gradient(gamma), tf.stop_gradient(beta)
-        )
+        return forward(*(tf.stop_gradient(t) for t in (x, gamma, beta)))
 
-        def grad(dy, dmean, dvar):
-            upstream = _zeros_for_none([dy, dmean, dvar], [y, mean, variance])
-            return vjp(*upstream, x, gamma, beta, mean, variance)
+    def train_gradient(inputs, results, upstream):
+        x, gamma, beta = inputs
+        y, mean, variance = results
+        upstream = _zeros_for_none(upstream, results)
+        return vjp(*upstream, x, gamma, beta, mean, variance)
 
-        return (y, mean, variance), grad
-
-    @tf.custom_gradient
-    def vjp(dy, dmean, dvar, x, gamma, beta, mean, variance):
-        # First order: the fused backward kernel. Its own gradient (second
-        # order and up) differentiates the plain formulation, so it is exact.
+    def first_order(dy, dmean, dvar, x, gamma, beta, mean, variance):
+        # The fused backward kernel. Its own gradient (second order and up)
+        # differentiates the plain formulation, so it is exact.
         stopped = [tf.stop_gradient(t) for t in (dy, dmean, dvar, x, gamma)]
-        grads = backward(*stopped, mean, variance)
+        return backward(*stopped, mean, variance)
 
-        def second(*upper):
-            inputs = [dy, dmean, dvar, x, gamma, beta]
-            with tf.GradientTape() as tape:
-                tape.watch(inputs)
-                first = _reference_vjp(inputs[:3], inputs[3:], axes, epsilon, out_dtype)
-            upper = _zeros_for_none(upper, grads)
-            out = tape.gradient(first, inputs, output_gradients=upper)
-            # mean and variance are recomputed from x inside the reference.
-            return _zeros_for_none(out, inputs) + [None, None]
+    def second_order(inputs, results, upper):
+        inputs = inputs[:6]  # mean and variance: recomputed in the reference
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            first = _reference_vjp(inputs[:3], inputs[3:], axes, epsilon, out_dtype)
+        upper = _zeros_for_none(upper, results)
+        out = tape.gradient(first, inputs, output_gradients=upper)
+        return _zeros_for_none(out, inputs) + [None, None]
 
-        return grads, second
-
-    return kernel
+    # Gradients registered once for this cache entry, not per traced graph
+    # (`registered_gradient` says why): every model reuses them and the
+    # traced and compiled kernels.
+    vjp = registered_gradient.differentiable(first_order, second_order, outputs=3)
+    return registered_gradient.differentiable(train, train_gradient, outputs=3)
 
 
 @functools.cache

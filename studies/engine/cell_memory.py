@@ -4,14 +4,22 @@
 model's traced graphs: in graph mode, every `tf.custom_gradient` call
 registers its gradient function in TensorFlow's global gradient registry
 under a fresh name (`CustomGradient-<n>`), and that function holds the graph
-it was traced in. Nothing ever removes it, so each model keeps its training
-and prediction graphs alive for the life of the process. Stock Keras traces
-2 such gradients per model; kbn's kernel 1 per layer per trace. Measured
-(`benchmarks/study_benchmark.py memory`) the peak resident memory grew by
-about 7.7 MB per cell without this.
+it was traced in. Nothing ever removes it, so the graph stays alive for the
+life of the process.
+
+kbn no longer does this (its kernels register their gradients once per
+process, `kbn.kernels.registered_gradient`), but Keras and TensorFlow still
+leave one such entry per model, even a model without normalization, and it
+holds that model's whole training graph. Measured
+(`python -m benchmarks.leak_benchmark`, 50 models of the studies' MLP, 2
+shared cores, 2026-12-03): resident memory grew 1.2 MB per model without
+normalization, 3.3 with the stock layer and 5.2 with kbn (whose traced steps
+have more ops) when those entries stay; see `benchmarks/results/leak.md` for
+the figures with them dropped.
 
 A cell's model is gone when the cell ends, so the gradients it registered
-can go too. Only names registered during the cell are dropped.
+can go too. Only `CustomGradient-*` names registered during the cell are
+dropped.
 """
 
 import contextlib
