@@ -336,3 +336,12 @@ def check_overwrite(study_dir, flag="--overwrite", running=180):
             f"ago): stop those processes before {flag} (a killed one's "
             f"leases count as running for {running:g} s)"
         )
+
+
+def staged_logs(root, key):
+    """A new staging folder for one run of cell `key`'s TensorBoard logs
+    under `root` (None without logs): another run of the cell never shares
+    it (`studies.engine.tuner`)."""
+    if root is None:
+        return None
+    return os.path.join(root, RUNNING_LOGS, f"{key}.{uuid.uuid4().hex[:8]}")

@@ -20,10 +20,8 @@ each error lands on the cell that caused it.
 
 import itertools
 import math
-import os
 import shutil
 import time
-import uuid
 
 from studies import folder
 from studies.engine import cell_memory, groups, provenance
@@ -163,13 +161,9 @@ class GroupedSearch:
         staged, member_callbacks = [], []
         for trial in trials:
             own = self.copy_callbacks(callbacks)
-            folder_ = None
-            if root is not None:
-                key = cell_key(self.cell_of(trial))
-                name = f"{key}.{uuid.uuid4().hex[:8]}"
-                folder_ = os.path.join(root, folder.RUNNING_LOGS, name)
-            self.configure_tensorboard(own, trial, folder_)
-            staged.append(folder_)
+            logs = folder.staged_logs(root, cell_key(self.cell_of(trial)))
+            self.configure_tensorboard(own, trial, logs)
+            staged.append(logs)
             member_callbacks.append(own)
         settings = [self.hypermodel.settings(t.hyperparameters) for t in trials]
         start = time.perf_counter()

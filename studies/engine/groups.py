@@ -15,8 +15,6 @@ they would run per member outside the fused step, costing what fusing
 saves, so `fusable` says no and the tuner runs those cells as before.
 """
 
-import os
-
 # what may differ between the members of one group
 FUSABLE = (
     "variant",
@@ -43,9 +41,13 @@ def fusable(settings):
     return not settings.get("instruments")
 
 
+def _without(settings, names):
+    return tuple(sorted((k, repr(v)) for k, v in settings.items() if k not in names))
+
+
 def key(settings):
     """The settings a group's members share (all but `FUSABLE`)."""
-    return tuple(sorted((k, repr(v)) for k, v in settings.items() if k not in FUSABLE))
+    return _without(settings, FUSABLE)
 
 
 def structure(members):
@@ -96,11 +98,3 @@ def default_size(parameters, batch_size, widest, available=None):
     per_member = parameters * BYTES_PER_PARAMETER + 4 * 16 * batch_size * widest
     fits = int(MEMORY_SHARE * available // max(per_member, 1))
     return max(1, min(DEFAULT_CAP, fits))
-
-
-def cpu_count():
-    """The cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1

@@ -204,14 +204,7 @@ class StudyTuner(GroupedSearch, adapter.CellTuner):
             self.progress.say(f"cell {key}: its lease was taken over; skipped")
             return {"score": math.nan}
         root = self._tensorboard_root(callbacks)
-        # this run's own folder: another run of the cell never shares it
-        staged = (
-            None
-            if root is None
-            else os.path.join(
-                root, folder.RUNNING_LOGS, f"{key}.{uuid.uuid4().hex[:8]}"
-            )
-        )
+        staged = folder.staged_logs(root, key)
         try:
             with cell_memory.freed_after():
                 run = self._run_cell(trial, callbacks, staged, fit_args, fit_kwargs)

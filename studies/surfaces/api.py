@@ -97,16 +97,8 @@ def run(
 
     if lease_timeout is None:
         lease_timeout = leases.DEFAULT_TIMEOUT
-    if force is not None:
-        warnings.warn(
-            "studies.run(force=...) is deprecated; use resume_changed=...",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        resume_changed = force
+    resume_changed = _resume_changed(resume_changed, force, overwrite)
     options.check_run(lease_timeout, fuse=fuse)
-    if resume_changed and overwrite:
-        raise options.OptionError("give resume_changed or overwrite, not both")
     spec, model, data = prepare(
         study,
         preset,
@@ -137,6 +129,20 @@ def run(
         overwrite=overwrite,
         fuse=fuse,
     )
+
+
+def _resume_changed(resume_changed, force, overwrite):
+    """`resume_changed`, or the deprecated `force` that names it."""
+    if force is not None:
+        warnings.warn(
+            "studies.run(force=...) is deprecated; use resume_changed=...",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        resume_changed = force
+    if resume_changed and overwrite:
+        raise options.OptionError("give resume_changed or overwrite, not both")
+    return resume_changed
 
 
 def report(out, format="both"):
