@@ -23,6 +23,8 @@ import math
 import shutil
 import time
 
+import keras
+
 from studies import folder
 from studies.engine import cell_memory, groups, provenance
 from studies.engine.group_fit import CompiledGroups, fit_group
@@ -107,7 +109,10 @@ class GroupedSearch:
                 if hasattr(layer, "output")
             )
             self.group_size = groups.default_size(
-                model.count_params(), settings["batch_size"], widest
+                model.count_params(),
+                settings["batch_size"],
+                widest,
+                backend=keras.config.backend(),
             )
             del model
         if not self._size_noted:

@@ -234,6 +234,7 @@ def test_group_keys_structures_and_sizes_on_hand_made_settings():
     assert not groups.fusable(dict(a, instruments=("landscape",)))
     assert groups.default_size(10_000, 60, 100, available=2**40) == groups.DEFAULT_CAP
     assert groups.default_size(10**9, 60, 100, available=2**30) == 1
+    assert groups.default_size(10_000, 60, 100, available=2**40, backend="jax") == 1
     order = handout_order(lr)
     seeds = [c["seed"] for c in order]
     assert seeds == sorted(seeds)  # one seed's cells come together
