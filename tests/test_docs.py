@@ -34,13 +34,12 @@ def test_every_relative_link_of_the_readme_resolves():
     ] == []
 
 
-def test_the_readme_starts_with_the_clone_and_the_two_fresh_machine_commands():
+def test_the_readme_starts_with_the_two_fresh_machine_commands():
     blocks = re.findall(r"```bash\n(.*?)\n```", _read("README.md"), re.S)
-    assert blocks[0].startswith("git clone ") and blocks[0].endswith("&& cd kbn")
-    assert blocks[1].endswith(
+    assert blocks[0].endswith(
         'pip install -e ".[studies]" && python -m studies lr --preset quick'
     )
-    assert blocks[2].endswith('pip install -e ".[dev]" && python -m pytest')
+    assert blocks[1].endswith('pip install -e ".[dev]" && python -m pytest')
 
 
 def test_every_study_has_a_generated_page_in_the_navigation():
