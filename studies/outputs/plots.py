@@ -3,8 +3,8 @@
 Each function takes the axes, the result rows and chance, writes one PNG and
 returns its file name. Accuracy is the analysis's cell score
 (`studies.science.outcomes`; R² for a regression task,
-`studies.science.tasks`): diverged and errored cells count as chance and
-are marked with a cross. Every swept
+`studies.science.tasks`): diverged cells count as chance and are marked
+with a cross; errored cells, like missing ones, are left out. Every swept
 axis gets an accuracy plot with the usable threshold (5 points below the
 best of any variant); two swept axes also get heatmaps; a study's
 definition names its extra plots (`EXTRA_PLOTS`).
@@ -81,7 +81,7 @@ def accuracy_vs(
         ax.set_title(_label(where) or f"{task.metric} vs {along}")
         ax.grid(alpha=0.3)
     grid[0][0].set_ylabel(f"final validation {task.label} (seed mean)")
-    grid[0][-1].legend(title="x: a seed diverged or failed", fontsize=8)
+    grid[0][-1].legend(title="x: a seed diverged", fontsize=8)
     return _save(fig, folder, filename)
 
 

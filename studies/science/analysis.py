@@ -6,8 +6,9 @@ for either, and the summary's keys use the task's metric (`best_val_r2`,
 ...). Tolerances and margins are in points of that score.
 
 A cell counts through `studies.science.outcomes`: its final validation accuracy if it
-trained, chance if it diverged or errored, unknown (NaN) if it has no record
-yet. A *point* is one combination of the non-seed axes; its accuracy is the
+trained, chance if it diverged, unknown (NaN) if it errored or has no record
+yet (an error says nothing about the setting; it is listed and counted in
+`errors`). A *point* is one combination of the non-seed axes; its accuracy is the
 mean over its finished seeds. Selection uses the validation split; the test
 split is only reported, at the point selected on validation.
 
@@ -35,19 +36,24 @@ averaged over the curves. Per variant:
 - `trainable_<axis>_decades` / `trainable_<axis>_ranges`: the same for the
   run of points that train at all (accuracy at least `TRAINED_MARGIN` above
   chance).
-- `max_stable_<axis>`: the top of the contiguous run of stable points (every
-  seed ok) from the best point upwards, along the curve through the
-  variant's best point; a diverged, errored or missing cell ends it. None if
-  the best point itself is not stable or the variant did not train.
+- `max_stable_<axis>`: the top of the contiguous run of stable, trained
+  points (every seed ok, and the seed-mean accuracy at least
+  `TRAINED_MARGIN` above chance) from the best point upwards, along the
+  curve through the variant's best point; a diverged, errored or missing
+  cell ends it, and so does a point that runs its budget without training
+  (BN at LR 10 scoring 0.15 against chance 0.10 is not "stable at 10"). None
+  if the best point itself is not stable or the variant did not train.
   `max_stable_<axis>_censored`: it is the grid's largest value.
 - `<axis>_sensitivity`: mean over the curve's points of the gap between the
   reference and the point's accuracy (Wortsman et al.'s LR sensitivity, on
-  accuracy; failed cells count as chance).
+  accuracy; diverged cells count as chance, errored and missing ones are
+  left out).
 - `best_at_edge`: the best point sits on an edge of a swept axis (the optimum
   may lie outside the grid).
 - `seed_std`: mean over points of the std across seeds (ddof 1); only with
   two or more seeds.
-- `diverged_fraction`, `errors`, `cells`, `missing`.
+- `diverged_fraction` (of the cells with a result: errored cells are left
+  out), `errors`, `cells`, `missing`.
 - batch-size studies: `batch_noise` (the seed mean over the variant's
   cells of `instruments.batch_noise`), `batch_noise_slope` (per seed, the
   slope of log noise against log batch size: -0.5 for 1/sqrt(batch)), and
@@ -255,12 +261,13 @@ def variant_summary(axes, rows, variant, chance, scores, numbers, details, sampl
 def _counts(axes, own):
     """How many of a variant's cells (`own`, its rows) ran, failed or are missing."""
     states = [outcomes.status(r) for r in own]
+    results = [s for s in states if s != outcomes.ERROR]  # errors are unknown
     return {
         "cells": len(own),
         "missing": len(points(axes)) * len(axes["seed"]) - len(own),
         "errors": states.count(outcomes.ERROR),
         "diverged_fraction": (
-            states.count(outcomes.DIVERGED) / len(own) if own else math.nan
+            states.count(outcomes.DIVERGED) / len(results) if results else math.nan
         ),
     }
 

@@ -56,9 +56,9 @@ def _generalization(chance, metric):
         return outcomes.score(row, chance, f"final_train_{metric}")
 
     def gap(row):
-        # a failed cell scores chance on both sets: a gap of 0 that would
+        # a diverged cell scores chance on both sets: a gap of 0 that would
         # look like perfect generalization, so it is left out (its failure
-        # shows in diverged_fraction and errors)
+        # shows in diverged_fraction); an errored one has no scores at all
         if not outcomes.stable(row):
             return None
         return train(row) - outcomes.score(row, chance, f"final_val_{metric}")
@@ -68,6 +68,8 @@ def _generalization(chance, metric):
 
 def _train_accuracy(chance, metric):
     def last(row):
+        if outcomes.status(row) == outcomes.ERROR:
+            return None  # unknown, as in the score
         if not outcomes.stable(row) or metric not in (row.get("curves") or {}):
             return float(chance)
         return float(floats(row["curves"][metric]["train"])[-1])

@@ -91,7 +91,7 @@ def _axis_metrics(axes, along, means, point_stable, chance, out, info):
     marker = np.zeros(len(means))
     marker[info["best"]] = 1
     on_best = int(np.argmax(curves_along(axes, marker, along)[0].max(axis=1)))
-    top = max_stable_index(curves[on_best], stables[on_best])
+    top = max_stable_index(curves[on_best], stables[on_best], chance + TRAINED_MARGIN)
     info[f"max_stable_{along}"] = None if not trained or top is None else xs[top]
     info[f"grid_top_{along}"] = xs[-1]
     out[f"{along}_sensitivity"] = float(

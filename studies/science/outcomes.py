@@ -1,14 +1,18 @@
 """What a cell's result means: ok, diverged, errored or missing, decided here only.
 
-Analysis, plots and report read results through these functions, so the rule
-"a failed cell counts as chance" is written once:
+Analysis, plots and report read results through these functions, so the rules
+"a diverged cell counts as chance" and "an errored cell is unknown" are
+written once:
 
 - `ok`: training ran its budget; its accuracies count as measured.
 - `diverged`: the loss became NaN/inf or crossed the divergence threshold; the
-  cell counts as chance and is never "stable".
-- `error`: the cell raised (its message is in the record); it counts as
-  chance too (whatever broke, that setting did not train) and is listed in
-  the report.
+  cell counts as chance and is never "stable". Only a set flag counts: a
+  `diverged` of None, "", NaN or "nan" is not one (`_truthy`).
+- `error`: the cell raised (an out-of-memory error, a bug in a builder; its
+  message is in the record). That says nothing about the setting, so it
+  counts as unknown (NaN), as a missing cell does: left out of means, never
+  stable, and it ends any contiguous range it falls in. The report still
+  lists it, and `errors` counts it.
 - a regression cell scores its R², floored at the constant predictor's 0
   (the raw R² stays in `results.csv`).
 - `missing`: no record yet (an unfinished study); it counts as unknown (NaN),
@@ -16,6 +20,7 @@ Analysis, plots and report read results through these functions, so the rule
 """
 
 import math
+import numbers
 
 OK = "ok"
 DIVERGED = "diverged"
@@ -40,7 +45,8 @@ def stable(row):
 
 
 def score(row, chance, key="final_val_accuracy"):
-    """The accuracy a cell counts for: measured if ok, chance if it failed.
+    """The accuracy a cell counts for: measured if ok, chance if it diverged,
+    unknown (NaN) if it errored or is missing.
 
     Args:
         row: A result row, or None for a missing cell.
@@ -49,12 +55,13 @@ def score(row, chance, key="final_val_accuracy"):
             `final_train_accuracy`.
 
     Returns:
-        A float; NaN for a missing cell (or an ok cell without that value).
+        A float; NaN for a missing or errored cell (or an ok cell without
+        that value).
     """
     state = status(row)
-    if state == MISSING:
+    if state in (MISSING, ERROR):
         return math.nan
-    if state != OK:
+    if state == DIVERGED:
         return float(chance)
     value = row.get(key)
     if value is None:
@@ -68,10 +75,19 @@ def score(row, chance, key="final_val_accuracy"):
 
 
 def _truthy(value):
-    """A 0/1 flag that may have been through a CSV (as a string) or JSON."""
+    """A 0/1 flag that may have been through a CSV (as a string) or JSON.
+
+    An unknown flag is not a set one: None, "", a float NaN and the string
+    "nan" (any case) all read as False, so a lost flag never marks a cell
+    diverged (its loss and score decide, through the record's status).
+    """
+    if value is None:
+        return False
     if isinstance(value, str):
         text = value.strip().lower()
-        if text in ("true", "false", ""):
+        if text in ("true", "false", "", "nan"):
             return text == "true"
         return float(text) != 0
+    if isinstance(value, numbers.Real) and math.isnan(value):
+        return False  # float, NumPy float or int
     return bool(value)

@@ -47,14 +47,24 @@ def decades(xs, run):
     return 0.0 if run is None else float(np.log10(xs[run[1]]) - np.log10(xs[run[0]]))
 
 
-def max_stable_index(means, stable):
-    """Index of the top of the stable run from the curve's best upwards, or None."""
+def max_stable_index(means, stable, floor):
+    """Index of the top of the run of points from the curve's best upwards
+    that are stable and trained (`means` at or above `floor`, chance plus
+    `TRAINED_MARGIN`), or None if the best point is not both.
+
+    A point that ran its budget without diverging but scores near chance
+    ends the run: it did not train there, so it is no evidence of stability.
+    """
     if np.all(np.isnan(means)):
         return None
+
+    def good(i):
+        return bool(stable[i]) and means[i] >= floor  # NaN (unknown) is not
+
     top = int(np.nanargmax(means))
-    if not stable[top]:
+    if not good(top):
         return None
-    while top < len(stable) - 1 and stable[top + 1]:
+    while top < len(stable) - 1 and good(top + 1):
         top += 1
     return top
 

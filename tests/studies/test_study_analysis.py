@@ -71,7 +71,8 @@ def test_outcomes_decide_status_and_score_in_one_place():
     assert outcomes.status(row("bn", 1, 0, 0.9, status="error")) == outcomes.ERROR
     assert outcomes.score(row("bn", 1, 0, 0.9), CHANCE) == 0.9
     assert outcomes.score(row("bn", 1, 0, 0.9, diverged=1), CHANCE) == CHANCE
-    assert outcomes.score(row("bn", 1, 0, 0.9, status="error"), CHANCE) == CHANCE
+    # an errored cell is unknown, as a missing one (not a failed setting)
+    assert math.isnan(outcomes.score(row("bn", 1, 0, 0.9, status="error"), CHANCE))
     assert math.isnan(outcomes.score(None, CHANCE))
     assert outcomes.status(row("bn", 1, 0, 0.9, diverged="0")) == outcomes.OK
     assert outcomes.status(row("bn", 1, 0, 0.9, diverged="0.0")) == outcomes.OK
@@ -79,6 +80,16 @@ def test_outcomes_decide_status_and_score_in_one_place():
     assert outcomes.stable(row("bn", 1, 0, 0.9))
     assert not outcomes.stable(row("bn", 1, 0, 0.9, status="error"))
     assert not outcomes.stable(None)
+
+
+@pytest.mark.parametrize("flag", [math.nan, np.float32("nan"), "nan", "NaN", None, ""])
+def test_an_unknown_diverged_flag_is_not_divergence(flag):
+    # NaN, "nan", None and "" were read as diverged before (bool(nan) is True,
+    # float("nan") != 0): a lost flag turned a measured cell into chance
+    cell = row("bn", 1, 0, 0.9, diverged=flag)
+    assert outcomes.status(cell) == outcomes.OK
+    assert outcomes.score(cell, CHANCE) == 0.9
+    assert outcomes.status(row("bn", 1, 0, 0.9, diverged=1.0)) == outcomes.DIVERGED
 
 
 def test_lr_metrics_match_hand_computation():
@@ -156,15 +167,42 @@ def test_an_optimum_on_the_grid_edge_is_flagged_as_censored():
     assert bn["max_stable_lr"] == 10.0 and bn["max_stable_lr_censored"] is True
 
 
-def test_an_errored_cell_ends_the_stable_range_and_counts_as_chance():
+def test_an_errored_cell_counts_as_missing_and_is_listed():
     rows = table()
     broken = next(r for r in rows if r["variant"] == "bn" and r["lr"] == 10.0)
-    broken.update(status="error", message="simulated OOM")
+    broken.update(status="error", message="simulated OOM")  # seed 0, 0.93
     bn = summarize(rows)["variants"]["bn"]
     assert bn["errors"] == 1
     assert bn["max_stable_lr"] == pytest.approx(1.0)  # the error at 10 ends it
-    # the errored seed counts as chance: (0.1 + 0.91) / 2 = 0.505 < 0.90
-    assert bn["usable_lr_ranges_5pt"][0]["high"] == 1.0
+    # the errored seed is unknown, not chance: LR 10's mean is the other
+    # seed's 0.91, within 5 points of 0.95 (as chance, 0.505 ended the range)
+    assert bn["usable_lr_ranges_5pt"][0]["high"] == 10.0
+    gaps = 0.95 - np.array([0.81, 0.91, 0.95, 0.91, 0.30])
+    assert bn["lr_sensitivity"] == pytest.approx(gaps.mean())
+    # the diverged fraction is of the 9 cells with a result
+    assert bn["diverged_fraction"] == pytest.approx(1 / 9)
+    # a point whose every seed errored ends a range as a missing point does
+    for r in rows:
+        if r["variant"] == "bn" and r["lr"] == 0.1:
+            r.update(status="error", message="simulated OOM")
+    bn = summarize(rows)["variants"]["bn"]
+    assert bn["errors"] == 3
+    assert bn["usable_lr_ranges_5pt"][0]["low"] == 1.0
+
+
+def test_max_stable_walks_up_only_through_points_that_train():
+    # stable (no seed diverged) at 10 and 100, but near chance there: BN at
+    # LR 10 scoring 0.15 against chance 0.10 is not "stable at LR 10"
+    late = {0.01: (0.80, 0.82), 0.1: (0.90, 0.92), 1.0: (0.95, 0.95)}
+    late |= {10.0: (0.15, 0.15), 100.0: (0.12, 0.12)}
+    bn = summarize(table((("bn", late),)), spec(("bn",)))["variants"]["bn"]
+    assert bn["trained"]
+    assert bn["max_stable_lr"] == pytest.approx(1.0)  # not ">= 100"
+    assert bn["max_stable_lr_censored"] is False
+    # a point above the trained floor (0.10 + 0.05) counts again
+    late[10.0] = (0.16, 0.16)
+    bn = summarize(table((("bn", late),)), spec(("bn",)))["variants"]["bn"]
+    assert bn["max_stable_lr"] == pytest.approx(10.0)
 
 
 def test_an_unfinished_grid_counts_missing_cells_as_unknown():
@@ -271,7 +309,9 @@ def test_lr_by_init_scale_grid_gives_curves_along_both_axes():
     # along the curve through the best point (scale 1) every lr is stable; the
     # scale-0.1 curve, which diverges at lr 1, does not count
     assert bn["max_stable_lr"] == pytest.approx(1.0)
-    assert bn["max_stable_init_scale"] == pytest.approx(10.0)  # lr 0.1 curve
+    # on the lr 0.1 curve, scale 10 runs without diverging but scores chance
+    # (.1): it does not train, so the stable run ends at scale 1
+    assert bn["max_stable_init_scale"] == pytest.approx(1.0)
 
 
 def test_init_metrics_per_family_then_averaged():
