@@ -9,16 +9,28 @@ import numpy as np
 from studies.science.grid import curves_along, grid
 from studies.science.stats import floats, nan_reduce, nanmean
 
+DRIFT_STEPS = 100  # percentile drift is the change per this many optimizer steps
+
 
 def percentile_drift(curve, steps_per_epoch):
-    """Mean |change| of the percentiles between readings, after the first epoch."""
+    """Mean |change| of the percentiles per `DRIFT_STEPS` optimizer steps,
+    after the first epoch.
+
+    Each pair of consecutive readings gives `|p(t2) - p(t1)| / (t2 - t1)`
+    times `DRIFT_STEPS`, so a drift at a steady rate reads the same whether
+    the instruments read every 10 or every 50 steps (`probe_every`); the
+    mean change between readings, as before, grew with the spacing. A pair
+    with a non-finite reading is left out.
+    """
     steps = np.asarray(curve["step"], float)
     keep = steps >= steps_per_epoch
-    changes = [
-        np.abs(np.diff(floats(curve[key])[keep])) for key in percentile_keys(curve)
+    spacing = np.diff(steps[keep])
+    rates = [
+        np.abs(np.diff(floats(curve[key])[keep])) / spacing * DRIFT_STEPS
+        for key in percentile_keys(curve)
     ]
-    changes = np.concatenate(changes) if changes else np.array([])
-    return nan_reduce(np.mean, changes)
+    rates = np.concatenate(rates) if rates else np.array([])
+    return nan_reduce(np.mean, rates)
 
 
 def percentile_keys(curve):

@@ -103,12 +103,19 @@ def _batch_noise(chance, metric):
 
 
 def _instrument_values():
-    """Per-cell numbers read from the instruments' curves (None without them)."""
+    """Per-cell numbers read from the instruments' curves (None without them).
+
+    Only a stable cell's curves count: a diverged cell's are cut short at
+    the step it diverged, and their last readings are the explosion itself,
+    which would enter the means as if it were a landscape or a drift.
+    """
 
     def from_curves(section, reduce):
         def value(row):
             curves = row.get("curves") or {}
-            return reduce(curves, curves[section]) if curves.get(section) else None
+            if not outcomes.stable(row) or not curves.get(section):
+                return None
+            return reduce(curves, curves[section])
 
         return value
 

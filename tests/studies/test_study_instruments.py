@@ -48,11 +48,12 @@ def test_covariate_shift_study(tmp_path):
     curve = record["curves"]["percentiles"]
     assert curve["layer"] == "sigmoid_3"  # the last hidden layer's sigmoid
     assert curve["step"] == [0, 2, 4, 6] and record["curves"]["steps_per_epoch"] == 3
-    # drift: mean |change| over the readings after the first epoch (3 steps)
-    after = [curve[p][2:] for p in ("p15", "p50", "p85")]  # steps 4 and 6
+    # drift: mean |change| per 100 steps over the readings after the first
+    # epoch (3 steps): steps 4 and 6, 2 steps apart
+    after = [curve[p][2:] for p in ("p15", "p50", "p85")]
     by_hand = [abs(s[i + 1] - s[i]) for s in after for i in range(len(s) - 1)]
     assert analysis.percentile_drift(curve, 3) == pytest.approx(
-        sum(by_hand) / len(by_hand)
+        sum(by_hand) / len(by_hand) * 100 / 2
     )
     assert (out / "covariate_shift.png").read_bytes()[:8] == PNG
     tags = _tags(out / "tensorboard" / "variant=bn,seed=0" / "train")
@@ -130,9 +131,10 @@ def test_percentile_drift_and_instrument_summary_by_hand():
         "p50": [0.0, 2.0, 2.0, None],  # a non-finite reading
         "p85": [9.0, 3.0, 4.0, 6.0],
     }
-    # after the first epoch (5 steps): changes 0.5, 0.5 | 0, nan | 1, 2
+    # after the first epoch (5 steps): changes 0.5, 0.5 | 0, nan | 1, 2,
+    # each over 5 steps, as changes per 100 steps (x 20)
     assert analysis.percentile_drift(curve, 5) == pytest.approx(
-        (0.5 + 0.5 + 1 + 2 + 0) / 5
+        (0.5 + 0.5 + 1 + 2 + 0) / 5 * 20
     )
     landscape = {
         "step": [0, 10],
@@ -167,7 +169,7 @@ def test_percentile_drift_and_instrument_summary_by_hand():
     numbers = summary["variants"]["bn"]
     assert {k: numbers[k] for k in _INSTRUMENT_NUMBERS} == pytest.approx(
         {
-            "percentile_drift": 0.8,
+            "percentile_drift": 16.0,
             "final_train_accuracy": 0.8,
             "mean_loss_range": 2.0,
             "mean_grad_change": 2.0,
@@ -179,6 +181,57 @@ def test_percentile_drift_and_instrument_summary_by_hand():
     assert numbers["intervals"]["final_train_accuracy"] == pytest.approx([0.7, 0.9])
     steps, means = analysis.mean_curve(rows, "accuracy", "test")
     assert list(steps) == [0, 10] and means == pytest.approx([0.1, 0.7])
+
+
+def test_percentile_drift_is_per_100_steps_whatever_the_probe_interval():
+    # the same steady drift (0.03 per step on p15, -0.01 on p85), read every
+    # 10 and every 20 steps, with a last reading off the grid (step 205);
+    # the old mean change between readings gave 0.19 and 0.37 (about x2)
+    def curve(every):
+        steps = [*range(0, 201, every), 205]
+        return {
+            "step": steps,
+            "p15": [0.03 * s for s in steps],
+            "p85": [5.0 - 0.01 * s for s in steps],
+        }
+
+    fine, coarse = (analysis.percentile_drift(curve(e), 20) for e in (10, 20))
+    assert fine == pytest.approx(coarse) == pytest.approx((3.0 + 1.0) / 2)
+
+
+def test_instrument_numbers_come_from_stable_cells_only():
+    # a diverged cell's partial curves (the explosion in its last readings)
+    # stayed in the means before
+    def cell(seed, diverged, value):
+        return {
+            "variant": "bn",
+            "seed": seed,
+            "diverged": diverged,
+            "status": "diverged" if diverged else "ok",
+            "final_val_accuracy": 0.1 if diverged else 0.9,
+            "final_test_accuracy": 0.1 if diverged else 0.9,
+            "curves": {
+                "steps_per_epoch": 10,
+                "percentiles": {"step": [10, 20], "p50": [0.0, value]},
+                "landscape": {
+                    "step": [0, 10],
+                    "loss_range": [value, value],
+                    "max_grad_change": [value, value],
+                    "beta_smoothness": [value, value],
+                },
+            },
+        }
+
+    rows = [cell(0, 0, 1.0), cell(0, 1, 1e6), cell(1, 0, 3.0), cell(1, 1, 1e6)]
+    axes = {"variant": ("bn",), "init": ("a", "b"), "seed": (0, 1)}
+    for r, init in zip(rows, "abab", strict=True):
+        r["init"] = init
+    summary = analysis.summarize(spec.StudySpec("landscape", axes, {}), rows, 0.1)
+    numbers = summary["variants"]["bn"]
+    assert numbers["mean_loss_range"] == pytest.approx(2.0)
+    assert numbers["mean_grad_change"] == pytest.approx(2.0)
+    assert numbers["max_beta_smoothness"] == pytest.approx(2.0)
+    assert numbers["percentile_drift"] == pytest.approx(20.0)  # 1 and 3 per 10
 
 
 _INSTRUMENT_NUMBERS = (
