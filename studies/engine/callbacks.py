@@ -6,7 +6,13 @@ import keras
 
 
 class DivergenceMonitor(keras.callbacks.Callback):
-    """Stops training when one batch's loss is NaN, inf or above `threshold`.
+    """Stops training when one batch's loss is NaN, inf or above its limit.
+
+    The limit is `threshold`, or with `relative` `threshold` times the first
+    finite batch loss, and never below `floor` when one is given: a study's
+    classification cell diverges above `max(1e3, 1e3 * first loss)`, so a
+    net whose huge initial logits start it above 1e3 is judged by whether
+    its loss grows, not by where it starts (`divergence_limit`).
 
     Divergence is a result of a learning-rate study, not a failure, so this
     only stops the fit and remembers that it happened (unlike
@@ -24,18 +30,25 @@ class DivergenceMonitor(keras.callbacks.Callback):
             flag divergence at 1e3).
         batch_size: Examples per batch (None: all batches weigh the same).
         num_samples: Examples per epoch, for the size of the last batch.
-        relative: The threshold multiplies the first batch's loss (for a
-            regression loss, whose scale is the targets').
+        relative: The threshold multiplies the first batch's loss.
+        floor: The smallest limit (None: none; a regression loss has the
+            targets' scale, so it has none).
     """
 
     def __init__(
-        self, threshold=1e3, batch_size=None, num_samples=None, relative=False
+        self,
+        threshold=1e3,
+        batch_size=None,
+        num_samples=None,
+        relative=False,
+        floor=None,
     ):
         super().__init__()
         self.threshold = threshold
         self.batch_size = batch_size
         self.num_samples = num_samples
         self.relative = relative
+        self.floor = floor
         self.initial_loss = None
         self.diverged = False
         self.last_batch_loss = math.nan
@@ -60,11 +73,24 @@ class DivergenceMonitor(keras.callbacks.Callback):
         self.last_batch_loss = loss
         if self.initial_loss is None and math.isfinite(loss):
             self.initial_loss = abs(loss)
-        scale = (self.initial_loss or 1.0) if self.relative else 1.0
-        limit = self.threshold * scale
+        limit = divergence_limit(
+            self.threshold, self.initial_loss, self.relative, self.floor
+        )
         if not math.isfinite(loss) or loss > limit:
             self.diverged = True
             self.model.stop_training = True
+
+
+def divergence_limit(threshold, initial_loss, relative=False, floor=None):
+    """The largest batch loss that is still training.
+
+    `threshold`, times `initial_loss` (the first finite batch loss; 1 while
+    there is none, or when it is 0) if `relative`, and at least `floor` if
+    given. `fused_model.GroupModel` computes the same in its step.
+    """
+    scale = (initial_loss or 1.0) if relative else 1.0
+    limit = threshold * scale
+    return limit if floor is None else max(limit, floor)
 
 
 class StepBudget(keras.callbacks.Callback):

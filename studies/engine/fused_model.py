@@ -13,8 +13,10 @@ gradients are those it would have alone. Each member keeps:
 - its own loss and metric, reported as `m<i>/loss`, `m<i>/<metric>` (and
   `val_m<i>/...`): the same running means Keras reports for a model alone;
 - its own divergence check, in the step: a batch loss that is NaN, inf or
-  above the threshold (times the first finite batch loss, for a relative
-  one) freezes the member after that step, as a cell alone stops after it.
+  above the limit (the threshold, times the first finite batch loss for a
+  relative one, at least the floor if there is one:
+  `callbacks.divergence_limit`) freezes the member after that step, as a
+  cell alone stops after it.
   A frozen member's weights, optimizer state and normalization statistics
   stay as they were after the step that diverged; `m<i>/alive` and
   `m<i>/steps` (the steps it took) say when.
@@ -68,14 +70,16 @@ class GroupModel(keras.Model):
         members: Compiled member models (each with its own optimizer).
         threshold: The divergence threshold on a batch's loss.
         relative: The threshold multiplies the member's first finite batch
-            loss (regression).
+            loss.
+        floor: The smallest limit, or None (classification: the threshold).
     """
 
-    def __init__(self, members, threshold, relative=False, name="group"):
+    def __init__(self, members, threshold, relative=False, floor=None, name="group"):
         super().__init__(name=name)
         self.members = list(members)
         self.threshold = float(threshold)
         self.relative = bool(relative)
+        self.floor = None if floor is None else float(floor)
         size = len(self.members)
         self.health = MemberHealth(size)
         self.alive = self.add_weight(
@@ -126,9 +130,10 @@ class GroupModel(keras.Model):
         if self.relative:
             known = ops.logical_and(seen > 0.5, initial != 0)
             scale = ops.where(known, initial, 1.0)
-        diverged = ops.logical_or(
-            ops.logical_not(finite), losses > self.threshold * scale
-        )
+        limit = self.threshold * scale
+        if self.floor is not None:
+            limit = ops.maximum(limit, self.floor)
+        diverged = ops.logical_or(ops.logical_not(finite), losses > limit)
         still = ops.where(
             ops.logical_and(alive > 0.5, ops.logical_not(diverged)), 1.0, 0.0
         )

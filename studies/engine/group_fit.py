@@ -102,8 +102,8 @@ def build_group(hypermodel, settings, x, y):
     members = [hypermodel.build_cell(s) for s in settings]
     for member in members:
         _prime(member, x[:2], y[:2])
-    threshold, relative = hypermodel.divergence(settings[0])
-    group = GroupModel(members, threshold, relative)
+    threshold, relative, floor = hypermodel.divergence(settings[0])
+    group = GroupModel(members, threshold, relative, floor)
     group(x[:2])
     group.compile(
         optimizer=GroupOptimizer(

@@ -74,8 +74,12 @@ class CellHyperModel(kt.HyperModel):
         return optimizers.make(s, budget.total_steps(s, len(self.dataset.x_train)))
 
     def divergence(self, s):
-        """`(threshold, relative)`: when a batch loss means the cell diverged."""
-        return s["divergence_threshold"], self.task.relative_divergence
+        """`(threshold, relative, floor)`: when a batch loss means the cell
+        diverged (`callbacks.DivergenceMonitor`'s arguments; `floor` is None
+        or the threshold, `studies.science.tasks.Task.divergence_floor`)."""
+        threshold = s["divergence_threshold"]
+        floor = threshold if self.task.divergence_floor else None
+        return threshold, self.task.relative_divergence, floor
 
     def fit(
         self, hp, model, x, y, validation_data, callbacks=(), log_dir=None, **kwargs
@@ -142,9 +146,9 @@ class CellHyperModel(kt.HyperModel):
 
     def _monitors(self, s, num_samples):
         """The divergence monitor and the step budget of one fit."""
-        threshold, relative = self.divergence(s)
+        threshold, relative, floor = self.divergence(s)
         monitor = DivergenceMonitor(
-            threshold, s["batch_size"], num_samples, relative=relative
+            threshold, s["batch_size"], num_samples, relative=relative, floor=floor
         )
         return monitor, StepBudget(s.get("steps"))
 

@@ -163,7 +163,10 @@ def _selection(task, chance):
         failed = "the constant predictor (R² 0)"
     else:
         score = "A cell's accuracy is its final validation accuracy"
-        divergence = "one batch's loss above the divergence threshold"
+        divergence = (
+            "one batch's loss above the divergence threshold times the first "
+            "batch's loss, or above the threshold itself if that is larger"
+        )
         failed = f"chance ({chance:.3f})"
     return (
         f"Selection is on the validation split (a "

@@ -5,6 +5,10 @@ the rest of the studies package is written once for both:
 
 - `classification`: integer labels, sparse cross-entropy on logits, scored by
   accuracy; a failed cell counts as chance (the majority class's share).
+  Divergence is judged relative to the first batch's loss too, with the
+  threshold itself as a floor: an init with huge logits starts far above
+  1e3 and may be falling, and a cross-entropy near ln(classes) still gets
+  at least the absolute limit.
 - `regression`: float targets, mean squared error, scored by R² on the same
   split, `1 - MSE / MSE of the constant predictor` (the training targets'
   mean): a normalized loss, so the tolerances (1 and 5 points) and the
@@ -38,7 +42,10 @@ class Task:
         label: The score's name in reports and plots.
         chance: What a failed cell counts as, in words.
         relative_divergence: Whether the divergence threshold multiplies the
-            first batch's loss (regression) or is a loss itself.
+            first batch's loss (both tasks) or is a loss itself.
+        divergence_floor: Whether the threshold is also the smallest limit
+            (classification: `max(threshold, threshold * first loss)`); a
+            regression loss has the targets' scale, so it has none.
         loss: The Keras loss to compile: a name or a serialized config
             (`{"class_name": ..., "config": ...}`).
         compiled: The Keras metric to compile, the same way; its history
@@ -56,6 +63,7 @@ class Task:
     label: str
     chance: str
     relative_divergence: bool
+    divergence_floor: bool
     loss: object
     compiled: object
     measured: str
@@ -110,7 +118,8 @@ _TASKS = {
         metric="accuracy",
         label="accuracy",
         chance="chance",
-        relative_divergence=False,
+        relative_divergence=True,
+        divergence_floor=True,
         loss={
             "class_name": "SparseCategoricalCrossentropy",
             "config": {"from_logits": True},
@@ -127,6 +136,7 @@ _TASKS = {
         label="R² (1 - MSE / constant predictor's MSE)",
         chance="R² 0",
         relative_divergence=True,
+        divergence_floor=False,
         loss="mse",
         compiled={"class_name": "MeanSquaredError", "config": {"name": "mse"}},
         measured="mse",

@@ -138,11 +138,13 @@ def test_every_builtin_variant_trains_in_a_group_as_it_does_alone():
 
 
 def test_a_member_that_diverges_freezes_and_spares_the_others():
-    # LR 30 without BN diverges in the first epoch; the others train on
+    # LR 100 diverges in the first epoch; the others train on (at LR 30 the
+    # no-BN net's batch loss spikes to 2.36e3, just under 1e3 x its first
+    # loss of 2.39, and recovers: not divergence under the relative limit)
     spec = make_spec(
         "lr",
         variants=["none", "bn"],
-        lrs=[0.1, 30.0],
+        lrs=[0.1, 100.0],
         seeds=1,
         epochs=2,
         batch_size=40,
@@ -150,9 +152,42 @@ def test_a_member_that_diverges_freezes_and_spares_the_others():
     got = check_group(spec, digits(), builder=small)
     by_cell = dict(zip(map(str, spec.cells()), got, strict=True))
     diverged = [c for c, g in by_cell.items() if g["diverged"]]
-    assert any("'none'" in c and "30.0" in c for c in diverged)
+    assert any("'none'" in c and "100.0" in c for c in diverged)
     assert all(math.isfinite(g["final_val_loss"]) for g in got if not g["diverged"])
     assert any(g["steps_run"] < 12 for g in got)  # stopped mid-budget
+
+
+def loud(normalization, initializer, input_shape, outputs):
+    """`small` with logits (no softmax) scaled by 1e4: a first loss far above 1e3."""
+    import keras
+
+    inputs = keras.Input(input_shape)
+    flat = keras.layers.Flatten()(inputs)
+    h = keras.layers.Dense(16, kernel_initializer=initializer)(flat)
+    norm = normalization()
+    h = keras.layers.Activation("relu")(h if norm is None else norm(h))
+    logits = keras.layers.Dense(outputs, kernel_initializer=initializer)(h)
+    return keras.Model(inputs, keras.layers.Rescaling(SCALE)(logits))
+
+
+SCALE = 1e4
+
+
+def test_classification_divergence_is_relative_to_the_first_loss_in_both_paths():
+    # huge initial logits: the first loss (about 7.7e3) is far above the
+    # absolute 1e3 but falls at a small rate (diverged at batch 1 under the old
+    # absolute rule); at a huge rate it explodes (about 1e17 at batch 2). The
+    # one-cell and the group path agree, cell by cell.
+    spec = make_spec(
+        "lr", variants=["none"], lrs=[1e-6, 1e3], seeds=1, steps=6, batch_size=40
+    )
+    dataset = digits()
+    hm = hypermodel.CellHyperModel(spec, dataset, loud)
+    threshold, relative, floor = hm.divergence(spec.settings(spec.cells()[0]))
+    assert (threshold, relative, floor) == (1e3, True, 1e3)
+    calm, wild = check_group(spec, dataset, builder=loud)
+    assert calm["diverged"] == 0 and calm["steps_run"] == 6
+    assert wild["diverged"] == 1 and wild["steps_run"] < 6
 
 
 def test_optimizers_schedules_and_weight_decay_are_per_member():

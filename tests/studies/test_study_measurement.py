@@ -2,6 +2,7 @@
 and the same results from the same command."""
 
 import csv
+import math
 
 import keras
 import numpy as np
@@ -67,6 +68,33 @@ def test_divergence_monitor_restarts_each_epoch_and_passes_normal_runs():
     monitor.on_train_batch_end(0, {"loss": 1500.0})
     assert monitor.diverged and monitor.last_batch_loss == pytest.approx(1500.0)
     assert monitor.model.stop_training
+
+
+def test_classification_divergence_is_relative_with_the_threshold_as_floor():
+    # the study's classification monitor: limit max(1e3, 1e3 * first loss)
+    def monitor(*losses):
+        m = callbacks.DivergenceMonitor(1e3, relative=True, floor=1e3)
+        m.set_model(_frozen_model())
+        for epoch, loss in enumerate(losses):  # one batch an epoch: its own loss
+            m.on_epoch_begin(epoch)
+            m.on_train_batch_end(0, {"loss": loss})
+        return m
+
+    # huge initial logits: 5e3 at batch 1 and falling is training (the old
+    # absolute 1e3 called it diverged at batch 1) ...
+    assert not monitor(5e3, 4e3, 3e3).diverged
+    absolute = callbacks.DivergenceMonitor(1e3)
+    absolute.set_model(_frozen_model())
+    absolute.on_train_batch_end(0, {"loss": 5e3})
+    assert absolute.diverged
+    # ... but growing 1000x past its first loss is divergence, as NaN is
+    assert monitor(5e3, 6e6).diverged and monitor(5e3, math.nan).diverged
+    # a small first loss (0.5) still gets the absolute 1e3, not 1e3 x 0.5
+    assert not monitor(0.5, 900.0).diverged and monitor(0.5, 1100.0).diverged
+    assert callbacks.divergence_limit(1e3, 2.0, True, 1e3) == 2e3
+    assert callbacks.divergence_limit(1e3, 0.5, True, 1e3) == 1e3
+    assert callbacks.divergence_limit(1e3, 0.5, True) == 500.0  # regression
+    assert callbacks.divergence_limit(1e3, None, True, 1e3) == 1e3  # none yet
 
 
 def test_divergence_monitor_weighs_a_short_last_batch():
