@@ -46,7 +46,6 @@ def _columns(axes, metric="accuracy"):
         ]
     return columns + [
         (f"final_train_{metric}", f"train {short}", "{:.3f}"),
-        ("batch_noise", "batch noise", "{:.3f}"),
         ("batch_noise_slope", "noise slope vs batch", "{:.2f}"),
         ("generalization_gap", "train - val gap", "{:.3f}"),
         ("percentile_drift", "percentile drift", "{:.4f}"),
@@ -234,7 +233,8 @@ def _differences_table(spec, summary):
 
 
 def _noise_table(summary):
-    """Batch noise per variant and batch size (batch-size studies)."""
+    """Batch noise per variant and batch size, with intervals where the
+    variant has them (batch-size studies), and what each slope is fitted on."""
     table = summary.get("batch_noise")
     if not table:
         return []
@@ -246,9 +246,28 @@ def _noise_table(summary):
         "| 1/sqrt(batch) | " + " | ".join(f"{b**-0.5:.3f}" for b in sizes) + " |"
     )
     for variant, by_size in table.items():
-        cells = [f"{by_size[str(b)]:.3f}" if str(b) in by_size else "-" for b in sizes]
+        numbers = summary["variants"].get(variant) or {}
+        cells = [
+            findings.cell(numbers, f"batch_noise_b{b}", "{:.3f}")
+            if f"batch_noise_b{b}" in numbers
+            else (f"{by_size[str(b)]:.3f}" if str(b) in by_size else "-")
+            for b in sizes
+        ]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-    return lines + ["", _NOISE_TERMS, ""]
+    return lines + ["", _NOISE_TERMS + _slope_sizes(summary, sizes), ""]
+
+
+def _slope_sizes(summary, sizes):
+    """Which variants' slopes are fitted over fewer than all the sizes."""
+    fitted = summary.get("batch_noise_slope_sizes") or {}
+    fewer = [
+        f"{variant} over {', '.join(map(str, own)) or 'none'}"
+        for variant, own in fitted.items()
+        if list(own) != sizes
+    ]
+    return (
+        (" Fitted over every size except: " + "; ".join(fewer) + ".") if fewer else ""
+    )
 
 
 def _definitions(axes, task=None):
@@ -316,8 +335,12 @@ _NOISE_TERMS = (
     "batch's examples. BN's theory: about sqrt((1 + z^2 (kappa + 2) / 4) / M) "
     "for M examples per normalization group (batch-mean noise sigma^2 / M plus "
     "batch-std noise), so a slope of -0.5 against batch size; Ghost BN's M "
-    "is its ghost batch; a per-example normalizer (LayerNorm) has none. Slope: "
-    "least-squares slope of log noise against log batch size, per seed."
+    "is its ghost batch; a per-example normalizer (LayerNorm) has none. Noise "
+    "is reported per batch size only: a mean over sizes would depend on the "
+    "grid. Slope: least-squares slope of log noise against log batch size, "
+    "per seed; Ghost BN's only over the sizes up to its ghost batch (above "
+    "it its noise is the ghost batch's, so one line through both parts fits "
+    "neither)."
 )
 
 _GRID_TERMS = (

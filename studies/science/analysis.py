@@ -54,10 +54,14 @@ averaged over the curves. Per variant:
   two or more seeds.
 - `diverged_fraction` (of the cells with a result: errored cells are left
   out), `errors`, `cells`, `missing`.
-- batch-size studies: `batch_noise` (the seed mean over the variant's
-  cells of `instruments.batch_noise`), `batch_noise_slope` (per seed, the
-  slope of log noise against log batch size: -0.5 for 1/sqrt(batch)), and
-  the study-wide `batch_noise` table per variant and batch size.
+- batch-size studies: `batch_noise_b<size>` (per batch size, the seed mean
+  of `instruments.batch_noise`; no mean over sizes, which would depend on
+  the grid), `batch_noise_slope` (per seed, the slope of log noise against
+  log batch size: -0.5 for 1/sqrt(batch); for Ghost BN fitted only over the
+  sizes up to its ghost batch, `virtual_batch_size`, since above it the
+  noise is the ghost batch's), the study-wide `batch_noise` table per
+  variant and batch size (seed means) and `batch_noise_slope_sizes` (the
+  sizes each variant's slope is fitted over).
 
 Uncertainty: `intervals` holds a 95% percentile bootstrap interval over
 seeds (`RESAMPLES` resamples of the seed indices, the same resample for every
@@ -88,7 +92,12 @@ from studies.science.curves import (
     percentile_drift,
     percentile_keys,
 )
-from studies.science.extras import EXTRA_METRICS, extras, noise_by_batch_size
+from studies.science.extras import (
+    EXTRA_METRICS,
+    extras,
+    noise_by_batch_size,
+    noise_slope_sizes,
+)
 from studies.science.grid import grid, point_axes, points, swept_axes
 from studies.science.ranges import (
     LISTED_RANGES,
@@ -146,7 +155,8 @@ def summarize(spec, rows, chance, test_chance=None, metrics=()):
     test_chance = chance if test_chance is None else test_chance
     scores, stable = grid(axes, rows, task.key("val"), chance)
     test, _ = grid(axes, rows, task.key("test"), test_chance)
-    grids = (scores, stable, test, extras(metrics, axes, rows, chance, task.metric))
+    extra = extras(metrics, axes, rows, chance, task.metric, spec.fixed)
+    grids = (scores, stable, test, extra)
     numbers, details, samples = _numbers(axes, grids, chance, task.metric)
     variants = {
         variant: jsonable(
@@ -167,9 +177,12 @@ def summarize(spec, rows, chance, test_chance=None, metrics=()):
         "differences": jsonable(differences(axes, numbers, samples)),
     }
     if "batch_size" in axes and any("batch_noise" in r for r in rows):
+        table = noise_by_batch_size(axes, rows)
         summary["batch_noise"] = {
-            v: {str(b): n for b, n in t.items()}
-            for v, t in noise_by_batch_size(axes, rows).items()
+            v: {str(b): n for b, n in t.items()} for v, t in table.items()
+        }
+        summary["batch_noise_slope_sizes"] = {
+            v: noise_slope_sizes(v, axes["batch_size"], spec.fixed) for v in table
         }
     return summary
 

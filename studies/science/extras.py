@@ -1,16 +1,17 @@
 """The extra numbers of a study, per variant and seed (`EXTRA_METRICS`).
 
 Besides the score, a study may summarize the generalization gap, the final
-training score, the batch noise and its slope across batch sizes, and the
-instruments' curve numbers. Each is a seed mean (`[variant, seed]` arrays),
-so the bootstrap resamples it with the same seed indices as the score.
+training score, the batch noise at each batch size and its slope across
+batch sizes, and the instruments' curve numbers. Each is a seed mean
+(`[variant, seed]` arrays), so the bootstrap resamples it with the same seed
+indices as the score.
 """
 
 import math
 
 import numpy as np
 
-from studies.science import outcomes
+from studies.science import definitions, outcomes
 from studies.science.curves import percentile_drift
 from studies.science.stats import floats, nan_reduce
 
@@ -51,7 +52,7 @@ class SeedGroup:
         self.function = function
 
 
-def _generalization(chance, metric):
+def _generalization(chance, metric, axes, fixed):
     def train(row):
         return outcomes.score(row, chance, f"final_train_{metric}")
 
@@ -66,7 +67,7 @@ def _generalization(chance, metric):
     return {f"final_train_{metric}": train, "generalization_gap": gap}
 
 
-def _train_accuracy(chance, metric):
+def _train_accuracy(chance, metric, axes, fixed):
     def last(row):
         if outcomes.status(row) == outcomes.ERROR:
             return None  # unknown, as in the score
@@ -77,13 +78,42 @@ def _train_accuracy(chance, metric):
     return {f"final_train_{metric}": last}
 
 
-def _noise_slope(rows):
-    """Slope of log(batch noise) against log(batch size): -0.5 for noise that
-    shrinks as 1/sqrt(batch); None without two sizes with measurable noise."""
+# variant -> the fixed setting that is its ghost batch (its normalization
+# groups are that size whatever the batch; the variants' registry,
+# `studies.inputs.variants`, is a layer above and cannot be asked)
+GHOST_BATCH = {"ghost-bn": "virtual_batch_size"}
+
+
+def ghost_batch(variant, fixed):
+    """The ghost batch size of `variant` under the study's `fixed` settings,
+    or None for a variant that normalizes over the whole batch."""
+    setting = GHOST_BATCH.get(variant)
+    if setting is None:
+        return None
+    return fixed.get(setting, definitions.COMMON[setting])
+
+
+def noise_slope_sizes(variant, sizes, fixed):
+    """The batch sizes `variant`'s noise slope is fitted over: all of them,
+    or for Ghost BN those up to its ghost batch (above it the noise is that of
+    the ghost batch, flat, so one line through both parts fits neither)."""
+    ghost = ghost_batch(variant, fixed)
+    return [b for b in sorted(sizes) if ghost is None or b <= ghost]
+
+
+def _noise_slope(rows, fixed):
+    """Slope of log(batch noise) against log(batch size) over the variant's
+    `noise_slope_sizes`: -0.5 for noise that shrinks as 1/sqrt(batch); None
+    without two such sizes with measurable noise."""
+    if not rows:
+        return None
+    sizes = noise_slope_sizes(
+        rows[0]["variant"], {r["batch_size"] for r in rows if "batch_size" in r}, fixed
+    )
     points = [
         (r["batch_size"], r.get("batch_noise"))
         for r in rows
-        if outcomes.stable(r) and "batch_size" in r
+        if outcomes.stable(r) and r.get("batch_size") in sizes
     ]
     points = [
         (b, n) for b, n in points if n is not None and math.isfinite(n) and n > 1e-4
@@ -94,12 +124,23 @@ def _noise_slope(rows):
     return float(np.polyfit(b, n, 1)[0])
 
 
-def _batch_noise(chance, metric):
-    def noise(row):
-        value = row.get("batch_noise")
-        return None if value is None or not outcomes.stable(row) else float(value)
+def _batch_noise(chance, metric, axes, fixed):
+    """`batch_noise_b<size>` per batch size (a mean over sizes would depend
+    on the grid) and `batch_noise_slope`."""
 
-    return {"batch_noise": noise, "batch_noise_slope": SeedGroup(_noise_slope)}
+    def at(size):
+        def noise(row):
+            value = row.get("batch_noise")
+            if value is None or not outcomes.stable(row):
+                return None
+            return float(value) if row.get("batch_size", size) == size else None
+
+        return noise
+
+    sizes = axes.get("batch_size") or (fixed.get("batch_size"),)
+    numbers = {f"batch_noise_b{b}": at(b) for b in sorted(sizes)}
+    numbers["batch_noise_slope"] = SeedGroup(lambda rows: _noise_slope(rows, fixed))
+    return numbers
 
 
 def _instrument_values():
@@ -137,7 +178,8 @@ def _instrument_values():
     }
 
 
-# name -> function(chance) -> {metric: function(row) -> number or None}
+# name -> function(chance, metric, axes, fixed)
+#   -> {metric: function(row) -> number or None, or a SeedGroup}
 EXTRA_METRICS = {
     "generalization": _generalization,
     "train_accuracy": _train_accuracy,
@@ -145,11 +187,16 @@ EXTRA_METRICS = {
 }
 
 
-def extras(metric_groups, axes, rows, chance, metric="accuracy"):
-    """`{name: [variant, seed] array}` of the study's extra numbers."""
+def extras(metric_groups, axes, rows, chance, metric="accuracy", fixed=None):
+    """`{name: [variant, seed] array}` of the study's extra numbers.
+
+    Args:
+        fixed: The study's fixed settings (`StudySpec.fixed`; e.g. Ghost
+            BN's `virtual_batch_size`).
+    """
     values = {}
     for group in metric_groups:
-        values.update(EXTRA_METRICS[group](chance, metric))
+        values.update(EXTRA_METRICS[group](chance, metric, axes, fixed or {}))
     values.update(_instrument_values())
     arrays = {
         name: per_seed_group(axes, rows, value.function)

@@ -80,10 +80,15 @@ def variant_line(axes, variant, numbers, reference, metric="accuracy"):
         + (" (grid edge)" if numbers.get("best_at_edge") else ""),
         f"test {test}",
     ]
-    if numbers.get("batch_noise") is not None:
+    noise = _noise_at_sizes(numbers)
+    if noise:
+        ends = sorted({noise[0], noise[-1]})  # the smallest and largest batch
         parts.append(
             "batch noise "
-            + with_interval(numbers["batch_noise"], intervals.get("batch_noise"))
+            + ", ".join(
+                f"{with_interval(numbers[k], intervals.get(k))} at batch {b}"
+                for b, k in ends
+            )
             + ", slope vs batch size "
             + with_interval(
                 numbers.get("batch_noise_slope"),
@@ -116,6 +121,17 @@ def variant_line(axes, variant, numbers, reference, metric="accuracy"):
             f"max stable {along} {'>=' if censored else ''}{number(top, '{:g}')}"
         )
     return f"{variant}: " + "; ".join(parts)
+
+
+def _noise_at_sizes(numbers):
+    """`[(batch size, key)]` of a variant's `batch_noise_b<size>` numbers,
+    smallest batch first."""
+    found = []
+    for key, value in numbers.items():
+        size = key.removeprefix("batch_noise_b")
+        if key.startswith("batch_noise_b") and size.isdigit() and value is not None:
+            found.append((int(size), key))
+    return sorted(found)
 
 
 def difference_line(axes, variant, entry, baseline="none", metric="accuracy"):

@@ -422,3 +422,60 @@ def test_usable_run_is_contiguous():
     # a curve whose best is not within the tolerance of the reference: no run
     assert analysis.usable_run(np.array([0.5, 0.6, 0.55, 0.5]), 0.85) is None
     assert analysis.decades(xs, None) == 0.0
+
+
+def noise_rows(noise, sizes=(4, 8, 16, 32, 64), seeds=(0, 1)):
+    """Batch-size study rows: `noise[variant](batch size, seed)` per cell."""
+    return [
+        dict(
+            variant=variant,
+            batch_size=b,
+            seed=s,
+            final_val_accuracy=0.9,
+            final_test_accuracy=0.9,
+            diverged=0,
+            status="ok",
+            batch_noise=f(b, s),
+        )
+        for variant, f in noise.items()
+        for b in sizes
+        for s in seeds
+    ]
+
+
+def noise_summary(rows, sizes=(4, 8, 16, 32, 64), fixed=None):
+    axes = {"variant": ("bn", "ghost-bn"), "batch_size": sizes, "seed": (0, 1)}
+    study = StudySpec("batch-size", axes, fixed or {"virtual_batch_size": 16})
+    return summarize(rows, study, metrics=("batch_noise",))
+
+
+def test_batch_noise_is_per_batch_size_and_ghost_bn_slope_stops_at_its_ghost():
+    # BN: 1/sqrt(batch); Ghost BN (ghost batch 16): the same up to 16, flat above
+    noise = {
+        "bn": lambda b, s: (1 + 0.1 * s) * b**-0.5,
+        "ghost-bn": lambda b, s: (1 + 0.1 * s) * min(b, 16) ** -0.5,
+    }
+    summary = noise_summary(noise_rows(noise))
+    bn, ghost = summary["variants"]["bn"], summary["variants"]["ghost-bn"]
+    assert bn["batch_noise_slope"] == pytest.approx(-0.5)
+    # one line through the kink (all five sizes) gave -0.25; below it
+    # the slope is BN's -0.5
+    assert ghost["batch_noise_slope"] == pytest.approx(-0.5)
+    assert summary["batch_noise_slope_sizes"] == {
+        "bn": [4, 8, 16, 32, 64],
+        "ghost-bn": [4, 8, 16],
+    }
+    # per batch size, with intervals; no mean over the grid's sizes
+    assert "batch_noise" not in bn
+    assert bn["batch_noise_b16"] == pytest.approx(1.05 / 4)
+    assert ghost["batch_noise_b64"] == pytest.approx(1.05 / 4)
+    assert bn["intervals"]["batch_noise_b16"] == pytest.approx([1 / 4, 1.1 / 4])
+    # a coarser grid gives the same per-size numbers (a grid mean did not)
+    coarse = noise_summary(noise_rows(noise, (4, 16, 64)), (4, 16, 64))
+    assert coarse["variants"]["bn"]["batch_noise_b16"] == pytest.approx(1.05 / 4)
+    # another ghost batch: the fit stops there
+    summary = noise_summary(noise_rows(noise), fixed={"virtual_batch_size": 8})
+    assert summary["batch_noise_slope_sizes"]["ghost-bn"] == [4, 8]
+    # defaults to the studies' common ghost batch (16) when not fixed
+    summary = noise_summary(noise_rows(noise), fixed={"lr": 0.1})
+    assert summary["batch_noise_slope_sizes"]["ghost-bn"] == [4, 8, 16]

@@ -144,11 +144,17 @@ def test_batch_size_study_end_to_end(tmp_path, monkeypatch):
     bn = [noise.get(("keras", b)) for b in (4, 32)]
     assert bn[0] > bn[1] > 0  # BN's noise grows as the batch shrinks
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["variants"]["keras"]["batch_noise_slope"] < -0.3
-    assert abs(summary["variants"]["ghost-bn"]["batch_noise_slope"]) < 0.25
+    keras_bn, ghost = summary["variants"]["keras"], summary["variants"]["ghost-bn"]
+    assert keras_bn["batch_noise_slope"] < -0.3
+    assert keras_bn["batch_noise_b4"] > keras_bn["batch_noise_b32"] > 0
+    # Ghost BN's slope is fitted below its ghost batch (4) only: one size here
+    assert ghost["batch_noise_slope"] is None
+    assert summary["batch_noise_slope_sizes"]["ghost-bn"] == [4]
+    assert ghost["batch_noise_b32"] == pytest.approx(ghost["batch_noise_b4"], rel=0.25)
     assert set(summary["batch_noise"]) == {"keras", "ghost-bn", "layer-norm"}
     report = (out / "report.md").read_text()
     assert "Batch noise by batch size" in report
+    assert "Fitted over every size except: ghost-bn over 4." in report
     assert (out / "batch_noise.png").exists()
     assert (out / "accuracy_vs_batch_size.png").exists()
 
