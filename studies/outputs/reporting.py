@@ -14,9 +14,10 @@ import numpy as np
 from studies import folder
 from studies.engine import provenance, results
 from studies.inputs import data
-from studies.outputs import html_report, plots
-from studies.science import analysis, definitions, findings, outcomes, tasks
+from studies.outputs import html_report, plots, report_sections
+from studies.science import analysis, definitions, findings, outcomes, tasks, tuning
 from studies.science.spec import StudySpec
+from studies.science.stats import jsonable
 
 _ROLES = {
     "variant": "scientific (the question)",
@@ -92,11 +93,17 @@ def write(study_dir, formats=("md", "html")):
     spec = load_spec(study_dir)
     definition = definitions.get(spec.study)
     chance, test_chance = load_chances(study_dir)
+    spec, tuned = _tuned(spec, study_dir, chance)
     table = results.rows(spec, study_dir)
-    results.write_csv(folder.results_path(study_dir), spec, table)
+    results.write_csv(folder.results_path(study_dir), spec, table, tuned["phase"])
     summary = analysis.summarize(
         spec, table, chance, test_chance, definition.metrics, load_sizes(study_dir)
     )
+    if tuned["summary"] is not None:
+        summary["tuning"] = jsonable(tuned["summary"])
+        summary["tuned_lr"] = summary["tuning"]["tuned_lr"]
+        for variant, numbers in summary["variants"].items():
+            numbers["tuned_lr"] = summary["tuned_lr"].get(variant)
     runs = provenance.read(study_dir)
     summary["forced"] = [f"{r['run']}: {d}" for r in runs for d in r.get("forced", ())]
     folder.write(folder.summary_path(study_dir), json.dumps(summary, indent=2))
@@ -108,6 +115,21 @@ def write(study_dir, formats=("md", "html")):
         page = html_report.render(text, study_dir, f"Study {spec.study}")
         folder.write(folder.report_html_path(study_dir), page)
     return summary
+
+
+def _tuned(spec, study_dir, chance):
+    """The spec the main phase ran (its variants' tuned rates, once the
+    tuning phase has finished) and `{"phase": (tuning spec, rows) or None,
+    "summary": the summary's tuning section or None}`."""
+    phase = tuning.tuning_spec(spec)
+    if phase is None:
+        return spec, {"phase": None, "summary": None}
+    rows = results.rows(phase, study_dir)
+    key = tasks.of(spec).key("val")
+    found = tuning.summary(spec, rows, chance, key)
+    if len(rows) == phase.size:
+        spec = tuning.with_tuned(spec, found["tuned_lr"])
+    return spec, {"phase": (phase, rows), "summary": found}
 
 
 def markdown(spec, summary, table, images, runs=()):
@@ -136,7 +158,8 @@ def markdown(spec, summary, table, images, runs=()):
     ]
     lines += [""]
     lines += _summary_table(spec, summary) + _differences_table(spec, summary)
-    lines += _noise_table(summary) + _evaluation_noise(summary)
+    lines += report_sections.tuning(summary) + _noise_table(summary)
+    lines += report_sections.evaluation_noise(summary)
     lines += _definitions(spec.axes, task) + _errors(table) + provenance.markdown(runs)
     if images:
         lines += ["## Plots", ""] + [f"![{name}]({name})" for name in images] + [""]
@@ -265,38 +288,6 @@ def _noise_table(summary):
         cells = [f"{by_size[str(b)]:.3f}" if str(b) in by_size else "-" for b in sizes]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     return lines + ["", _NOISE_TERMS, ""]
-
-
-def _evaluation_noise(summary):
-    """Each variant's seed standard error next to its evaluation split's."""
-    rows = [
-        (variant, numbers["evaluation_noise"])
-        for variant, numbers in summary["variants"].items()
-        if (numbers.get("evaluation_noise") or {}).get("test") is not None
-    ]
-    if not rows:
-        return []
-    sizes = rows[0][1]
-    lines = [
-        "## Seeds against the evaluation set",
-        "",
-        f"Every seed is scored on the same {sizes['val_examples']} validation "
-        f"and {sizes['test_examples']} test examples, so the seed intervals "
-        "above leave out the evaluation set's own noise: the binomial standard "
-        "error sqrt(p (1 - p) / m) of an accuracy p on m examples (what "
-        "another test set of that size would move it by).",
-        "",
-        "| variant | seed s.e. of test acc | binomial s.e., test | binomial "
-        "s.e., val | larger |",
-        "|---|---|---|---|---|",
-    ]
-    for variant, noise in rows:
-        lines.append(
-            f"| {variant} | {findings.number(noise.get('seed_se_test'))} | "
-            f"{findings.number(noise['test'])} | {findings.number(noise['val'])} | "
-            f"{noise.get('dominant') or '-'} |"
-        )
-    return lines + [""]
 
 
 def _definitions(axes, task=None):

@@ -73,7 +73,19 @@ COMMON = {
     "weight_decay": 0.0,
     "schedule": "constant",
     "warmup_fraction": 0.05,  # of the step budget, for warmup-cosine
+    # the tuning phase of a study without a learning-rate axis
+    # (`studies.science.tuning`): its rates (None: no tuning, every variant
+    # at `lr`), its seeds, and, across batch sizes, tuned per size or by the
+    # linear scaling rule
+    "tune_lrs": None,
+    "tune_seeds": 2,
+    "lr_scaling": "tuned",
 }
+
+# The tuning grid (plain SGD; scaled for other optimizers): the lr study's
+# best rates are 0.1-0.3 without BN and 1-3 with it.
+TUNE_LRS = HALF_DECADES[3:9]
+LR_SCALINGS = ("tuned", "linear")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,13 +128,13 @@ _DEFINITIONS = (
             "quick": {
                 "variant": ("none", "bn"),
                 "lr": HALF_DECADES[2:9],
-                "seeds": 2,
+                "seeds": 5,
                 "epochs": 15,
             },
             "full": {
                 "variant": ("none", "keras", "bn"),
                 "lr": HALF_DECADES,
-                "seeds": 3,
+                "seeds": 5,
                 "epochs": 30,
             },
         },
@@ -140,14 +152,16 @@ _DEFINITIONS = (
                 "variant": ("none", "bn"),
                 "init": (None,),  # the model's standard init
                 "init_scale": HALF_DECADE_SCALES[1:9],
-                "seeds": 2,
+                "seeds": 5,
+                "tune_lrs": TUNE_LRS,
                 "epochs": 15,
             },
             "full": {
                 "variant": ("none", "bn"),
                 "init": (None, "glorot_uniform"),
                 "init_scale": HALF_DECADE_SCALES,
-                "seeds": 3,
+                "seeds": 5,
+                "tune_lrs": TUNE_LRS,
                 "epochs": 20,
             },
         },
@@ -161,14 +175,14 @@ _DEFINITIONS = (
                 "variant": ("none", "bn"),
                 "lr": (0.01, 0.1, 1.0, 10.0),
                 "init_scale": (0.1, 1.0, 10.0),
-                "seeds": 2,
+                "seeds": 5,
                 "epochs": 15,
             },
             "full": {
                 "variant": ("none", "bn"),
                 "lr": (0.001, 0.01, 0.1, 1.0, 10.0),
                 "init_scale": (0.01, 0.1, 1.0, 10.0, 100.0),
-                "seeds": 2,
+                "seeds": 5,
                 "epochs": 20,
             },
         },
@@ -181,13 +195,15 @@ _DEFINITIONS = (
         {
             "quick": {
                 "variant": ("none", "bn") + NOISE_VARIANTS,
-                "seeds": 2,
+                "seeds": 5,
+                "tune_lrs": TUNE_LRS,
                 "epochs": 40,
                 "train_size": 300,
             },
             "full": {
                 "variant": ("none", "keras", "bn") + NOISE_VARIANTS,
                 "seeds": 5,
+                "tune_lrs": TUNE_LRS,
                 "epochs": 100,
                 "train_size": 300,
             },
@@ -206,7 +222,8 @@ _DEFINITIONS = (
             "quick": {
                 "variant": ("none", "bn"),
                 "model": "mlp-sigmoid",
-                "seeds": 2,
+                "seeds": 5,
+                "tune_lrs": TUNE_LRS,
                 "epochs": 40,
                 "lr": 0.5,
             },
@@ -214,6 +231,7 @@ _DEFINITIONS = (
                 "variant": ("none", "bn"),
                 "model": "mlp-sigmoid",
                 "seeds": 5,
+                "tune_lrs": TUNE_LRS,
                 "epochs": 60,
                 "lr": 0.5,
                 "probe_every": 20,
@@ -233,13 +251,15 @@ _DEFINITIONS = (
             # range (the lr study), so the comparison is not a divergence.
             "quick": {
                 "variant": ("none", "bn", "noisy-bn"),
-                "seeds": 2,
+                "seeds": 5,
+                "tune_lrs": TUNE_LRS,
                 "epochs": 15,
                 "lr": 0.1,
             },
             "full": {
                 "variant": ("none", "bn", "noisy-bn"),
                 "seeds": 5,
+                "tune_lrs": TUNE_LRS,
                 "epochs": 30,
                 "lr": 0.1,
             },
@@ -266,7 +286,9 @@ _DEFINITIONS = (
             "quick": {
                 "variant": ("none", "bn", "ghost-bn", "layer-norm"),
                 "batch_size": (4, 8, 16, 32, 64, 128, 256),
-                "seeds": 2,
+                "seeds": 5,
+                "tune_lrs": TUNE_LRS,
+                "tune_seeds": 1,  # 7 batch sizes: 168 tuning cells
                 "steps": 400,
                 "lr": 0.1,
             },
@@ -281,6 +303,7 @@ _DEFINITIONS = (
                 ),
                 "batch_size": (2, 4, 8, 16, 32, 64, 128, 256, 512),
                 "seeds": 5,
+                "tune_lrs": TUNE_LRS,
                 "steps": 1500,
                 "lr": 0.1,
             },
@@ -299,3 +322,9 @@ PRESETS = ("quick", "full")
 def get(name):
     """The definition of study `name` (KeyError for an unknown study)."""
     return DEFINITIONS[name]
+
+
+def tunes_lr(name):
+    """Whether study `name` tunes the learning rate per variant (its presets
+    have a tuning grid, `tune_lrs`)."""
+    return any("tune_lrs" in preset for preset in get(name).presets.values())

@@ -84,8 +84,17 @@ class StudySpec:
         ]
 
     def settings(self, cell):
-        """Everything needed to run `cell`: its axis values over the fixed ones."""
-        return {**self.fixed, **cell}
+        """Everything needed to run `cell`: its axis values over the fixed ones,
+        and its variant's tuned rate in a study's main phase
+        (`studies.science.tuning`: per variant, or per variant and batch size)."""
+        settings = {**self.fixed, **cell}
+        tuned = self.fixed.get("tuned_lr")
+        if tuned and "lr" not in cell:
+            rate = tuned[cell["variant"]]
+            if isinstance(rate, dict):
+                rate = rate[str(cell["batch_size"])]
+            settings["lr"] = rate
+        return settings
 
     def same_study(self, other):
         """Whether `other` describes the same grid and settings (command aside)."""
@@ -139,8 +148,11 @@ def make_spec(study, preset="quick", command="", standard_init=None, **overrides
     `weight_decay`, `schedule`, `warmup_fraction`, `model`, `dataset`,
     `task`, `feature_scaling`, `virtual_batch_size`, `train_size`,
     `divergence_threshold`, `lr`, `instruments` (added to those the study
-    needs) and `probe_every`. Values are validated by `studies.surfaces.options`;
-    this only assembles them.
+    needs), `probe_every`, `tune_seeds` and `lr_scaling`. A study that tunes
+    the rate per variant (its preset has `tune_lrs`) takes several `lrs` as
+    its tuning grid, and one rate (`lr`, or `lrs` with one value) as the
+    rate of every variant, without tuning. Values are validated by
+    `studies.surfaces.options`; this only assembles them.
 
     Learning rates the user does not give (the preset's grid without `lrs`,
     its fixed rate without `lr` or `lrs`) are sized for plain SGD and scaled
@@ -169,6 +181,7 @@ def make_spec(study, preset="quick", command="", standard_init=None, **overrides
             fixed[axis] = given[option][0]
     if "lr" not in definition.axes and "lr" not in given and "lrs" not in given:
         fixed["lr"] = _scaled(fixed["lr"], scale)
+    _tuning(fixed, given, scale)
     standard = standard_init or STANDARD_INIT.get(fixed["model"], "glorot_uniform")
     if fixed["init"] is None:
         fixed["init"] = standard
@@ -189,6 +202,22 @@ def make_spec(study, preset="quick", command="", standard_init=None, **overrides
     for name in axes:
         fixed.pop(name, None)
     return StudySpec(study=study, axes=axes, fixed=fixed, command=command)
+
+
+def _tuning(fixed, given, scale):
+    """The tuning phase's rates (`studies.science.tuning`): the preset's,
+    scaled for the optimizer; several `lrs` given are the tuning grid, as
+    given; one rate given (`lr`, or one `lrs`) means no tuning."""
+    if not fixed.get("tune_lrs"):
+        fixed["tune_lrs"] = None
+        return
+    lrs = given.get("lrs")
+    if "lr" in given or (lrs and len(lrs) == 1):
+        fixed["tune_lrs"] = None
+    elif lrs:
+        fixed["tune_lrs"] = sorted(float(v) for v in lrs)
+    else:
+        fixed["tune_lrs"] = [_scaled(v, scale) for v in fixed["tune_lrs"]]
 
 
 def difference(old, new):

@@ -135,7 +135,10 @@ def _check_axes(study, given, name):
     axes = definitions.get(study).axes
     for axis, (option, what) in AXES.items():
         values = given.get(option)
+        tuning = axis == "lr" and definitions.tunes_lr(study)  # a tuning grid
         if axis != "variant" and values and len(values) > 1 and axis not in axes:
+            if tuning:
+                continue
             sweeps = " or ".join(option_table.studies_with(axis))
             raise OptionError(
                 f"study {study} trains at one fixed {what}: give {name(option)} "

@@ -360,12 +360,15 @@ def start(spec, study_dir, role, dataset, forced, style="api", **engine):
 
 
 def search(spec, study_dir, dataset, builder, stream, run_id, **engine):
-    """Runs this process's share of the cells (`tuner.search_cells`); an
-    error that stops the run (a record that cannot be written, a worker's
-    chief gone) is a `StudyError` with its message."""
-    from studies.engine import keras_tuner_adapter, tuner
+    """Runs this process's share of the cells, phase by phase
+    (`phased_search.search_study`); an error that stops the run (a record
+    that cannot be written, a worker's chief gone, a tuning phase left
+    unfinished) is a `StudyError` with its message."""
+    from studies.engine import keras_tuner_adapter, phased_search
 
     try:
-        tuner.search_cells(spec, study_dir, dataset, builder, stream, run_id, **engine)
-    except keras_tuner_adapter.FatalError as error:
+        phased_search.search_study(
+            spec, study_dir, dataset, builder, stream, run_id, **engine
+        )
+    except (keras_tuner_adapter.FatalError, phased_search.TuningIncomplete) as error:
         raise StudyError(str(error)) from None

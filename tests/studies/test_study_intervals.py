@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from studies.outputs import reporting
+from studies.outputs import report_sections, reporting
 from studies.science import analysis, coverage, stats
 from studies.science.spec import StudySpec
 
@@ -131,7 +131,7 @@ def test_evaluation_noise_is_the_binomial_standard_error_at_the_split_size():
     seed_se = np.std([0.94, 0.95, 0.93], ddof=1) / math.sqrt(3)
     assert noise["seed_se_test"] == pytest.approx(seed_se)
     assert noise["dominant"] == "evaluation set"  # 0.0112 against 0.0058
-    text = "\n".join(reporting._evaluation_noise(summary))
+    text = "\n".join(report_sections.evaluation_noise(summary))
     assert "450 test examples" in text and "evaluation set" in text
 
 

@@ -1,0 +1,89 @@
+"""The report's sections on how a study's numbers were obtained: the
+learning-rate tuning phase, and the seeds' noise against the evaluation
+set's (`reporting.markdown` places them)."""
+
+from studies.science import findings
+
+
+def tuning(summary):
+    """The tuning phase: each variant's mean validation score per rate, the
+    rate chosen in bold."""
+    found = summary.get("tuning")
+    if not found:
+        return []
+    rates = found["lrs"]
+    lines = [
+        "## Learning rate, tuned per variant",
+        "",
+        f"Before the grid, each variant trained at {len(rates)} rates with "
+        f"{found['seeds']} seed(s) each (the `phase` `tune` rows of "
+        "`results.csv`), at the study's reference point (init scale 1) and "
+        "without instruments; every cell of the grid then ran at its "
+        "variant's best rate on validation (mean over the tuning seeds; a "
+        "failed cell counts as chance)"
+        + (
+            ", tuned at one batch size and scaled in proportion to the batch "
+            "(the linear scaling rule)"
+            if found["lr_scaling"] == "linear"
+            else ""
+        )
+        + f". {found['cells_finished']} of {found['cells_total']} tuning cells "
+        "finished.",
+        "",
+        "| variant | " + " | ".join(f"lr {r:g}" for r in rates) + " |",
+        "|---" * (len(rates) + 1) + "|",
+    ]
+    for variant, table in found["scores"].items():
+        by_size = table and isinstance(next(iter(table.values())), dict)
+        for size, scores in table.items() if by_size else [(None, table)]:
+            best = found["tuned_lr"][variant]
+            best = best.get(size) if isinstance(best, dict) else best
+            cells = [
+                _bold(findings.number(scores.get(f"{r:g}")), r == best) for r in rates
+            ]
+            name = variant if size is None else f"{variant}, batch {size}"
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    edges = [v for v, edge in found["at_edge"].items() if edge]
+    if edges:
+        lines += [
+            "",
+            f"**On the tuning grid's edge: {', '.join(edges)}** (the best rate "
+            "may lie outside it; give `--lrs` a wider grid).",
+        ]
+    return lines + [""]
+
+
+def _bold(text, bold):
+    return f"**{text}**" if bold else text
+
+
+def evaluation_noise(summary):
+    """Each variant's seed standard error next to its evaluation split's."""
+    rows = [
+        (variant, numbers["evaluation_noise"])
+        for variant, numbers in summary["variants"].items()
+        if (numbers.get("evaluation_noise") or {}).get("test") is not None
+    ]
+    if not rows:
+        return []
+    sizes = rows[0][1]
+    lines = [
+        "## Seeds against the evaluation set",
+        "",
+        f"Every seed is scored on the same {sizes['val_examples']} validation "
+        f"and {sizes['test_examples']} test examples, so the seed intervals "
+        "above leave out the evaluation set's own noise: the binomial standard "
+        "error sqrt(p (1 - p) / m) of an accuracy p on m examples (what "
+        "another test set of that size would move it by).",
+        "",
+        "| variant | seed s.e. of test acc | binomial s.e., test | binomial "
+        "s.e., val | larger |",
+        "|---|---|---|---|---|",
+    ]
+    for variant, noise in rows:
+        lines.append(
+            f"| {variant} | {findings.number(noise.get('seed_se_test'))} | "
+            f"{findings.number(noise['test'])} | {findings.number(noise['val'])} | "
+            f"{noise.get('dominant') or '-'} |"
+        )
+    return lines + [""]
