@@ -12,7 +12,8 @@ from studies.science import analysis, spec
 from studies.surfaces import cli
 
 PNG = b"\x89PNG\r\n\x1a\n"
-FAST = ["--epochs", "2", "--probe-every", "2"]
+# one rate: no tuning phase (the covariate-shift test tunes, on two rates)
+FAST = ["--epochs", "2", "--probe-every", "2", "--lrs", "0.3"]
 
 
 def _tags(folder):
@@ -38,8 +39,14 @@ def _rebuilds_identically(out, summary):
 
 def test_covariate_shift_study(tmp_path):
     out = tmp_path / "cs"
-    summary = _run("covariate-shift", out, "--seeds", "2")
+    summary = _run(
+        "covariate-shift", out, "--seeds", "2", "--lrs", "0.1,1", "--tune-seeds", "1"
+    )
     assert summary["study"] == "covariate-shift"
+    # the tuning cells ran without the instrument, the grid's cells with it
+    found = records.read_all(str(out))
+    assert not found["phase=tune,variant=bn,lr=1.0,seed=0"].get("curves")
+    assert summary["tuned_lr"]["bn"] in (0.1, 1.0)
     assert list(summary["variants"]) == ["none", "bn"]
     for numbers in summary["variants"].values():
         assert 0 <= numbers["test_accuracy"] <= 1
