@@ -60,6 +60,9 @@ COMMON = {
     "train_size": None,
     "init": None,  # None: the model's standard init (STANDARD_INIT)
     "init_scale": 1.0,
+    # whether the init scale multiplies the output layer's kernel too; by
+    # default only the hidden layers (those a variant normalizes) are scaled
+    "scale_output": False,
     "lr": 0.1,
     "epochs": 15,
     "steps": None,  # a budget in optimizer steps replaces epochs when set
