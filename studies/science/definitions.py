@@ -140,8 +140,9 @@ _DEFINITIONS = (
             # output layer's too only with scale_output). Measured with BN
             # (`python -m benchmarks.scale_invariance`, 300 steps): hidden
             # kernels x a trained at a^2 x lr, the rest at lr, follow scale 1
-            # at lr (W_a / a = W_1 to 1e-8 in float64 with epsilon 1e-8 at a =
-            # 3 and 10; 4-14% apart at the studies' epsilon 1e-3), with
+            # at lr up to BN's epsilon (W_a / a = W_1 to 1e-8 in float64 with
+            # epsilon 1e-8 at a = 3 and 10, to 1-4% at 0.1 and 0.3; 4-14%
+            # apart at the studies' epsilon 1e-3, float32), with
             # validation accuracies within 1.5 points once the statistics
             # are recomputed. At one rate for every variable (these cells)
             # the scale changes only the hidden layers' rate (lr / a^2
