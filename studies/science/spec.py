@@ -55,7 +55,8 @@ class StudySpec:
         axes: Axis name -> tuple of grid values, in loop order (seed last).
         fixed: Settings held constant: `model`, `dataset`, `epochs` or
             `steps` (the budget), `batch_size`, `optimizer`,
-            `divergence_threshold`, `train_size`,
+            `divergence_threshold`, `train_size`, `scale_output` (whether
+            the init scale multiplies the output layer too),
             `instruments` (the `kbn.callbacks` each cell runs), `probe_every`
             (their interval in optimizer steps), and the value of `lr`,
             `init` or `init_scale` when they are not axes.
@@ -125,12 +126,27 @@ class StudySpec:
             **{k: v for k, v in defaults.items() if k not in data["axes"]},
             **data["fixed"],
         }
+        if "scale_output" not in data["fixed"]:
+            # before the setting, the init scale multiplied every kernel
+            fixed["scale_output"] = _scales(data["axes"], fixed)
         return cls(
             study=data["study"],
             axes={k: tuple(v) for k, v in data["axes"].items()},
             fixed=fixed,
             command=data.get("command", ""),
         )
+
+
+def _scales(axes, fixed):
+    """Whether a study's init scale can be other than 1 (an axis, or a fixed
+    scale that is not 1)."""
+    return "init_scale" in axes or fixed.get("init_scale", 1.0) != 1.0
+
+
+def scales(study_spec):
+    """Whether `study_spec` initializes with a scale other than 1 (where
+    `scale_output` means something)."""
+    return _scales(study_spec.axes, study_spec.fixed)
 
 
 def cell_key(cell):
@@ -146,7 +162,7 @@ def make_spec(study, preset="quick", command="", standard_init=None, **overrides
     instead), `seeds` (a count), `epochs` or `steps` (the budget; the one
     given replaces the preset's), `batch_size`, `optimizer`, `momentum`,
     `weight_decay`, `schedule`, `warmup_fraction`, `model`, `dataset`,
-    `task`, `feature_scaling`, `virtual_batch_size`, `train_size`,
+    `task`, `feature_scaling`, `virtual_batch_size`, `train_size`, `scale_output`,
     `divergence_threshold`, `lr`, `instruments` (added to those the study
     needs), `probe_every`, `tune_seeds` and `lr_scaling`. A study that tunes
     the rate per variant (its preset has `tune_lrs`) takes several `lrs` as

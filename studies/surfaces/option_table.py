@@ -282,6 +282,19 @@ OPTIONS = (
         "std, e.g. 0.01,0.1,1,10 (one fixed scale for studies without that axis)",
         default_note="the preset's (1 without an init-scale axis)",
     ),
+    Option(
+        "scale_output",
+        "switch",
+        "let the init scale multiply the output layer's kernel too (default: "
+        "only the hidden layers, those a variant normalizes, are scaled; the "
+        "output layer keeps its family at scale 1)",
+        default=COMMON["scale_output"],
+        applies=spec.scales,
+        refusal="scales the output layer with the init scale, and this study's "
+        "init scale is 1 (give {init_scales}, or run init or lr-init)",
+        applies_to="studies whose init scale is not 1: init, lr-init, and any "
+        "given --init-scales other than 1",
+    ),
     Option("seeds", "int", "number of seeds (an axis of its own)"),
     Option(
         "epochs",

@@ -77,6 +77,11 @@ def check(study, options, style="api", variants=None):
     for option in _of_kind("int"):
         if option.name in given:
             _positive_int(given[option.name], name(option.name))
+    for option in _of_kind("switch"):
+        if option.name in given and not isinstance(given[option.name], bool):
+            raise OptionError(
+                f"{name(option.name)} takes True or False, got {given[option.name]!r}"
+            )
     for option in _of_kind("numbers", "ints"):
         if option.name in given:
             kind = int if option.kind == "ints" else float
@@ -170,7 +175,10 @@ def check_applies(spec, given, style="api"):
         OptionError: naming the option and what it needs.
     """
     for option in OPTIONS:
-        if option.applies is None or given.get(option.name) is None:
+        value = given.get(option.name)
+        if option.applies is None or value is None:
+            continue
+        if option.kind == "switch" and not value:  # off: asks for nothing
             continue
         if not option.applies(spec):
             spelled = {o.name: flag(o.name, style) for o in OPTIONS}

@@ -18,7 +18,7 @@ from studies.engine import leases, provenance
 from studies.inputs import data as datasets
 from studies.inputs import plugins, resolved
 from studies.outputs import reporting, tensorboard_config
-from studies.science.spec import StudySpec
+from studies.science.spec import StudySpec, scales
 from studies.science.spec import difference as spec_difference
 from studies.surfaces import console, options
 
@@ -219,6 +219,7 @@ def check_model(spec, model, dataset):
                 dataset.outputs,
                 uses_init,
                 spec.fixed["model"],
+                scales=scales(spec),
             )
     except builders.BuilderError as error:
         raise StudyError(str(error)) from None
