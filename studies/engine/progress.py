@@ -87,10 +87,12 @@ class Progress:
         self.study_dir = study_dir
         self.stream = stream or sys.stdout
         self.leases = leases.Leases(study_dir, lease_timeout or leases.DEFAULT_TIMEOUT)
+        self._keys = {cell_key(cell) for cell in spec.cells()}
 
     def line(self, cell, outcome, status):
         finished = records.read_all(self.study_dir)
-        done = len(finished)
+        # this phase's cells only (a tuning study's folder holds both phases)
+        done = len(self._keys & finished.keys())
         total = self.spec.size
         # the others running now, and this process, which runs on
         running = len(self.leases.live()) + 1

@@ -38,25 +38,48 @@ COLUMNS = (
 )
 
 
+# A study that tunes its learning rate (`studies.science.tuning`) adds these:
+# the phase of the row (`tune` or `main`) and the rate the cell ran at.
+TUNING_COLUMNS = ("phase", "lr")
+
+
 def rows(spec, study_dir):
-    """The finished cells' rows (axis values plus outcome), in grid order."""
+    """The finished cells' rows (axis values plus outcome), in grid order.
+
+    A study without a learning-rate axis gives each row the rate its cell
+    ran at, `lr` (its variant's tuned rate in a tuning study's main phase).
+    """
     found = records.read_all(study_dir)
     table = []
     for cell in spec.cells():
         record = found.get(cell_key(cell))
         if record is not None:
             row = {**cell, **{k: record.get(k) for k in COLUMNS}}
+            if "lr" not in row:  # the rate the cell ran at, as recorded
+                row["lr"] = record.get("lr", spec.settings(cell).get("lr"))
             row["curves"] = record.get("curves") or {}  # not a CSV column
             table.append(row)
     return table
 
 
-def write_csv(path, spec, table):
-    """Writes `table` with a column per axis, then `COLUMNS` (atomically)."""
+def write_csv(path, spec, table, tuning=None):
+    """Writes `table` with a column per axis, then `COLUMNS` (atomically).
+
+    Args:
+        tuning: `(tuning spec, its rows)` of a study that tunes its rate:
+            those rows come first, and every row says its `phase` and `lr`
+            (a tuning row's other axes at the tuning point's values).
+    """
+    fieldnames = [*spec.axis_names, *COLUMNS]
+    if tuning is not None:
+        phase, tuning_rows = tuning
+        fieldnames += list(TUNING_COLUMNS)
+        at = {name: phase.fixed.get(name) for name in spec.axis_names}
+        table = [{**at, **r} for r in tuning_rows] + [
+            {**r, "phase": "main"} for r in table
+        ]
     text = io.StringIO(newline="")
-    writer = csv.DictWriter(
-        text, fieldnames=[*spec.axis_names, *COLUMNS], extrasaction="ignore"
-    )
+    writer = csv.DictWriter(text, fieldnames=fieldnames, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(table)
     folder.write(path, text.getvalue())

@@ -38,6 +38,7 @@ from studies.engine.grouped_search import GroupedSearch
 from studies.engine.oracle import IDLE, STOPPED, GridOracle
 from studies.engine.process_memory import peak_rss_mb, rss_mb
 from studies.engine.progress import Progress
+from studies.science import tuning
 from studies.science.spec import cell_key
 
 POLL_SECONDS = 1.0  # how often a process with nothing to run asks again
@@ -93,7 +94,8 @@ class StudyTuner(GroupedSearch, adapter.CellTuner):
                 ),
                 hypermodel=hypermodel,
                 directory=folder.tuner_dir(study_dir),
-                project_name=spec.study,
+                # a tuning phase keeps its own Keras Tuner state
+                project_name=spec.study + ("-tune" if tuning.is_tuning(spec) else ""),
             )
         except Exception as error:
             if adapter.is_worker() and adapter.is_unreachable(error):
@@ -191,7 +193,8 @@ class StudyTuner(GroupedSearch, adapter.CellTuner):
             folder.write(marker, self.run_id)  # for workers that ask after this
 
     def _finished_marker(self):
-        return os.path.join(self.leases.folder, folder.FINISHED)
+        phase = ".tune" if tuning.is_tuning(self.spec) else ""  # one per phase
+        return os.path.join(self.leases.folder, folder.FINISHED + phase)
 
     def run_trial(self, trial, *fit_args, callbacks=(), **fit_kwargs):
         if trial.trial_id in self._ready:  # trained in its group
@@ -229,6 +232,7 @@ class StudyTuner(GroupedSearch, adapter.CellTuner):
         heartbeat = self._heartbeats.pop(trial.trial_id)
         outcome.update(trial_id=trial.trial_id, run=self.run_id)
         outcome.setdefault("group_size", 1)
+        outcome.setdefault("lr", self.spec.settings(cell).get("lr"))  # as it ran
         try:
             finished = self.leases.finish(
                 heartbeat, lambda: self._record(cell, outcome, root, staged)

@@ -9,16 +9,24 @@ A builder is any callable
   keeps its biases). `normalization.after_activation` says where the layer
   goes (True for `bn-after`); `normalization.variant` is the variant's name.
 - `kernel_initializer` is a `keras.initializers.Initializer` for the cell's
-  init family and scale. Pass the same object to every layer: each call draws
-  new, seeded values (a plain seeded Keras initializer would give every layer
-  of one shape the same weights).
+  init family and scale, for the hidden layers (those a variant normalizes).
+  Pass the same object to every layer: each call draws new, seeded values (a
+  plain seeded Keras initializer would give every layer of one shape the
+  same weights). `kernel_initializer.output` is the output layer's: the
+  same family at scale 1, or at the cell's scale with `scale_output`
+  (`--scale-output`). No normalization follows the output layer, so with
+  BN it is the one layer whose init scale changes what the network computes.
 - `outputs` is the number of classes (logits) or regression targets.
 
 A study would silently compare identical models if a builder ignored what a
 cell varies, so `check` refuses a builder that never calls `normalization()`
 in a normalizing variant, never reads `after_activation` in an
 after-activation variant, or never uses `kernel_initializer` in a study that
-sweeps the init; and one that raises, returns something that is not a
+sweeps the init; where the init scale is not 1, one whose output layer (its
+last layer with a kernel) does not follow `scale_output`: it takes
+`kernel_initializer` itself without `scale_output` (the scale would
+multiply it), or neither that nor `kernel_initializer.output` with it (the
+setting would change nothing); and one that raises, returns something that is not a
 `keras.Model`, or whose output does not fit the data. Every refusal is a
 `BuilderError` with a one-line message.
 """
@@ -76,23 +84,44 @@ class CellInitializer(keras.initializers.Initializer):
         family: An init family (`models.initializer`).
         scale: Multiplier of the initial weights' standard deviation.
         seed: The cell's seed; call `i` uses `seed * 1000 + i`.
+        output_scale: The scale of `output`, the output layer's initializer
+            (1, or `scale` with the cell's `scale_output`).
     """
 
-    def __init__(self, family, scale=1.0, seed=0):
+    def __init__(self, family, scale=1.0, seed=0, output_scale=1.0):
         self.family = family
         self.scale = scale
         self.seed = seed
+        self.output_scale = output_scale
         self.calls = 0
+        self.output_read = False
+        self._owner = self  # whose call count seeds the draws
+
+    @property
+    def output(self):
+        """The output layer's initializer: this family at `output_scale`,
+        drawing from the same seeded sequence (the output layer built last
+        gets the values it got when every kernel took the cell's scale)."""
+        self.output_read = True
+        view = CellInitializer(self.family, self.output_scale, self.seed)
+        view._owner = self
+        return view
 
     def __call__(self, shape, dtype=None):
+        owner = self._owner
         initializer = models.initializer(
-            self.family, self.scale, self.seed * 1000 + self.calls
+            self.family, self.scale, self.seed * 1000 + owner.calls
         )
-        self.calls += 1
+        owner.calls += 1
         return initializer(shape, dtype=dtype)
 
     def get_config(self):
-        return {"family": self.family, "scale": self.scale, "seed": self.seed}
+        return {
+            "family": self.family,
+            "scale": self.scale,
+            "seed": self.seed,
+            "output_scale": self.output_scale,
+        }
 
 
 def build(builder, settings, input_shape, outputs, name="model"):
@@ -104,8 +133,12 @@ def build(builder, settings, input_shape, outputs, name="model"):
     normalization = Normalization(
         variants.get(settings["variant"]), settings["seed"], settings
     )
+    scale = settings["init_scale"]
     initializer = CellInitializer(
-        settings["init"], settings["init_scale"], settings["seed"]
+        settings["init"],
+        scale,
+        settings["seed"],
+        output_scale=scale if settings.get("scale_output") else 1.0,
     )
     try:
         model = builder(normalization, initializer, tuple(input_shape), outputs)
@@ -123,13 +156,15 @@ def build(builder, settings, input_shape, outputs, name="model"):
     return model, normalization, initializer
 
 
-def check(builder, settings, x, outputs, uses_init, name="model"):
+def check(builder, settings, x, outputs, uses_init, name="model", scales=False):
     """Builds one model of the cell and checks it honours the cell (see above).
 
     Args:
         x: A few examples of the data, run through the model.
         uses_init: Whether the study sets the init (sweeps it, or fixes a
             family or scale other than the builder's standard one).
+        scales: Whether the study's init scale can be other than 1 (then
+            the output layer must follow `scale_output`).
     """
     model, normalization, initializer = build(
         builder, settings, x.shape[1:], outputs, name
@@ -163,3 +198,47 @@ def check(builder, settings, x, outputs, uses_init, name="model"):
             f"model builder {name} never uses kernel_initializer: the study's "
             "init setting would change nothing"
         )
+    if scales:
+        _check_output(model, initializer, settings.get("scale_output"), name)
+
+
+def _check_output(model, initializer, scale_output, name):
+    """Refuses a model whose output layer does not follow `scale_output`: the
+    output layer is its last layer with a kernel initializer (a layer of
+    another kind counts as following if the builder read `.output`)."""
+    found = _output_layer_initializer(model)
+    scaled = found is initializer  # the hidden layers' initializer
+    if found is None:
+        follows = initializer.output_read
+    else:
+        follows = getattr(found, "_owner", None) is initializer and not scaled
+    if scale_output and not (scaled or follows):
+        raise BuilderError(
+            f"model builder {name} never uses kernel_initializer.output for its "
+            "output layer: scale_output would change nothing (initialize the "
+            "output layer with kernel_initializer.output)"
+        )
+    if not scale_output and scaled:
+        raise BuilderError(
+            f"model builder {name} initializes its output layer with "
+            "kernel_initializer, which the init scale multiplies: use "
+            "kernel_initializer.output there (scale 1; the cell's scale with "
+            "--scale-output, scale_output=True)"
+        )
+
+
+def _output_layer_initializer(model):
+    """The kernel initializer of the model's last layer with one, or None."""
+    for layer in reversed(_layers(model)):
+        found = getattr(layer, "kernel_initializer", None)
+        if found is not None:
+            return found
+    return None
+
+
+def _layers(model):
+    """The model's layers in order, nested models' layers in place."""
+    found = []
+    for layer in model.layers:
+        found += _layers(layer) if isinstance(layer, keras.Model) else [layer]
+    return found

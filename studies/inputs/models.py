@@ -9,9 +9,14 @@ and the layer keeps its bias.
 The nonlinearities are named `<activation>_<i>` (`sigmoid_1`, ...), so the
 instruments' TensorBoard tags are the same in every cell.
 
-Initialization: every kernel gets `family` scaled by `scale`, where the scale
-multiplies the initial weights' standard deviation (VarianceScaling with
-`scale = scale**2 * base`, or a normal with `stddev = 0.05 * scale`). Each
+Initialization: every hidden kernel gets `family` scaled by `scale`, where
+the scale multiplies the initial weights' standard deviation
+(VarianceScaling with `scale = scale**2 * base`, or a normal with `stddev =
+0.05 * scale`); the output layer gets `kernel_initializer.output`, the same
+family at scale 1 unless the study sets `scale_output`. No normalization
+follows the output layer: scaling it too would make the init axis measure
+the output layer's init as well as the normalized layers' (with BN, the only
+part of the net the scale changes at all). Each
 model's default is the standard init for its nonlinearity
 (`STANDARD_INIT`, also the builder's `standard_init`): He for ReLU, and for
 sigmoid units Glorot & Bengio's advice of 4x the Glorot-uniform bound
@@ -57,6 +62,12 @@ def initializer(family, scale, seed):
     )
 
 
+def _output(kernel_initializer):
+    """The output layer's initializer (`builders.CellInitializer.output`);
+    a plain Keras initializer is used for every layer."""
+    return getattr(kernel_initializer, "output", kernel_initializer)
+
+
 def _block(normalization, make_layer, activation, name):
     """A layer, its normalization (before or after the nonlinearity) and the
     nonlinearity; the layer keeps its bias unless BN comes right after it."""
@@ -81,10 +92,10 @@ def _mlp(depth, activation):
                 keras.layers.Dense, 100, kernel_initializer=kernel_initializer
             )
             layers += _block(normalization, dense, activation, f"{activation}_{i}")
-        layers.append(
-            keras.layers.Dense(outputs, kernel_initializer=kernel_initializer)
+        output = keras.layers.Dense(
+            outputs, kernel_initializer=_output(kernel_initializer)
         )
-        return keras.Sequential(layers)
+        return keras.Sequential([*layers, output])
 
     return build
 
@@ -127,7 +138,9 @@ def cnn(normalization, kernel_initializer, input_shape, outputs):
             layers += _block(normalization, make, "relu", f"relu_{next(blocks)}")
         layers.append(pool(2, padding="same"))
     layers.append(gap())
-    layers.append(keras.layers.Dense(outputs, kernel_initializer=kernel_initializer))
+    layers.append(
+        keras.layers.Dense(outputs, kernel_initializer=_output(kernel_initializer))
+    )
     return keras.Sequential(layers)
 
 

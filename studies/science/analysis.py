@@ -18,7 +18,7 @@ the other non-seed axes (e.g. per init family); per-curve numbers are
 averaged over the curves. Per variant:
 
 - `trained`: the best point's accuracy is at least `TRAINED_MARGIN` above
-  chance and, with two or more seeds, the lower end of its seed bootstrap
+  chance and, with three or more seeds, the lower end of its seed
   interval is above chance. A variant that did not train gets no usable
   range and no stable range (nothing it does counts as robust).
 - `best_val_accuracy`: the best point's accuracy; `best_point`: where it is.
@@ -63,27 +63,35 @@ averaged over the curves. Per variant:
   variant and batch size (seed means) and `batch_noise_slope_sizes` (the
   sizes each variant's slope is fitted over).
 
-Uncertainty: `intervals` holds a 95% percentile bootstrap interval over
-seeds (`RESAMPLES` resamples of the seed indices, the same resample for every
-variant, so differences are paired by seed; a fixed generator, so the same
-results give the same intervals) for each headline number, and
-`differences` holds every variant minus `none` with its paired interval.
-With fewer than two seeds there are no intervals. The extra numbers
-(`EXTRA_METRICS`: the noise study's generalization gap, the instruments'
-curve numbers) are seed means, resampled with the same seed indices, so
-they get intervals and paired differences too. `<name>_censored` flags a
-range width whose run touches the grid's edge on some curve (the true
-width may be larger).
+Uncertainty: `intervals` holds, for each headline number, an entry with
+its `method`, `n` (finished seeds) and `level`. A seed mean (best point's
+score, test score, sensitivity, the extras) gets a Student t interval over
+its per-seed values (`stats.t_interval`, nominal 95%; its coverage is
+measured by `studies.science.coverage`); a range width in decades, which
+moves in grid steps, gets the lowest and highest per-seed width
+(`seed_range`, no level claimed). With fewer than `MIN_SEEDS` seeds there
+are no bounds and the entry says why. `differences` holds every variant
+minus `none` with the same kind of interval of the per-seed differences
+(paired by seed). The best point is selected on the same seeds, so its
+validation score is optimistic; the test score at it is not.
+`evaluation_noise` puts next to them the binomial standard error of the
+accuracies at the validation and test splits' sizes, which no seed
+interval contains (every seed is scored on the same examples), and says
+which of the two noises is larger. `<name>_censored` flags a range width
+whose run touches the grid's edge on some curve (the true width may be
+larger).
 
 Where the numbers are computed: `grid` (the grid as arrays), `ranges` (the
-numbers on one curve), `headline` (every variant's numbers and their
-bootstrap), `extras` (the extra metric groups), `curves` (curves for plots
+numbers on one curve), `headline` (every variant's numbers, overall and per
+seed), `extras` (the extra metric groups), `curves` (curves for plots
 and the instruments' numbers), `stats` (intervals and NaN-aware helpers).
 This module assembles `summary.json` from them and re-exports the names the
 report, the plots and `findings` read.
 """
 
 import math
+
+import numpy as np
 
 from studies.science import headline, outcomes, tasks
 from studies.science.curves import (
@@ -96,7 +104,7 @@ from studies.science.extras import (
     EXTRA_METRICS,
     extras,
     noise_by_batch_size,
-    noise_slope_sizes,
+    noise_tables,
 )
 from studies.science.grid import grid, point_axes, points, swept_axes
 from studies.science.ranges import (
@@ -109,25 +117,30 @@ from studies.science.ranges import (
 )
 from studies.science.stats import (
     LEVEL,
-    RESAMPLES,
+    MIN_SEEDS,
+    SPREAD_METHOD,
+    T_METHOD,
+    binomial_se,
+    bounds,
     finite_or_none,
     floats,
-    interval,
     jsonable,
+    seed_range,
     seed_std,
+    t_interval,
 )
 
 __all__ = [
     "EXTRA_METRICS",
     "LEVEL",
-    "RESAMPLES",
+    "MIN_SEEDS",
     "TOLERANCES",
     "TRAINED_MARGIN",
     "curves",
     "decades",
     "differences",
     "floats",
-    "interval",
+    "interval_of",
     "mean_curve",
     "noise_by_batch_size",
     "percentile_drift",
@@ -139,7 +152,7 @@ __all__ = [
 ]
 
 
-def summarize(spec, rows, chance, test_chance=None, metrics=()):
+def summarize(spec, rows, chance, test_chance=None, metrics=(), sizes=None):
     """The `summary.json` content: study, command, per-variant numbers, differences.
 
     Args:
@@ -149,6 +162,8 @@ def summarize(spec, rows, chance, test_chance=None, metrics=()):
             (majority-class accuracy; R² 0 for regression).
         test_chance: The same on the test split (defaults to `chance`).
         metrics: The study's extra metric groups (`EXTRA_METRICS` names).
+        sizes: `{"val": examples, "test": examples}` of the evaluation
+            splits, for their binomial noise (None: not reported).
     """
     axes = spec.axes
     task = tasks.of(spec)
@@ -157,15 +172,18 @@ def summarize(spec, rows, chance, test_chance=None, metrics=()):
     test, _ = grid(axes, rows, task.key("test"), test_chance)
     extra = extras(metrics, axes, rows, chance, task.metric, spec.fixed)
     grids = (scores, stable, test, extra)
-    numbers, details, samples = _numbers(axes, grids, chance, task.metric)
+    numbers, details, seeds = _numbers(axes, grids, chance, task.metric)
     variants = {
         variant: jsonable(
             variant_summary(
-                axes, rows, variant, chance, scores[v], numbers, details, samples
+                axes, rows, variant, chance, scores[v], numbers, details, seeds
             )
         )
         for v, variant in enumerate(axes["variant"])
     }
+    if task.metric == "accuracy":
+        for variant in variants.values():
+            _add_evaluation_noise(variant, sizes)
     references = [d["reference"] for d in details.values() if d]
     summary = {
         **_header(spec, task, chance, test_chance, rows),
@@ -173,23 +191,21 @@ def summarize(spec, rows, chance, test_chance=None, metrics=()):
             finite_or_none(references[0]) if references else None
         ),
         "interval": _interval_method(len(axes["seed"])),
+        "evaluation_sizes": sizes,
         "variants": variants,
-        "differences": jsonable(differences(axes, numbers, samples)),
+        "differences": jsonable(differences(axes, numbers, seeds)),
     }
     if "batch_size" in axes and any("batch_noise" in r for r in rows):
-        table = noise_by_batch_size(axes, rows)
-        summary["batch_noise"] = {
-            v: {str(b): n for b, n in t.items()} for v, t in table.items()
-        }
-        summary["batch_noise_slope_sizes"] = {
-            v: noise_slope_sizes(v, axes["batch_size"], spec.fixed) for v in table
-        }
+        summary.update(noise_tables(axes, rows, spec.fixed))
     return summary
 
 
 def _numbers(axes, grids, chance, m):
-    """`(numbers, details, samples)`: the headline numbers, with their
-    bootstrap samples when there are two or more seeds (else `{}`).
+    """`(numbers, details, seeds)`: the headline numbers, their details, and
+    their per-seed values (`headline.seed_values`).
+
+    A variant whose best point's interval does not clear chance is not
+    trained, in its numbers and in its per-seed values alike.
 
     Args:
         grids: `(scores, stable, test, extras)` of the whole study.
@@ -199,22 +215,49 @@ def _numbers(axes, grids, chance, m):
     numbers, details = headline.metrics(
         axes, scores, stable, test, chance, extra, metric=m
     )
-    if len(axes["seed"]) < 2:
-        return numbers, details, {}
-    names = {v: list(numbers[v]) for v in axes["variant"]}
-    samples = headline.bootstrap(axes, scores, stable, test, chance, extra, names, m)
+    seeds = headline.seed_values(axes, grids, chance, details, m)
     # "Trained" needs the interval's lower end above chance too.
-    untrained = {
-        v
-        for v in axes["variant"]
-        if numbers[v]
-        and (interval(samples[v][f"best_val_{m}"]) or [chance])[0] <= chance
-    }
+    untrained = set()
+    for variant in axes["variant"]:
+        found = bounds(t_interval(seeds[variant].get(f"best_val_{m}", ())))
+        if numbers[variant] and found is not None and found[0] <= chance:
+            untrained.add(variant)
     if untrained:
         numbers, details = headline.metrics(
             axes, scores, stable, test, chance, extra, untrained, m
         )
-    return numbers, details, samples
+        seeds = headline.seed_values(axes, grids, chance, details, m)
+    return numbers, details, seeds
+
+
+def interval_of(name, values):
+    """The interval entry of headline number `name` from its per-seed values:
+    Student t for a seed mean, the seed range for a range width (a number
+    on the grid's resolution, which no t interval describes)."""
+    if "_decades" in name:
+        return seed_range(values)
+    return t_interval(values)
+
+
+def _add_evaluation_noise(variant, sizes):
+    """The binomial standard error of the variant's accuracies on the
+    validation and test splits (`val`, `test`), and which is larger at the
+    test split: it or the seeds' standard error of the test accuracy
+    (`dominant`). The seeds' interval is about training randomness on this
+    split; the binomial one about the split itself (another sample of the
+    same size from the same distribution)."""
+    if not sizes or "best_val_accuracy" not in variant:
+        return
+    noise = {
+        split: binomial_se(variant.get(key), sizes.get(split))
+        for split, key in (("val", "best_val_accuracy"), ("test", "test_accuracy"))
+    }
+    seed_se = noise["seed_se_test"] = variant.get("test_seed_se")
+    noise["dominant"] = None
+    if noise["test"] is not None and seed_se is not None:
+        noise["dominant"] = "evaluation set" if noise["test"] > seed_se else "seeds"
+    noise.update(val_examples=sizes.get("val"), test_examples=sizes.get("test"))
+    variant["evaluation_noise"] = noise
 
 
 def _header(spec, task, chance, test_chance, rows):
@@ -232,18 +275,23 @@ def _header(spec, task, chance, test_chance, rows):
 
 
 def _interval_method(seeds):
-    """How the intervals were computed (None with fewer than two seeds)."""
-    if seeds < 2:
-        return None
+    """How the intervals were computed."""
     return {
-        "method": "percentile bootstrap over seeds, paired across variants",
+        "method": T_METHOD,
         "level": LEVEL,
-        "resamples": RESAMPLES,
         "seeds": seeds,
+        "min_seeds": MIN_SEEDS,
+        "range_widths": SPREAD_METHOD,
+        "text": (
+            "Student t over seeds for seed means, paired by seed for "
+            "differences; range widths in decades: lowest and highest "
+            "per-seed width (no level claimed); no interval with fewer "
+            f"than {MIN_SEEDS} finished seeds"
+        ),
     }
 
 
-def variant_summary(axes, rows, variant, chance, scores, numbers, details, samples):
+def variant_summary(axes, rows, variant, chance, scores, numbers, details, seeds):
     """The summary of one variant (see the module docstring).
 
     Args:
@@ -264,11 +312,24 @@ def variant_summary(axes, rows, variant, chance, scores, numbers, details, sampl
     for along in swept:
         summary.update(_axis_summary(axes, along, info))
     summary["seed_std"] = seed_std(scores)
-    if samples:
-        summary["intervals"] = {
-            name: interval(values) for name, values in samples[variant].items()
-        }
+    own = seeds.get(variant) or {}
+    summary["intervals"] = {
+        name: interval_of(name, own[name]) for name in numbers[variant] if name in own
+    }
+    test = [values for name, values in own.items() if name.startswith("test_")]
+    summary["test_seed_se"] = _standard_error(test[0]) if test else None
     return summary
+
+
+def _standard_error(values):
+    """s / sqrt(n) of the finite per-seed values (None with fewer than two)."""
+    if values is None:
+        return None
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return None
+    return float(values.std(ddof=1) / np.sqrt(values.size))
 
 
 def _counts(axes, own):
@@ -314,8 +375,9 @@ def _axis_summary(axes, along, info):
     return summary
 
 
-def differences(axes, numbers, samples, baseline="none"):
-    """Every variant minus `baseline`, per headline number, paired by seed."""
+def differences(axes, numbers, seeds, baseline="none"):
+    """Every variant minus `baseline`, per headline number, with the interval
+    of the per-seed differences (paired by seed)."""
     if baseline not in numbers or not numbers[baseline]:
         return {}
     result = {}
@@ -327,11 +389,11 @@ def differences(axes, numbers, samples, baseline="none"):
             if name not in numbers[baseline]:
                 continue
             diff = finite_or_none(value - numbers[baseline][name])
-            paired = (
-                interval(samples[variant][name] - samples[baseline][name])
-                if samples
-                else None
-            )
-            entry[name] = {"value": diff, "interval": paired}
+            mine, theirs = seeds[variant].get(name), seeds[baseline].get(name)
+            paired = None if mine is None or theirs is None else mine - theirs
+            entry[name] = {
+                "value": diff,
+                "interval": None if paired is None else interval_of(name, paired),
+            }
         result[variant] = entry
     return result

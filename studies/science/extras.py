@@ -224,3 +224,16 @@ def noise_by_batch_size(axes, rows):
         if by_size:
             table[variant] = {b: float(np.mean(v)) for b, v in sorted(by_size.items())}
     return table
+
+
+def noise_tables(axes, rows, fixed):
+    """The summary's study-wide batch-noise keys: `batch_noise` (`{variant:
+    {batch size (str): seed-mean noise}}`) and `batch_noise_slope_sizes`
+    (`{variant: the sizes its slope is fitted over}`)."""
+    table = noise_by_batch_size(axes, rows)
+    return {
+        "batch_noise": {v: {str(b): n for b, n in t.items()} for v, t in table.items()},
+        "batch_noise_slope_sizes": {
+            v: noise_slope_sizes(v, axes["batch_size"], fixed) for v in table
+        },
+    }

@@ -2,12 +2,15 @@
 
 Shared by the console summary at the end of a run and by `report.md`, so the
 two always say the same thing. Every number comes with its interval where the
-summary has one (`value [low, high]`), and a range the grid cuts off says so
-(`<=0.01`, `>=30`).
+summary has one: `value [low, high]` for a Student t interval, `value
+(seeds low to high)` for the per-seed spread of a range width, `value (n=2:
+no interval)` where there are too few seeds; a range the grid cuts off says
+so (`<=0.01`, `>=30`).
 """
 
 from studies.science import definitions
 from studies.science.analysis import swept_axes
+from studies.science.stats import SPREAD_METHOD
 
 
 def number(value, fmt="{:.3f}", signed=False):
@@ -16,12 +19,17 @@ def number(value, fmt="{:.3f}", signed=False):
     return (fmt.replace("{:", "{:+") if signed else fmt).format(value)
 
 
-def with_interval(value, bounds, fmt="{:.3f}", signed=False):
-    """`0.967 [0.960, 0.972]`, or the value alone when there is no interval."""
+def with_interval(value, interval, fmt="{:.3f}", signed=False):
+    """`0.967 [0.960, 0.972]` (see the module docstring for the other forms),
+    or the value alone when there is no interval entry."""
     text = number(value, fmt, signed)
-    if bounds is None or value is None:
+    if not interval or value is None:
         return text
-    low, high = (number(b, fmt) for b in bounds)
+    if interval.get("low") is None:
+        return f"{text} (n={interval.get('n', 0)}: no interval)"
+    low, high = number(interval["low"], fmt), number(interval["high"], fmt)
+    if interval.get("method") == SPREAD_METHOD:
+        return f"{text} (seeds {low} to {high})"
     return f"{text} [{low}, {high}]"
 
 

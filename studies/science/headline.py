@@ -1,10 +1,10 @@
-"""Every variant's headline numbers from one grid, and their bootstrap samples.
+"""Every variant's headline numbers from one grid, and their values per seed.
 
 The headline numbers are the ones that get intervals: the best point's
 score, the test score there, the range widths and sensitivity per swept
-axis, and the extra numbers (`studies.science.extras`). The bootstrap
-recomputes them on resamples of the seeds, the same resample for every
-variant, so two variants' samples stay paired.
+axis, and the extra numbers (`studies.science.extras`). `seed_values`
+gives each of them seed by seed, indexed by the same seeds for every
+variant, so two variants' values pair by seed.
 """
 
 import math
@@ -20,9 +20,7 @@ from studies.science.ranges import (
     sensitivity,
     usable_run,
 )
-from studies.science.stats import RESAMPLES, nanmean
-
-_SEED = 0  # the bootstrap's generator: same results, same intervals
+from studies.science.stats import nanmean
 
 
 def metrics(
@@ -99,30 +97,63 @@ def _axis_metrics(axes, along, means, point_stable, chance, out, info):
     )
 
 
-def bootstrap(axes, scores, stable, test, chance, extras, names, metric):
-    """`{variant: {name: samples}}` of the headline numbers over seed resamples.
+def seed_values(axes, grids, chance, details, metric):
+    """`{variant: {name: [seed] array}}`: each headline number seed by seed.
 
-    Every variant gets a sample (NaN where a resample leaves it without a
-    finished cell) for every name in `names` (`{variant: names}`), so the
-    samples of two variants stay paired resample by resample.
+    The seed-mean numbers (best point's score, test score, sensitivity, the
+    extras) are means of these, so a Student t interval over them is an
+    interval of the headline number; the best point is the one selected on
+    the seed means, the same for every seed. A range width, measured on the
+    grid's resolution, is the width on each seed's own curve (against the
+    study's reference), so its seed values show its spread. A variant that
+    did not train has no range on any seed.
+
+    Args:
+        grids: `(scores, stable, test, extras)` as `metrics` takes them.
+        details: `metrics`'s details (best point, trained, reference).
     """
-    n = scores.shape[2]
-    rng = np.random.default_rng(_SEED)
-    samples = {v: {name: [] for name in names[v]} for v in names}
-    for _ in range(RESAMPLES):
-        idx = rng.integers(0, n, n)
-        numbers, _ = metrics(
-            axes,
-            scores[..., idx],
-            stable[..., idx],
-            test[..., idx],
-            chance,
-            {name: values[:, idx] for name, values in extras.items()},
-            metric=metric,
+    scores, _, test, extras = grids
+    values = {}
+    for v, variant in enumerate(axes["variant"]):
+        info = details.get(variant)
+        if not info:
+            values[variant] = {}
+            continue
+        best = info["best"]
+        own = {
+            f"best_val_{metric}": scores[v, best],
+            f"test_{metric}": test[v, best],
+            **{name: extra[v] for name, extra in (extras or {}).items()},
+        }
+        for along in swept_axes(axes):
+            own.update(_seed_axis_values(axes, along, scores[v], chance, info))
+        values[variant] = own
+    return values
+
+
+def _seed_axis_values(axes, along, scores, chance, info):
+    """One variant's range widths and sensitivity along `along`, per seed.
+
+    Args:
+        scores: The variant's `[point, seed]` scores.
+    """
+    reference, trained = info["reference"], info["trained"]
+    seeds = scores.shape[1]
+    out = {template.format(a=along): np.zeros(seeds) for template in RANGES}
+    out[f"{along}_sensitivity"] = np.full(seeds, math.nan)
+    for s in range(seeds):
+        curves, xs, _ = curves_along(axes, scores[:, s], along)
+        if np.all(np.isnan(curves)):
+            for name in out:
+                out[name][s] = math.nan
+            continue
+        for template, floor in RANGES.items():
+            runs = [
+                usable_run(c, floor(reference, chance)) if trained else None
+                for c in curves
+            ]
+            out[template.format(a=along)][s] = np.mean([decades(xs, r) for r in runs])
+        out[f"{along}_sensitivity"][s] = np.mean(
+            [sensitivity(c, reference) for c in curves]
         )
-        for variant, wanted in names.items():
-            for name in wanted:
-                samples[variant][name].append(numbers[variant].get(name, math.nan))
-    return {
-        v: {k: np.asarray(s, float) for k, s in d.items()} for v, d in samples.items()
-    }
+    return out

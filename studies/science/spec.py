@@ -55,7 +55,8 @@ class StudySpec:
         axes: Axis name -> tuple of grid values, in loop order (seed last).
         fixed: Settings held constant: `model`, `dataset`, `epochs` or
             `steps` (the budget), `batch_size`, `optimizer`,
-            `divergence_threshold`, `train_size`,
+            `divergence_threshold`, `train_size`, `scale_output` (whether
+            the init scale multiplies the output layer too),
             `instruments` (the `kbn.callbacks` each cell runs), `probe_every`
             (their interval in optimizer steps), and the value of `lr`,
             `init` or `init_scale` when they are not axes.
@@ -84,8 +85,17 @@ class StudySpec:
         ]
 
     def settings(self, cell):
-        """Everything needed to run `cell`: its axis values over the fixed ones."""
-        return {**self.fixed, **cell}
+        """Everything needed to run `cell`: its axis values over the fixed ones,
+        and its variant's tuned rate in a study's main phase
+        (`studies.science.tuning`: per variant, or per variant and batch size)."""
+        settings = {**self.fixed, **cell}
+        tuned = self.fixed.get("tuned_lr")
+        if tuned and "lr" not in cell:
+            rate = tuned[cell["variant"]]
+            if isinstance(rate, dict):
+                rate = rate[str(cell["batch_size"])]
+            settings["lr"] = rate
+        return settings
 
     def same_study(self, other):
         """Whether `other` describes the same grid and settings (command aside)."""
@@ -116,12 +126,27 @@ class StudySpec:
             **{k: v for k, v in defaults.items() if k not in data["axes"]},
             **data["fixed"],
         }
+        if "scale_output" not in data["fixed"]:
+            # before the setting, the init scale multiplied every kernel
+            fixed["scale_output"] = _scales(data["axes"], fixed)
         return cls(
             study=data["study"],
             axes={k: tuple(v) for k, v in data["axes"].items()},
             fixed=fixed,
             command=data.get("command", ""),
         )
+
+
+def _scales(axes, fixed):
+    """Whether a study's init scale can be other than 1 (an axis, or a fixed
+    scale that is not 1)."""
+    return "init_scale" in axes or fixed.get("init_scale", 1.0) != 1.0
+
+
+def scales(study_spec):
+    """Whether `study_spec` initializes with a scale other than 1 (where
+    `scale_output` means something)."""
+    return _scales(study_spec.axes, study_spec.fixed)
 
 
 def cell_key(cell):
@@ -137,10 +162,13 @@ def make_spec(study, preset="quick", command="", standard_init=None, **overrides
     instead), `seeds` (a count), `epochs` or `steps` (the budget; the one
     given replaces the preset's), `batch_size`, `optimizer`, `momentum`,
     `weight_decay`, `schedule`, `warmup_fraction`, `model`, `dataset`,
-    `task`, `feature_scaling`, `virtual_batch_size`, `train_size`,
+    `task`, `feature_scaling`, `virtual_batch_size`, `train_size`, `scale_output`,
     `divergence_threshold`, `lr`, `instruments` (added to those the study
-    needs) and `probe_every`. Values are validated by `studies.surfaces.options`;
-    this only assembles them.
+    needs), `probe_every`, `tune_seeds` and `lr_scaling`. A study that tunes
+    the rate per variant (its preset has `tune_lrs`) takes several `lrs` as
+    its tuning grid, and one rate (`lr`, or `lrs` with one value) as the
+    rate of every variant, without tuning. Values are validated by
+    `studies.surfaces.options`; this only assembles them.
 
     Learning rates the user does not give (the preset's grid without `lrs`,
     its fixed rate without `lr` or `lrs`) are sized for plain SGD and scaled
@@ -169,6 +197,7 @@ def make_spec(study, preset="quick", command="", standard_init=None, **overrides
             fixed[axis] = given[option][0]
     if "lr" not in definition.axes and "lr" not in given and "lrs" not in given:
         fixed["lr"] = _scaled(fixed["lr"], scale)
+    _tuning(fixed, given, scale)
     standard = standard_init or STANDARD_INIT.get(fixed["model"], "glorot_uniform")
     if fixed["init"] is None:
         fixed["init"] = standard
@@ -189,6 +218,22 @@ def make_spec(study, preset="quick", command="", standard_init=None, **overrides
     for name in axes:
         fixed.pop(name, None)
     return StudySpec(study=study, axes=axes, fixed=fixed, command=command)
+
+
+def _tuning(fixed, given, scale):
+    """The tuning phase's rates (`studies.science.tuning`): the preset's,
+    scaled for the optimizer; several `lrs` given are the tuning grid, as
+    given; one rate given (`lr`, or one `lrs`) means no tuning."""
+    if not fixed.get("tune_lrs"):
+        fixed["tune_lrs"] = None
+        return
+    lrs = given.get("lrs")
+    if "lr" in given or (lrs and len(lrs) == 1):
+        fixed["tune_lrs"] = None
+    elif lrs:
+        fixed["tune_lrs"] = sorted(float(v) for v in lrs)
+    else:
+        fixed["tune_lrs"] = [_scaled(v, scale) for v in fixed["tune_lrs"]]
 
 
 def difference(old, new):

@@ -10,7 +10,7 @@ this before any backend loads.
 
 from studies.inputs import data as datasets
 from studies.inputs import variants
-from studies.science import definitions
+from studies.science import definitions, tuning
 from studies.science.spec import AXES, make_spec
 from studies.surfaces import option_table
 
@@ -44,6 +44,10 @@ def _value(spec, name):
     """What `spec` holds for option `name` (None: nothing to show)."""
     if name == "seeds":
         return len(spec.axes["seed"])
+    if name == "lrs" and spec.fixed.get("tune_lrs"):
+        return spec.fixed["tune_lrs"]  # the tuning grid
+    if name == "lr" and spec.fixed.get("tune_lrs"):
+        return None  # tuned per variant: no one rate
     for axis, (list_option, _) in AXES.items():
         if name == list_option:
             return spec.axes.get(axis, spec.fixed.get(axis))
@@ -96,7 +100,10 @@ def listing():
             d.name: {
                 "description": d.description,
                 "axes": list(d.axes),
-                "presets": {p: make_spec(d.name, p).size for p in definitions.PRESETS},
+                "presets": {
+                    p: tuning.cells_total(make_spec(d.name, p))
+                    for p in definitions.PRESETS
+                },
             }
             for d in definitions.DEFINITIONS.values()
         },
@@ -138,7 +145,9 @@ def study_markdown(study):
     ]
     specs = {p: make_spec(study, p) for p in definitions.PRESETS}
     lines.append(
-        "| cells | | " + " | ".join(str(s.size) for s in specs.values()) + " |"
+        "| cells | | "
+        + " | ".join(str(tuning.cells_total(s)) for s in specs.values())
+        + " |"
     )
     for option in option_table.OPTIONS:
         if not offered(option, study):

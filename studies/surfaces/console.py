@@ -5,7 +5,7 @@ import os
 from studies import folder
 from studies.engine import records
 from studies.outputs import reporting
-from studies.science import findings
+from studies.science import findings, tuning
 
 
 def print_start(spec, study_dir, role, dataset, forced, stream):
@@ -13,11 +13,17 @@ def print_start(spec, study_dir, role, dataset, forced, stream):
     settings, each difference `--resume-changed` let through, then how to
     watch it in TensorBoard (each cell's logs are there while it runs)."""
     finished = len(records.finished_keys(study_dir))
+    phase = tuning.tuning_spec(spec)
+    tuned = f" after {phase.size} tuning cells" if phase else ""
+    fixed = dict(spec.fixed)
+    if phase:  # the fixed rate is only the fallback of a variant never tuned
+        fixed["lr"] = f"tuned per variant over {fixed.pop('tune_lrs')}"
     print(
         f"study {spec.study} ({role}): {spec.size} cells over "
         + " x ".join(f"{len(v)} {k}" for k, v in spec.axes.items())
-        + f"; {finished} already finished in {study_dir}\n{dataset.describe()}; "
-        + ", ".join(f"{k}={v}" for k, v in spec.fixed.items() if k != "dataset"),
+        + f"{tuned}; {finished} already finished in {study_dir}\n"
+        + f"{dataset.describe()}; "
+        + ", ".join(f"{k}={v}" for k, v in fixed.items() if k != "dataset"),
         file=stream,
         flush=True,
     )

@@ -127,6 +127,12 @@ def _and(names):
     return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
 
 
+def _tuning_studies():
+    return [
+        d.name for d in definitions.DEFINITIONS.values() if definitions.tunes_lr(d.name)
+    ]
+
+
 def _variants_of(study_spec):
     return study_spec.axes.get("variant", (study_spec.fixed.get("variant"),))
 
@@ -219,19 +225,46 @@ OPTIONS = (
     Option(
         "lrs",
         "numbers",
-        "comma-separated learning rates, used as given (the grid of lr and "
-        "lr-init; one fixed rate for the other studies); without --lrs or --lr "
-        "the preset's rates, sized for plain SGD, are scaled for the optimizer "
-        "(see --optimizer)",
+        "comma-separated learning rates, used as given: the grid of lr and "
+        "lr-init; for the studies that tune the rate per variant, several "
+        "rates are the tuning grid and one rate is every variant's, without "
+        "tuning; without --lrs or --lr the preset's rates, sized for plain "
+        "SGD, are scaled for the optimizer (see --optimizer)",
         default_note="the preset's",
     ),
     Option(
         "lr",
         "number",
         "one fixed learning rate, used as given, for a study without a "
-        "learning-rate axis (the same as --lrs with one value)",
+        "learning-rate axis, for every variant (no tuning; the same as --lrs "
+        "with one value)",
         default_note="the preset's, scaled for the optimizer",
         range="positive",
+    ),
+    Option(
+        "tune_seeds",
+        "int",
+        "seeds of the tuning phase, the short sweep that picks each "
+        "variant's learning rate on validation (default {default})",
+        default=COMMON["tune_seeds"],
+        applies=lambda s: bool(s.fixed.get("tune_lrs")),
+        refusal="sets the seeds of the learning-rate tuning phase, and this "
+        "study runs none (it sweeps the rate, or was given one rate)",
+        applies_to=_and(_tuning_studies()) + ", unless given one rate",
+    ),
+    Option(
+        "lr_scaling",
+        "choice",
+        "how the tuned rate follows the batch size: tuned (default; tuned "
+        "at every batch size) or linear (tuned at the batch size closest to "
+        "--batch-size, scaled in proportion to the batch: Goyal et al.'s "
+        "linear scaling rule)",
+        default=COMMON["lr_scaling"],
+        choices=definitions.LR_SCALINGS,
+        applies=lambda s: "batch_size" in s.axes and bool(s.fixed.get("tune_lrs")),
+        refusal="sets how the tuned learning rate follows the batch size, "
+        "which this study does not sweep (or does not tune)",
+        applies_to="batch-size, unless given one rate",
     ),
     Option(
         "inits",
@@ -248,6 +281,19 @@ OPTIONS = (
         "comma-separated multipliers of the initial weights' "
         "std, e.g. 0.01,0.1,1,10 (one fixed scale for studies without that axis)",
         default_note="the preset's (1 without an init-scale axis)",
+    ),
+    Option(
+        "scale_output",
+        "switch",
+        "let the init scale multiply the output layer's kernel too (default: "
+        "only the hidden layers, those a variant normalizes, are scaled; the "
+        "output layer keeps its family at scale 1)",
+        default=COMMON["scale_output"],
+        applies=spec.scales,
+        refusal="scales the output layer with the init scale, and this study's "
+        "init scale is 1 (give {init_scales}, or run init or lr-init)",
+        applies_to="studies whose init scale is not 1: init, lr-init, and any "
+        "given --init-scales other than 1",
     ),
     Option("seeds", "int", "number of seeds (an axis of its own)"),
     Option(

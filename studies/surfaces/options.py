@@ -77,6 +77,11 @@ def check(study, options, style="api", variants=None):
     for option in _of_kind("int"):
         if option.name in given:
             _positive_int(given[option.name], name(option.name))
+    for option in _of_kind("switch"):
+        if option.name in given and not isinstance(given[option.name], bool):
+            raise OptionError(
+                f"{name(option.name)} takes True or False, got {given[option.name]!r}"
+            )
     for option in _of_kind("numbers", "ints"):
         if option.name in given:
             kind = int if option.kind == "ints" else float
@@ -135,7 +140,10 @@ def _check_axes(study, given, name):
     axes = definitions.get(study).axes
     for axis, (option, what) in AXES.items():
         values = given.get(option)
+        tuning = axis == "lr" and definitions.tunes_lr(study)  # a tuning grid
         if axis != "variant" and values and len(values) > 1 and axis not in axes:
+            if tuning:
+                continue
             sweeps = " or ".join(option_table.studies_with(axis))
             raise OptionError(
                 f"study {study} trains at one fixed {what}: give {name(option)} "
@@ -167,7 +175,10 @@ def check_applies(spec, given, style="api"):
         OptionError: naming the option and what it needs.
     """
     for option in OPTIONS:
-        if option.applies is None or given.get(option.name) is None:
+        value = given.get(option.name)
+        if option.applies is None or value is None:
+            continue
+        if option.kind == "switch" and not value:  # off: asks for nothing
             continue
         if not option.applies(spec):
             spelled = {o.name: flag(o.name, style) for o in OPTIONS}

@@ -16,6 +16,7 @@ import statistics
 from studies.engine import records
 from studies.inputs.data.builtin import TRAIN_ROWS
 from studies.inputs.data.splits import VALIDATION_FRACTION
+from studies.science import tuning
 from studies.science.spec import cell_key
 
 # Measured on the 2-core development machine (2026-11-22, one cell at a time,
@@ -66,10 +67,18 @@ def cell_steps(settings, rows):
 def make(spec, study_dir, data):
     """The plan of `spec` in `study_dir`, as plain data (what `show` prints)."""
     finished = records.finished_keys(study_dir)
-    remaining = [c for c in spec.cells() if cell_key(c) not in finished]
-    done = spec.size - len(remaining)
+    phases = [p for p in (tuning.tuning_spec(spec), spec) if p is not None]
+    remaining = [
+        (phase, c)
+        for phase in phases
+        for c in phase.cells()
+        if cell_key(c) not in finished
+    ]
+    total = tuning.cells_total(spec)
+    done = total - len(remaining)
     rows = training_rows(data)
-    steps = [cell_steps(spec.settings(c), rows) for c in remaining]
+    # a main-phase cell's rate is not known yet; its steps do not depend on it
+    steps = [cell_steps(phase.settings(c), rows) for phase, c in remaining]
     times = [
         r["seconds"]
         for r in records.read_all(study_dir).values()
@@ -86,7 +95,8 @@ def make(spec, study_dir, data):
     return {
         "study": spec.study,
         "out": study_dir,
-        "cells": spec.size,
+        "cells": total,
+        "tuning_cells": total - spec.size,
         "finished": done,
         "to_run": len(remaining),
         "axes": {k: list(v) for k, v in spec.axes.items()},
@@ -116,6 +126,11 @@ def show(plan, stream):
     lines = [
         f"study {plan['study']}: {plan['cells']} cells = "
         + " x ".join(f"{len(v)} {k}" for k, v in axes.items())
+        + (
+            f" + {plan['tuning_cells']} tuning the learning rate per variant"
+            if plan["tuning_cells"]
+            else ""
+        )
         + f"; {plan['finished']} already finished in {plan['out']}",
         *(f"  {k}: {', '.join(map(_value, v))}" for k, v in axes.items()),
         "fixed: " + ", ".join(f"{k}={_value(v)}" for k, v in plan["fixed"].items()),

@@ -18,7 +18,7 @@ from studies.engine import leases, provenance
 from studies.inputs import data as datasets
 from studies.inputs import plugins, resolved
 from studies.outputs import reporting, tensorboard_config
-from studies.science.spec import StudySpec
+from studies.science.spec import StudySpec, scales
 from studies.science.spec import difference as spec_difference
 from studies.surfaces import console, options
 
@@ -219,6 +219,7 @@ def check_model(spec, model, dataset):
                 dataset.outputs,
                 uses_init,
                 spec.fixed["model"],
+                scales=scales(spec),
             )
     except builders.BuilderError as error:
         raise StudyError(str(error)) from None
@@ -360,12 +361,15 @@ def start(spec, study_dir, role, dataset, forced, style="api", **engine):
 
 
 def search(spec, study_dir, dataset, builder, stream, run_id, **engine):
-    """Runs this process's share of the cells (`tuner.search_cells`); an
-    error that stops the run (a record that cannot be written, a worker's
-    chief gone) is a `StudyError` with its message."""
-    from studies.engine import keras_tuner_adapter, tuner
+    """Runs this process's share of the cells, phase by phase
+    (`phased_search.search_study`); an error that stops the run (a record
+    that cannot be written, a worker's chief gone, a tuning phase left
+    unfinished) is a `StudyError` with its message."""
+    from studies.engine import keras_tuner_adapter, phased_search
 
     try:
-        tuner.search_cells(spec, study_dir, dataset, builder, stream, run_id, **engine)
-    except keras_tuner_adapter.FatalError as error:
+        phased_search.search_study(
+            spec, study_dir, dataset, builder, stream, run_id, **engine
+        )
+    except (keras_tuner_adapter.FatalError, phased_search.TuningIncomplete) as error:
         raise StudyError(str(error)) from None

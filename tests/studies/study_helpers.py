@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from studies.science import spec
+from studies.science import definitions, spec
 from studies.surfaces import runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -76,6 +76,8 @@ def tiny_spec(study="lr", **overrides):
         options["lrs"] = [0.1, 1.0]
     if study in ("init", "lr-init"):
         options.update(inits=["glorot_uniform"], init_scales=[0.1, 1.0])
+    if definitions.tunes_lr(study) and not {"lr", "lrs"} & set(overrides):
+        options["lrs"] = [0.1]  # one rate: no tuning phase
     options.update(overrides)
     return spec.make_spec(study, "quick", command=f"test {study}", **options)
 

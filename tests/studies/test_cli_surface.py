@@ -82,12 +82,13 @@ def test_a_studys_help_shows_its_presets_and_only_its_options():
     quick, full = (make_spec("lr", p).axes["lr"] for p in ("quick", "full"))
     grid = [",".join(f"{v:g}" for v in values) for values in (quick, full)]
     assert f"[quick: {grid[0]}; full: {grid[1]}]" in lr
-    assert "--seeds SEEDS number of seeds (an axis of its own) [quick: 2; full: 3]" in (
+    assert "--seeds SEEDS number of seeds (an axis of its own) [quick and full: 5]" in (
         lr
     )
     assert "--lr LR" not in lr  # lr sweeps the rate: --lr is always refused there
     init = _help("init")
-    assert "--lr LR" in init and "[quick and full: 0.1]" in init
+    # init tunes the rate per variant: its presets give the tuning grid
+    assert "--lr LR" in init and "[quick and full: 0.03,0.1,0.3,1,3,10]" in init
     batch = _help("batch-size")
     assert "--batch-size BATCH_SIZE" not in batch and "--batch-sizes" in batch
     assert "[quick and full: 300]" in _help("noise")  # its small training set
@@ -110,7 +111,9 @@ def test_list_names_studies_variants_models_and_datasets(capsys, tmp_path, monke
         variants._REGISTRY.pop("my-norm", None)
         sys.modules.pop("my_norms", None)
     assert list(found["studies"]) == list(definitions.STUDIES)
-    assert found["studies"]["lr"]["presets"]["quick"] == make_spec("lr").size == 28
+    assert found["studies"]["lr"]["presets"]["quick"] == make_spec("lr").size == 70
+    # a study that tunes its rate counts its tuning cells too
+    assert found["studies"]["init"]["presets"]["quick"] == 80 + 2 * 6 * 2
     assert found["variants"]["my-norm"] == "mine" and "bn-after" in found["variants"]
     assert list(found["models"]) == list(definitions.MODELS)
     assert set(found["datasets"]) == set(builtin.NAMES)
@@ -136,10 +139,10 @@ def test_dry_run_prints_the_grid_cells_and_eta_before_tensorflow(tmp_path):
     code, tensorflow, keras, seconds = last.split()
     assert (code, tensorflow, keras) == ("0", "False", "False"), done.stderr
     assert float(seconds) < 3
-    assert printed[0].startswith("study lr: 28 cells = 2 variant x 7 lr x 2 seed")
-    steps = 28 * 15 * 18  # 15 epochs of ceil(1077 / 60) steps
+    assert printed[0].startswith("study lr: 70 cells = 2 variant x 7 lr x 5 seed")
+    steps = 70 * 15 * 18  # 15 epochs of ceil(1077 / 60) steps
     assert f"{steps} optimizer steps" in done.stdout
-    assert "ETA: about 3 min" in done.stdout  # 7560 x 20 ms
+    assert "ETA: about 6 min" in done.stdout  # 18900 x 20 ms
     assert not out.exists()
 
 
@@ -163,7 +166,9 @@ def test_a_dry_run_on_a_started_folder_uses_its_cells_times(tmp_path):
 def test_dry_run_steps_follow_the_budget_and_the_data():
     spec = make_spec("batch-size")
     data = type("Data", (), {"source": "digits", "name": "digits"})()
-    assert plan.make(spec, "/nonexistent", data)["steps"] == spec.size * 400
+    found = plan.make(spec, "/nonexistent", data)
+    # the grid and its tuning phase (4 variants x 7 sizes x 6 rates x 1 seed)
+    assert found["steps"] == (spec.size + 168) * 400 and found["tuning_cells"] == 168
     arrays = type("Data", (), {"source": ([0] * 100, 0, 0, 0), "name": "arrays"})()
     assert plan.training_rows(arrays) == 80  # the validation split takes 20
     assert plan.cell_steps({"epochs": 3, "batch_size": 32, "train_size": 50}, 80) == 6
@@ -227,7 +232,7 @@ def test_force_still_works_with_a_deprecation_message(tmp_path, capsys):
     assert cli.main([*argv, "--force"]) == 0
     captured = capsys.readouterr()
     assert captured.err.strip() == "--force is deprecated; use --resume-changed"
-    assert "study lr: 28 cells" in captured.out
+    assert "study lr: 70 cells" in captured.out
     with pytest.warns(DeprecationWarning, match="use resume_changed"):
         api.run("lr", out=str(tmp_path), epochs=3, force=True, dry_run=True)
 
@@ -243,6 +248,6 @@ def test_the_tensorboard_hint_comes_when_the_study_starts(tmp_path):
 
 def test_every_study_page_is_generated_from_the_registry():
     page = catalog.study_markdown("lr")
-    assert "| cells | | 28 | 99 |" in page
+    assert "| cells | | 70 | 165 |" in page
     assert "| lrs | `--lrs` | `0.01,0.03,0.1,0.3,1,3,10` |" in page
     assert "Refused here (the study sweeps it): --lr." in page

@@ -151,9 +151,13 @@ def test_one_seed_gives_no_seed_std_and_no_intervals():
     summary = summarize(rows, spec(seeds=(0,)))
     bn = summary["variants"]["bn"]
     assert bn["seed_std"] is None
-    assert "intervals" not in bn
-    assert summary["interval"] is None
-    assert summary["differences"]["bn"]["best_val_accuracy"]["interval"] is None
+    # every interval entry says it has no bounds, and why
+    assert bn["intervals"] and all(
+        i["low"] is None and i["n"] == 1 and "needs" in i["reason"]
+        for i in bn["intervals"].values()
+    )
+    diff = summary["differences"]["bn"]["best_val_accuracy"]["interval"]
+    assert diff["low"] is None and diff["high"] is None
 
 
 def test_an_optimum_on_the_grid_edge_is_flagged_as_censored():
@@ -233,26 +237,30 @@ def test_intervals_bracket_the_estimate_and_differences_pair_by_seed():
             rows.append(row("bn", lr, seed, base + 0.1 + offset))
     summary = summarize(rows, spec(("none", "bn"), (0.1, 1.0), seeds))
     bn = summary["variants"]["bn"]
-    low, high = bn["intervals"]["best_val_accuracy"]
+    entry = bn["intervals"]["best_val_accuracy"]
     per_seed = 0.9 + offsets
-    assert per_seed.min() <= low <= bn["best_val_accuracy"] <= high <= per_seed.max()
-    assert high - low > 0.02  # the seeds disagree, so the interval is not a point
+    # the textbook t interval of the six per-seed values at the best point
+    half = 2.570582 * per_seed.std(ddof=1) / math.sqrt(6)  # t(0.975, 5)
+    assert entry["low"] == pytest.approx(per_seed.mean() - half)
+    assert entry["high"] == pytest.approx(per_seed.mean() + half)
+    assert (entry["method"], entry["n"], entry["level"]) == ("student_t", 6, 0.95)
     # paired by seed, the shared per-seed effect cancels exactly
     diff = summary["differences"]["bn"]["best_val_accuracy"]
     assert diff["value"] == pytest.approx(0.1)
-    assert diff["interval"] == pytest.approx([0.1, 0.1])
+    assert [diff["interval"]["low"], diff["interval"]["high"]] == pytest.approx(
+        [0.1, 0.1]
+    )
     assert summary["interval"]["seeds"] == 6
-    # the same results give the same intervals (a seeded bootstrap)
-    assert summarize(rows, spec(("none", "bn"), (0.1, 1.0), seeds)) == summary
 
 
 def test_trained_needs_the_interval_above_chance():
-    # seed means 0.175 at best, 7.5 points above chance, but one seed at chance
-    noisy = {0.1: (0.10, 0.25), 1.0: (0.10, 0.10)}
-    summary = summarize(table((("none", noisy),)), spec(("none",), (0.1, 1.0)))
+    # seed mean 0.173 at best, 7.3 points above chance, but two seeds near it
+    noisy = {0.1: (0.10, 0.30, 0.12), 1.0: (0.10, 0.10, 0.10)}
+    study = spec(("none",), (0.1, 1.0), seeds=(0, 1, 2))
+    summary = summarize(table((("none", noisy),)), study)
     none = summary["variants"]["none"]
-    assert none["best_val_accuracy"] == pytest.approx(0.175)
-    assert none["intervals"]["best_val_accuracy"][0] <= CHANCE
+    assert none["best_val_accuracy"] == pytest.approx(0.52 / 3)
+    assert none["intervals"]["best_val_accuracy"]["low"] <= CHANCE
     assert none["trained"] is False
     # an untrained variant gets no ranges and no stable range
     assert none["max_stable_lr"] is None
@@ -260,15 +268,16 @@ def test_trained_needs_the_interval_above_chance():
     assert none["trainable_lr_ranges"][0]["low"] is None
 
 
-def test_a_partly_finished_variant_keeps_its_samples_paired():
-    # bn has only seed 0 done: a quarter of the resamples have no bn cell
+def test_a_partly_finished_variant_pairs_only_its_finished_seeds():
+    # bn has only seed 0 done: one finished seed, one pair with none
     rows = [r for r in table() if r["variant"] == "none" or r["seed"] == 0]
     summary = summarize(rows)
     bn = summary["variants"]["bn"]
     assert bn["best_val_accuracy"] == pytest.approx(0.95)
-    assert bn["intervals"]["best_val_accuracy"] == pytest.approx([0.95, 0.95])
+    assert bn["intervals"]["best_val_accuracy"]["n"] == 1
     diff = summary["differences"]["bn"]["best_val_accuracy"]
-    assert diff["value"] == pytest.approx(0.25) and diff["interval"] is not None
+    assert diff["value"] == pytest.approx(0.25)
+    assert diff["interval"]["n"] == 1 and diff["interval"]["low"] is None
 
 
 def test_lr_by_init_scale_grid_gives_curves_along_both_axes():
@@ -355,7 +364,7 @@ def test_init_metrics_per_family_then_averaged():
 
 
 def test_noise_study_reports_the_generalization_gap_with_intervals():
-    axes = {"variant": ("bn",), "seed": (0, 1)}
+    axes = {"variant": ("bn",), "seed": (0, 1, 2)}
     rows = [
         dict(
             variant="bn",
@@ -365,14 +374,16 @@ def test_noise_study_reports_the_generalization_gap_with_intervals():
             diverged=0,
             status="ok",
         )
-        for s, (t, v) in enumerate(((1.0, 0.8), (0.9, 0.8)))
+        for s, (t, v) in enumerate(((1.0, 0.8), (0.9, 0.8), (0.95, 0.8)))
     ]
     bn = summarize(rows, StudySpec("noise", axes, {}), metrics=("generalization",))[
         "variants"
     ]["bn"]
     assert bn["final_train_accuracy"] == pytest.approx(0.95)
     assert bn["generalization_gap"] == pytest.approx(0.15)
-    assert bn["intervals"]["generalization_gap"] == pytest.approx([0.1, 0.2])
+    gap = bn["intervals"]["generalization_gap"]  # gaps 0.2, 0.1, 0.15
+    half = 4.302653 * 0.05 / math.sqrt(3)  # t(0.975, 2) * s / sqrt(n)
+    assert [gap["low"], gap["high"]] == pytest.approx([0.15 - half, 0.15 + half])
 
 
 def test_generalization_gap_leaves_failed_cells_out_and_pairs_differences():
@@ -424,7 +435,7 @@ def test_usable_run_is_contiguous():
     assert analysis.decades(xs, None) == 0.0
 
 
-def noise_rows(noise, sizes=(4, 8, 16, 32, 64), seeds=(0, 1)):
+def noise_rows(noise, sizes=(4, 8, 16, 32, 64), seeds=(0, 1, 2)):
     """Batch-size study rows: `noise[variant](batch size, seed)` per cell."""
     return [
         dict(
@@ -444,7 +455,7 @@ def noise_rows(noise, sizes=(4, 8, 16, 32, 64), seeds=(0, 1)):
 
 
 def noise_summary(rows, sizes=(4, 8, 16, 32, 64), fixed=None):
-    axes = {"variant": ("bn", "ghost-bn"), "batch_size": sizes, "seed": (0, 1)}
+    axes = {"variant": ("bn", "ghost-bn"), "batch_size": sizes, "seed": (0, 1, 2)}
     study = StudySpec("batch-size", axes, fixed or {"virtual_batch_size": 16})
     return summarize(rows, study, metrics=("batch_noise",))
 
@@ -467,12 +478,13 @@ def test_batch_noise_is_per_batch_size_and_ghost_bn_slope_stops_at_its_ghost():
     }
     # per batch size, with intervals; no mean over the grid's sizes
     assert "batch_noise" not in bn
-    assert bn["batch_noise_b16"] == pytest.approx(1.05 / 4)
-    assert ghost["batch_noise_b64"] == pytest.approx(1.05 / 4)
-    assert bn["intervals"]["batch_noise_b16"] == pytest.approx([1 / 4, 1.1 / 4])
+    assert bn["batch_noise_b16"] == pytest.approx(1.1 / 4)
+    assert ghost["batch_noise_b64"] == pytest.approx(1.1 / 4)
+    interval = bn["intervals"]["batch_noise_b16"]
+    assert interval["n"] == 3 and interval["low"] < 1.1 / 4 < interval["high"]
     # a coarser grid gives the same per-size numbers (a grid mean did not)
     coarse = noise_summary(noise_rows(noise, (4, 16, 64)), (4, 16, 64))
-    assert coarse["variants"]["bn"]["batch_noise_b16"] == pytest.approx(1.05 / 4)
+    assert coarse["variants"]["bn"]["batch_noise_b16"] == pytest.approx(1.1 / 4)
     # another ghost batch: the fit stops there
     summary = noise_summary(noise_rows(noise), fixed={"virtual_batch_size": 8})
     assert summary["batch_noise_slope_sizes"]["ghost-bn"] == [4, 8]

@@ -50,7 +50,7 @@ def fails(argv, capsys, match):
         (["lr", "--lrs", "0.1,0.1"], "repeated"),
         (["lr", "--epochs", "0"], "--epochs must be >= 1"),
         (["lr", "--seeds", "0"], "--seeds must be >= 1"),
-        (["init", "--lrs", "0.1,1"], "one fixed learning rate"),
+        (["noise", "--batch-sizes", "16,32"], "one fixed batch size"),
         (["init", "--inits", "orthogonal"], "unknown init orthogonal"),
         (["init", "--init-scales", "0"], "must be positive"),
         (["lr", "--dataset", "synthetic", "--model", "cnn"], "use mlp-sigmoid"),
@@ -235,7 +235,7 @@ def test_module_entry_point_exit_code_and_help():
 def test_presets_and_overrides():
     quick = make_spec("lr", "quick")
     assert quick.axis_names == ("variant", "lr", "seed")
-    assert quick.size == 2 * 7 * 2
+    assert quick.size == 2 * 7 * 5
     assert make_spec("lr", "full").size > quick.size
     init = make_spec("init", "quick", lrs=[0.5], seeds=3)
     assert init.fixed["lr"] == 0.5 and init.axes["seed"] == (0, 1, 2)

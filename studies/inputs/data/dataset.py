@@ -106,6 +106,12 @@ class Dataset:
             "scaling": self.scaling,
             "chance": self.chance,
             "test_chance": self.test_chance,
+            # the evaluation splits' binomial noise needs their sizes
+            "sizes": {
+                "train": len(self.x_train),
+                "val": len(self.x_val),
+                "test": len(self.x_test),
+            },
         }
         if self.task == tasks.REGRESSION:
             info["baseline_val_loss"] = self.baseline_loss("val")
