@@ -52,6 +52,10 @@ averaged over the curves. Per variant:
   cells of `instruments.batch_noise`), `batch_noise_slope` (per seed, the
   slope of log noise against log batch size: -0.5 for 1/sqrt(batch)), and
   the study-wide `batch_noise` table per variant and batch size.
+- `eval_statistics` `both` (the score stays the moving statistics' one):
+  `recomputed_gap` (`extras`: recomputed - moving validation score, BN
+  variants' stable cells), per variant and, in batch-size studies, in the
+  study-wide `recomputed_gap` table per batch size (`gap_table`).
 
 Uncertainty: `intervals` holds, for each headline number, an entry with
 its `method`, `n` (finished seeds) and `level`. A seed mean (best point's
@@ -90,7 +94,7 @@ from studies.science.curves import (
     percentile_drift,
     percentile_keys,
 )
-from studies.science.extras import EXTRA_METRICS, extras, noise_by_batch_size
+from studies.science.extras import EXTRA_METRICS, extras, gap_table, noise_by_batch_size
 from studies.science.grid import grid, point_axes, points, swept_axes
 from studies.science.ranges import (
     LISTED_RANGES,
@@ -146,13 +150,16 @@ def summarize(spec, rows, chance, test_chance=None, metrics=(), sizes=None):
         chance: The score of a failed cell on the validation split
             (majority-class accuracy; R² 0 for regression).
         test_chance: The same on the test split (defaults to `chance`).
-        metrics: The study's extra metric groups (`EXTRA_METRICS` names).
+        metrics: The study's extra metric groups (`EXTRA_METRICS` names;
+            `recomputed` is added with `eval_statistics` `both`).
         sizes: `{"val": examples, "test": examples}` of the evaluation
             splits, for their binomial noise (None: not reported).
     """
     axes = spec.axes
     task = tasks.of(spec)
     test_chance = chance if test_chance is None else test_chance
+    both = spec.fixed.get("eval_statistics") == "both"
+    metrics = (*metrics, "recomputed") if both else tuple(metrics)
     scores, stable = grid(axes, rows, task.key("val"), chance)
     test, _ = grid(axes, rows, task.key("test"), test_chance)
     grids = (scores, stable, test, extras(metrics, axes, rows, chance, task.metric))
@@ -184,6 +191,8 @@ def summarize(spec, rows, chance, test_chance=None, metrics=(), sizes=None):
             v: {str(b): n for b, n in t.items()}
             for v, t in noise_by_batch_size(axes, rows).items()
         }
+    if both and "batch_size" in axes:
+        summary.update(gap_table(axes, rows, task.metric))
     return summary
 
 
@@ -258,6 +267,7 @@ def _header(spec, task, chance, test_chance, rows):
         "test_chance": test_chance,
         "cells_finished": len(rows),
         "cells_total": spec.size,
+        "eval_statistics": spec.fixed.get("eval_statistics", "moving"),
     }
 
 

@@ -1,7 +1,8 @@
 """The extra numbers of a study, per variant and seed (`EXTRA_METRICS`).
 
 Besides the score, a study may summarize the generalization gap, the final
-training score, the batch noise and its slope across batch sizes, and the
+training score, the batch noise and its slope across batch sizes, the gap
+between the scores with recomputed and with moving statistics, and the
 instruments' curve numbers. Each is a seed mean (`[variant, seed]` arrays),
 so the bootstrap resamples it with the same seed indices as the score.
 """
@@ -12,7 +13,7 @@ import numpy as np
 
 from studies.science import outcomes
 from studies.science.curves import percentile_drift
-from studies.science.stats import floats, nan_reduce
+from studies.science.stats import floats, jsonable, nan_reduce, t_interval
 
 
 def per_seed(axes, rows, value):
@@ -100,6 +101,24 @@ def _batch_noise(chance, metric):
     return {"batch_noise": noise, "batch_noise_slope": SeedGroup(_noise_slope)}
 
 
+def _recomputed_gap(chance, metric, *_):
+    """`recomputed_gap`: a cell's validation score with statistics recomputed
+    over the training split minus its score with the moving statistics
+    (`eval_statistics` `both`). Stable cells whose statistics were recomputed
+    only: a variant without batch normalization has no moving statistics,
+    so no gap (left out, not 0); a diverged cell has chance both ways."""
+
+    def gap(row):
+        recomputed = row.get(f"final_val_{metric}_recomputed")
+        if not outcomes.stable(row) or row.get("statistics_recomputed") != 1:
+            return None
+        if recomputed is None or row.get(f"final_val_{metric}") is None:
+            return None
+        return float(recomputed) - float(row[f"final_val_{metric}"])
+
+    return {"recomputed_gap": gap}
+
+
 def _instrument_values():
     """Per-cell numbers read from the instruments' curves (None without them)."""
 
@@ -133,6 +152,7 @@ EXTRA_METRICS = {
     "generalization": _generalization,
     "train_accuracy": _train_accuracy,
     "batch_noise": _batch_noise,
+    "recomputed": _recomputed_gap,
 }
 
 
@@ -168,3 +188,23 @@ def noise_by_batch_size(axes, rows):
         if by_size:
             table[variant] = {b: float(np.mean(v)) for b, v in sorted(by_size.items())}
     return table
+
+
+def gap_table(axes, rows, metric="accuracy"):
+    """The summary's study-wide `recomputed_gap`, `{variant: {batch size:
+    seed mean}}`, and `recomputed_gap_intervals`, each one's Student t
+    interval over its per-seed values (`stats.t_interval`); batch sizes as
+    strings (JSON keys), variants without a gap left out."""
+    gap = _recomputed_gap(None, metric)["recomputed_gap"]
+    gaps, intervals = {}, {}
+    for size in axes["batch_size"]:
+        at = per_seed(axes, [r for r in rows if r.get("batch_size") == size], gap)
+        for v, variant in enumerate(axes["variant"]):
+            values = at[v][np.isfinite(at[v])]
+            if values.size:
+                gaps.setdefault(variant, {})[str(size)] = float(values.mean())
+                intervals.setdefault(variant, {})[str(size)] = t_interval(values)
+    return {
+        "recomputed_gap": gaps,
+        "recomputed_gap_intervals": jsonable(intervals),
+    }

@@ -147,8 +147,12 @@ def test_batch_size_study_end_to_end(tmp_path, monkeypatch):
     assert summary["variants"]["keras"]["batch_noise_slope"] < -0.3
     assert abs(summary["variants"]["ghost-bn"]["batch_noise_slope"]) < 0.25
     assert set(summary["batch_noise"]) == {"keras", "ghost-bn", "layer-norm"}
+    # the study's default eval_statistics, both: the gap of the BN variants
+    assert set(summary["recomputed_gap"]) == {"keras", "ghost-bn"}
+    assert {r["statistics_recomputed"] for r in ok if r["variant"] == "none"} == {0}
     report = (out / "report.md").read_text()
     assert "Batch noise by batch size" in report
+    assert "Moving against recomputed statistics" in report
     assert (out / "batch_noise.png").exists()
     assert (out / "accuracy_vs_batch_size.png").exists()
 
