@@ -221,3 +221,27 @@ def test_the_summary_gives_the_gap_per_variant_and_batch_size_with_intervals():
         and "recomputed_gap" not in (summary["variants"]["bn"])
     )
     assert report_sections.eval_statistics(summary) == []
+
+
+def test_a_regression_cell_records_its_recomputed_r2():
+    from test_study_regression import targets
+
+    from studies.inputs import data, models
+
+    dataset = data.load(targets(), name="toy")
+    spec = make_spec("lr", variants=["bn"], lrs=[0.01], seeds=1, epochs=1)
+    spec.fixed.update(task="regression", eval_statistics="recomputed")
+    hm = hypermodel.CellHyperModel(spec, dataset, models.BUILDERS["mlp-relu"])
+    hp = hp_for(spec, spec.cells()[0])
+    model = hm.build(hp)
+    validation = (dataset.x_val, dataset.y_val)
+    outcome = hm.fit(hp, model, dataset.x_train, dataset.y_train, validation)
+    copy = _recomputed_copy(model, dataset)
+    val = hm.scorer(copy, dataset.x_val, dataset.y_val, "val")
+    test = hm.scorer(copy, dataset.x_test, dataset.y_test, "test")
+    # the copy pools batches of 32 in float32 moments (the cell 1024): 1e-5
+    assert outcome["final_val_r2_recomputed"] == pytest.approx(val, rel=1e-5)
+    assert outcome["score"] == outcome["final_val_r2"] == pytest.approx(val)
+    assert outcome["final_test_r2"] == outcome["final_test_r2_recomputed"]
+    assert outcome["final_test_r2"] == pytest.approx(test, rel=1e-5)
+    assert hm.scorer(model, dataset.x_val, dataset.y_val, "val") != pytest.approx(val)
