@@ -100,7 +100,9 @@ class CellHyperModel(kt.HyperModel):
             `final_train_loss`, `diverged` (0 or 1), `epochs_run` and
             `steps_run`; for regression also `final_test_loss`. Losses are
             NaN where training diverged. With instruments, also `curves`
-            (see `instruments.curves`) and `batch_noise`.
+            (see `instruments.curves`) and `batch_noise`. With
+            `eval_statistics` `recomputed` or `both`, also the scores with
+            recomputed statistics (`recomputed_scores`).
         """
         s = self.settings(hp)
         monitor, steps = self._monitors(s, len(x))
@@ -142,7 +144,57 @@ class CellHyperModel(kt.HyperModel):
         outcome.update(self.test_scores(model, outcome["diverged"]))
         outcome["steps_run"] = steps_run
         outcome.update(self._instrument_numbers(s, model, x, probes, outcome))
+        outcome.update(self.recomputed_scores(s, model, x, y, outcome))
         return outcome
+
+    def recomputed_scores(self, s, model, x, y, outcome):
+        """The scores with batch normalization statistics recomputed over the
+        training split `x` (`scoring.with_recomputed_statistics`), by the
+        cell's `eval_statistics` setting (`{}` for `moving`).
+
+        Entries: `final_val_<metric>_recomputed` and
+        `final_test_<metric>_recomputed`, and `statistics_recomputed`: 1
+        where the model's BN layers had their statistics recomputed; 0 where
+        it has none (`none`, `layer-norm`, `group-norm`: no moving
+        statistics, so its recomputed scores are copies of its scores) or the
+        cell diverged (chance both ways). The moving statistics are restored
+        afterwards. With `recomputed`, the cell's own scores (`score`,
+        `final_val_<metric>`, `final_train_<metric>`, `final_test_<metric>`,
+        and for regression `final_test_loss`) become the recomputed ones;
+        the curves, the losses and `best_val_<metric>` stay those training
+        saw. With `both`, the cell's own scores stay the moving ones.
+        """
+        mode = s.get("eval_statistics", "moving")
+        if mode == "moving":
+            return {}
+        val, test = self.task.key("val"), self.task.key("test")
+        own = {k: v for k, v in outcome.items() if k.startswith("final_")}
+        found, recomputed = None, False
+        if not outcome["diverged"]:
+            found, recomputed = scoring.with_recomputed_statistics(
+                model, x, lambda: self._final_scores(model, x, y, mode)
+            )
+        found = found or own
+        numbers = {
+            f"{val}_recomputed": found[val],
+            f"{test}_recomputed": found[test],
+            "statistics_recomputed": int(recomputed),
+        }
+        if mode == "recomputed":
+            numbers.update(found, score=found[val])
+        return numbers
+
+    def _final_scores(self, model, x, y, mode):
+        """The validation and test scores of `model` as it is (with
+        `recomputed`, also the training score and the test loss)."""
+        dataset = self.dataset
+        scores = self.test_scores(model, diverged=False)
+        scores[self.task.key("val")] = self.scorer(
+            model, dataset.x_val, dataset.y_val, "val"
+        )
+        if mode == "recomputed":
+            scores[self.task.key("train")] = self.scorer(model, x, y, "train")
+        return scores
 
     def _monitors(self, s, num_samples):
         """The divergence monitor and the step budget of one fit."""

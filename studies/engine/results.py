@@ -35,6 +35,12 @@ COLUMNS = (
     "finished_at",
     "rss_mb",
     "group_size",
+    # with eval_statistics recomputed or both (`CellHyperModel.recomputed_scores`)
+    "final_val_accuracy_recomputed",
+    "final_test_accuracy_recomputed",
+    "final_val_r2_recomputed",
+    "final_test_r2_recomputed",
+    "statistics_recomputed",
 )
 
 

@@ -3,13 +3,17 @@ cell's outcome, both through the task (`studies.science.tasks`).
 
 The score on a whole split is computed here rather than read from Keras's
 running metrics: those are training-mode means over an epoch (noise and
-dropout on).
+dropout on). `with_recomputed_statistics` scores a model as it would score
+with its batch normalization statistics recomputed, and leaves it as it was.
 """
 
 import math
 
 import keras
 import numpy as np
+
+import kbn
+from kbn import model_graph
 
 _CHUNK = 1024  # examples per forward pass when scoring a split
 
@@ -31,6 +35,35 @@ def measure(task, model, x, y):
     for start, outputs in _predictions(model, x):
         total += task.tally(outputs, y[start : start + _CHUNK])
     return total / task.count(y)
+
+
+def with_recomputed_statistics(model, x, scores):
+    """`(scores(), True)`: `scores()` called while `model`'s batch
+    normalization statistics are recomputed over `x`; `(None, False)` for a
+    model without any.
+
+    Every `keras.layers.BatchNormalization` (kbn's included) gets exact
+    statistics over `x` (`kbn.recompute_statistics`, in batches of
+    `_CHUNK`: the pooling is exact whatever the batch, so the size only
+    sets speed and memory). Its moving statistics (every non-trainable
+    weight of those layers) are put back afterwards, in a `finally`, so the
+    model scores with them as before. A model without batch normalization
+    has no moving statistics, and nothing to score again.
+    """
+    layers = model_graph.batch_norm_layers(model)
+    if not layers:
+        return None, False
+    saved = [
+        (w, keras.ops.convert_to_numpy(w))
+        for layer in layers
+        for w in layer.non_trainable_weights
+    ]
+    try:
+        kbn.recompute_statistics(model, x, batch_size=_CHUNK)
+        return scores(), True
+    finally:
+        for weight, value in saved:
+            weight.assign(value)
 
 
 def outcome(task, history, diverged, chance, baseline):

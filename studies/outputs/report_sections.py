@@ -1,7 +1,7 @@
 """The report's sections on how a study's numbers were obtained: the
 learning-rate tuning phase, the seeds' noise against the evaluation set's,
-and the batch-size study's noise per batch size (`reporting.markdown`
-places them)."""
+the batch-size study's noise per batch size, and the batch normalization
+statistics the cells were scored with (`reporting.markdown` places them)."""
 
 from studies.science import findings
 
@@ -142,4 +142,66 @@ _NOISE_TERMS = (
     "per seed; Ghost BN's only over the sizes up to its ghost batch (above "
     "it its noise is the ghost batch's, so one line through both parts fits "
     "neither)."
+)
+
+
+def eval_statistics(summary):
+    """How the cells were scored when not with the moving statistics alone
+    (`--eval-statistics`): with `both`, each variant's gap between its
+    validation score with recomputed statistics and with the moving ones,
+    overall and per batch size, with intervals."""
+    mode = summary.get("eval_statistics", "moving")
+    if mode == "recomputed":
+        return [
+            "## Scored with recomputed statistics",
+            "",
+            _RECOMPUTED + " Every score above is the one with recomputed "
+            "statistics (`--eval-statistics recomputed`); the moving averages "
+            "were not scored (`--eval-statistics both` scores both).",
+            "",
+        ]
+    variants = {
+        variant: numbers
+        for variant, numbers in summary["variants"].items()
+        if numbers.get("recomputed_gap") is not None
+    }
+    if mode != "both" or not variants:
+        return []
+    table = summary.get("recomputed_gap") or {}
+    intervals = summary.get("recomputed_gap_intervals") or {}
+    sizes = sorted({int(b) for t in table.values() for b in t})
+    lines = [
+        "## Moving against recomputed statistics",
+        "",
+        _RECOMPUTED + " The scores above are the moving statistics' "
+        "(`--eval-statistics both`); here is recomputed - moving on validation "
+        "(seed mean over the variant's stable cells, 95% t interval over "
+        "seeds): positive where the moving averages lag the weights.",
+        "",
+        "| variant | all cells | " + " | ".join(f"batch {b}" for b in sizes) + " |",
+        "|---" * (len(sizes) + 2) + "|",
+    ]
+    for variant, numbers in variants.items():
+        interval = (numbers.get("intervals") or {}).get("recomputed_gap")
+        cells = [_gap(numbers["recomputed_gap"], interval)] + [
+            _gap(
+                table.get(variant, {}).get(str(b)),
+                intervals.get(variant, {}).get(str(b)),
+            )
+            for b in sizes
+        ]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _gap(value, interval):
+    return findings.with_interval(value, interval, signed=True)
+
+
+_RECOMPUTED = (
+    "After training, each cell with batch normalization was scored again "
+    "with its statistics recomputed exactly over the training split "
+    "(`kbn.recompute_statistics`, inference mode), its moving averages put "
+    "back afterwards; variants without batch normalization have no moving "
+    "statistics and score the same either way (left out here)."
 )

@@ -159,6 +159,7 @@ def markdown(spec, summary, table, images, runs=()):
     lines += _summary_table(spec, summary) + _differences_table(spec, summary)
     lines += report_sections.tuning(summary) + report_sections.batch_noise(summary)
     lines += report_sections.evaluation_noise(summary)
+    lines += report_sections.eval_statistics(summary)
     lines += _definitions(spec.axes, task) + _errors(table) + provenance.markdown(runs)
     if images:
         lines += ["## Plots", ""] + [f"![{name}]({name})" for name in images] + [""]

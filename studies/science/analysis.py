@@ -6,11 +6,11 @@ for either, and the summary's keys use the task's metric (`best_val_r2`,
 ...). Tolerances and margins are in points of that score.
 
 A cell counts through `studies.science.outcomes`: its final validation accuracy if it
-trained, chance if it diverged, unknown (NaN) if it errored or has no record
-yet (an error says nothing about the setting; it is listed and counted in
-`errors`). A *point* is one combination of the non-seed axes; its accuracy is the
-mean over its finished seeds. Selection uses the validation split; the test
-split is only reported, at the point selected on validation.
+trained, chance if it diverged, unknown (NaN) if it errored (listed and
+counted in `errors`) or has no record yet. A *point* is one combination of
+the non-seed axes; its accuracy is the mean over its finished seeds.
+Selection uses the validation split; the test split is only reported, at
+the point selected on validation.
 
 Generic over axes: every numeric axis with more than one value (`lr`,
 `init_scale`, ...) is a *swept* axis. Along it, one curve per combination of
@@ -37,31 +37,31 @@ averaged over the curves. Per variant:
   run of points that train at all (accuracy at least `TRAINED_MARGIN` above
   chance).
 - `max_stable_<axis>`: the top of the contiguous run of stable, trained
-  points (every seed ok, and the seed-mean accuracy at least
-  `TRAINED_MARGIN` above chance) from the best point upwards, along the
-  curve through the variant's best point; a diverged, errored or missing
-  cell ends it, and so does a point that runs its budget without training
-  (BN at LR 10 scoring 0.15 against chance 0.10 is not "stable at 10"). None
-  if the best point itself is not stable or the variant did not train.
+  points (every seed ok, the seed mean at least `TRAINED_MARGIN` above
+  chance) from the best point upwards, along the curve through the
+  variant's best point; a diverged, errored or missing cell or a point that
+  does not train ends it. None if the best point itself is not stable or
+  the variant did not train.
   `max_stable_<axis>_censored`: it is the grid's largest value.
 - `<axis>_sensitivity`: mean over the curve's points of the gap between the
   reference and the point's accuracy (Wortsman et al.'s LR sensitivity, on
-  accuracy; diverged cells count as chance, errored and missing ones are
-  left out).
+  accuracy; diverged cells count as chance, errored and missing ones not).
 - `best_at_edge`: the best point sits on an edge of a swept axis (the optimum
   may lie outside the grid).
 - `seed_std`: mean over points of the std across seeds (ddof 1); only with
   two or more seeds.
-- `diverged_fraction` (of the cells with a result: errored cells are left
-  out), `errors`, `cells`, `missing`.
+- `diverged_fraction` (of the cells with a result, errors left out),
+  `errors`, `cells`, `missing`.
 - batch-size studies: `batch_noise_b<size>` (per batch size, the seed mean
-  of `instruments.batch_noise`; no mean over sizes, which would depend on
-  the grid), `batch_noise_slope` (per seed, the slope of log noise against
-  log batch size: -0.5 for 1/sqrt(batch); for Ghost BN fitted only over the
-  sizes up to its ghost batch, `virtual_batch_size`, since above it the
-  noise is the ghost batch's), the study-wide `batch_noise` table per
-  variant and batch size (seed means) and `batch_noise_slope_sizes` (the
-  sizes each variant's slope is fitted over).
+  of `instruments.batch_noise`; a mean over sizes would depend on the
+  grid), `batch_noise_slope` (per seed, of log noise against log batch
+  size: -0.5 for 1/sqrt(batch); Ghost BN's only up to its ghost batch,
+  `extras.noise_slope_sizes`), and the study-wide `batch_noise` table and
+  `batch_noise_slope_sizes`.
+- `eval_statistics` `both` (the score stays the moving statistics' one):
+  `recomputed_gap` (`extras`: recomputed - moving validation score, BN
+  variants' stable cells), per variant and, in batch-size studies, in the
+  study-wide `recomputed_gap` table per batch size (`gap_table`).
 
 Uncertainty: `intervals` holds, for each headline number, an entry with
 its `method`, `n` (finished seeds) and `level`. A seed mean (best point's
@@ -93,6 +93,7 @@ import math
 
 import numpy as np
 
+from studies.science import extras as extra_metrics
 from studies.science import headline, outcomes, tasks
 from studies.science.curves import (
     curves,
@@ -100,12 +101,7 @@ from studies.science.curves import (
     percentile_drift,
     percentile_keys,
 )
-from studies.science.extras import (
-    EXTRA_METRICS,
-    extras,
-    noise_by_batch_size,
-    noise_tables,
-)
+from studies.science.extras import EXTRA_METRICS, extras, noise_by_batch_size
 from studies.science.grid import grid, point_axes, points, swept_axes
 from studies.science.ranges import (
     LISTED_RANGES,
@@ -161,13 +157,16 @@ def summarize(spec, rows, chance, test_chance=None, metrics=(), sizes=None):
         chance: The score of a failed cell on the validation split
             (majority-class accuracy; R² 0 for regression).
         test_chance: The same on the test split (defaults to `chance`).
-        metrics: The study's extra metric groups (`EXTRA_METRICS` names).
+        metrics: The study's extra metric groups (`EXTRA_METRICS` names;
+            `recomputed` is added with `eval_statistics` `both`).
         sizes: `{"val": examples, "test": examples}` of the evaluation
             splits, for their binomial noise (None: not reported).
     """
     axes = spec.axes
     task = tasks.of(spec)
     test_chance = chance if test_chance is None else test_chance
+    both = spec.fixed.get("eval_statistics") == "both"
+    metrics = (*metrics, "recomputed") if both else tuple(metrics)
     scores, stable = grid(axes, rows, task.key("val"), chance)
     test, _ = grid(axes, rows, task.key("test"), test_chance)
     extra = extras(metrics, axes, rows, chance, task.metric, spec.fixed)
@@ -195,8 +194,9 @@ def summarize(spec, rows, chance, test_chance=None, metrics=(), sizes=None):
         "variants": variants,
         "differences": jsonable(differences(axes, numbers, seeds)),
     }
-    if "batch_size" in axes and any("batch_noise" in r for r in rows):
-        summary.update(noise_tables(axes, rows, spec.fixed))
+    summary.update(extra_metrics.noise_tables(axes, rows, spec.fixed))
+    if both and "batch_size" in axes:
+        summary.update(extra_metrics.gap_table(axes, rows, task.metric))
     return summary
 
 
@@ -271,6 +271,7 @@ def _header(spec, task, chance, test_chance, rows):
         "test_chance": test_chance,
         "cells_finished": len(rows),
         "cells_total": spec.size,
+        "eval_statistics": spec.fixed.get("eval_statistics", "moving"),
     }
 
 

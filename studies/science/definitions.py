@@ -33,6 +33,11 @@ NOISE_VARIANTS = ("bn-batch-statistics", "bn-covariate-shift", "bn-adjustment")
 # (the normalization layer's own noise, measured once after training).
 INSTRUMENTS = ("percentiles", "landscape", "batch_noise")
 SCHEDULES = ("constant", "warmup-cosine")
+# Which batch normalization statistics a cell is scored with after training
+# (`studies.engine.hypermodel.CellHyperModel.recomputed_scores`): the moving
+# averages training left, statistics recomputed over the training split
+# (`kbn.recompute_statistics`), or both (the moving ones the score).
+EVAL_STATISTICS = ("moving", "recomputed", "both")
 FEATURE_SCALINGS = ("auto", "none", "standardize")
 
 # The built-in models (`studies.inputs.models` builds them) and the init each
@@ -83,6 +88,7 @@ COMMON = {
     "tune_lrs": None,
     "tune_seeds": 2,
     "lr_scaling": "tuned",
+    "eval_statistics": "moving",  # one of EVAL_STATISTICS
 }
 
 # The tuning grid (plain SGD; scaled for other optimizers): the lr study's
@@ -306,6 +312,9 @@ _DEFINITIONS = (
                 "tune_seeds": 1,  # 7 batch sizes: 168 tuning cells
                 "steps": 400,
                 "lr": 0.1,
+                # small batches and short budgets leave the moving averages
+                # behind: each cell is scored with recomputed statistics too
+                "eval_statistics": "both",
             },
             "full": {
                 "variant": (
@@ -321,6 +330,7 @@ _DEFINITIONS = (
                 "tune_lrs": TUNE_LRS,
                 "steps": 1500,
                 "lr": 0.1,
+                "eval_statistics": "both",
             },
         },
         instruments=("batch_noise",),

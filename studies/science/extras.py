@@ -2,7 +2,8 @@
 
 Besides the score, a study may summarize the generalization gap, the final
 training score, the batch noise at each batch size and its slope across
-batch sizes, and the instruments' curve numbers. Each is a seed mean
+batch sizes, the gap between the scores with recomputed and with moving
+statistics, and the instruments' curve numbers. Each is a seed mean
 (`[variant, seed]` arrays), so the bootstrap resamples it with the same seed
 indices as the score.
 """
@@ -13,7 +14,7 @@ import numpy as np
 
 from studies.science import definitions, outcomes
 from studies.science.curves import percentile_drift
-from studies.science.stats import floats, nan_reduce
+from studies.science.stats import floats, jsonable, nan_reduce, t_interval
 
 
 def per_seed(axes, rows, value):
@@ -143,6 +144,24 @@ def _batch_noise(chance, metric, axes, fixed):
     return numbers
 
 
+def _recomputed_gap(chance, metric, *_):
+    """`recomputed_gap`: a cell's validation score with statistics recomputed
+    over the training split minus its score with the moving statistics
+    (`eval_statistics` `both`). Stable cells whose statistics were recomputed
+    only: a variant without batch normalization has no moving statistics,
+    so no gap (left out, not 0); a diverged cell has chance both ways."""
+
+    def gap(row):
+        recomputed = row.get(f"final_val_{metric}_recomputed")
+        if not outcomes.stable(row) or row.get("statistics_recomputed") != 1:
+            return None
+        if recomputed is None or row.get(f"final_val_{metric}") is None:
+            return None
+        return float(recomputed) - float(row[f"final_val_{metric}"])
+
+    return {"recomputed_gap": gap}
+
+
 def _instrument_values():
     """Per-cell numbers read from the instruments' curves (None without them).
 
@@ -184,6 +203,7 @@ EXTRA_METRICS = {
     "generalization": _generalization,
     "train_accuracy": _train_accuracy,
     "batch_noise": _batch_noise,
+    "recomputed": _recomputed_gap,
 }
 
 
@@ -229,11 +249,34 @@ def noise_by_batch_size(axes, rows):
 def noise_tables(axes, rows, fixed):
     """The summary's study-wide batch-noise keys: `batch_noise` (`{variant:
     {batch size (str): seed-mean noise}}`) and `batch_noise_slope_sizes`
-    (`{variant: the sizes its slope is fitted over}`)."""
+    (`{variant: the sizes its slope is fitted over}`); `{}` without a batch
+    size axis or batch noise."""
+    if "batch_size" not in axes or not any("batch_noise" in r for r in rows):
+        return {}
     table = noise_by_batch_size(axes, rows)
     return {
         "batch_noise": {v: {str(b): n for b, n in t.items()} for v, t in table.items()},
         "batch_noise_slope_sizes": {
             v: noise_slope_sizes(v, axes["batch_size"], fixed) for v in table
         },
+    }
+
+
+def gap_table(axes, rows, metric="accuracy"):
+    """The summary's study-wide `recomputed_gap`, `{variant: {batch size:
+    seed mean}}`, and `recomputed_gap_intervals`, each one's Student t
+    interval over its per-seed values (`stats.t_interval`); batch sizes as
+    strings (JSON keys), variants without a gap left out."""
+    gap = _recomputed_gap(None, metric)["recomputed_gap"]
+    gaps, intervals = {}, {}
+    for size in axes["batch_size"]:
+        at = per_seed(axes, [r for r in rows if r.get("batch_size") == size], gap)
+        for v, variant in enumerate(axes["variant"]):
+            values = at[v][np.isfinite(at[v])]
+            if values.size:
+                gaps.setdefault(variant, {})[str(size)] = float(values.mean())
+                intervals.setdefault(variant, {})[str(size)] = t_interval(values)
+    return {
+        "recomputed_gap": gaps,
+        "recomputed_gap_intervals": jsonable(intervals),
     }

@@ -68,7 +68,9 @@ def tuning_spec(spec):
     Its axes: `phase` (the one value `tune`, so its cell keys never meet
     the main phase's), variant, batch size (the batch-size study: every size,
     or the reference one under the linear rule), `lr` (`tune_lrs`) and seed.
-    Every other setting is the study's, at its reference point.
+    Every other setting is the study's, at its reference point, but for
+    `eval_statistics` `both`, which is `moving` there (the rate is picked on
+    the score).
     """
     if not tunes(spec):
         return None
@@ -84,6 +86,10 @@ def tuning_spec(spec):
     # the score picks the rate; instruments would only slow the sweep (and
     # keep its cells from training in groups)
     fixed["instruments"] = []
+    if fixed.get("eval_statistics") == "both":
+        # the (moving) score picks the rate; recomputed scores beside it
+        # would only slow the sweep (with `recomputed`, they are the score)
+        fixed["eval_statistics"] = "moving"
     if "init_scale" in spec.axes:
         fixed["init_scale"] = 1.0
     if "init" in spec.axes:

@@ -410,6 +410,19 @@ OPTIONS = (
         applies_to="studies that run instruments",
     ),
     Option(
+        "eval_statistics",
+        "choice",
+        "the batch normalization statistics a cell is scored with after "
+        "training: moving (the moving averages training left), recomputed "
+        "(exact ones over the training split, kbn.recompute_statistics: "
+        "the score is the recomputed one) or both (the moving one is the "
+        "score, the recomputed one is recorded beside it and the report "
+        "gives the gap); a variant without batch normalization has no "
+        "moving statistics and scores the same either way",
+        default_note="moving (batch-size: both)",
+        choices=definitions.EVAL_STATISTICS,
+    ),
+    Option(
         "chief",
         "switch",
         "serve this study to workers (Keras Tuner's chief); "

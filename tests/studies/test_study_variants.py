@@ -152,9 +152,13 @@ def test_batch_size_study_end_to_end(tmp_path, monkeypatch):
     assert summary["batch_noise_slope_sizes"]["ghost-bn"] == [4]
     assert ghost["batch_noise_b32"] == pytest.approx(ghost["batch_noise_b4"], rel=0.25)
     assert set(summary["batch_noise"]) == {"keras", "ghost-bn", "layer-norm"}
+    # the study's default eval_statistics, both: the gap of the BN variants
+    assert set(summary["recomputed_gap"]) == {"keras", "ghost-bn"}
+    assert {r["statistics_recomputed"] for r in ok if r["variant"] == "none"} == {0}
     report = (out / "report.md").read_text()
     assert "Batch noise by batch size" in report
     assert "Fitted over every size except: ghost-bn over 4." in report
+    assert "Moving against recomputed statistics" in report
     assert (out / "batch_noise.png").exists()
     assert (out / "accuracy_vs_batch_size.png").exists()
 
