@@ -17,6 +17,9 @@ A study folder (`--out`) holds:
 - `tensorboard/`: the root `hparams_config` events file, one folder per
   finished cell, and `tensorboard/.running/<cell key>.<token>`: the logs of
   cells running now (`studies.engine.tuner`).
+- `timing.json`: seconds per training step of each variant, measured
+  after the cells in one process (a study that times its steps:
+  `studies.engine.step_timing`).
 - `results.csv`, `summary.json`, the PNG plots, `report.md` and
   `report.html` (the same report in one self-contained file): rebuilt from
   `study.json`, `dataset.json`, `cells/` and `runs/` by every report
@@ -40,6 +43,7 @@ SPEC = "study.json"
 DATASET = "dataset.json"
 RESULTS = "results.csv"
 SUMMARY = "summary.json"
+TIMING = "timing.json"
 REPORT = "report.md"
 REPORT_HTML = "report.html"
 REPORT_LOCK = ".report.lock"
@@ -61,9 +65,10 @@ COVARIATE_SHIFT_PLOT = "covariate_shift.png"
 LANDSCAPE_ACCURACY_PLOT = "training_accuracy.png"
 LANDSCAPE_PLOT = "landscape.png"
 BATCH_NOISE_PLOT = "batch_noise.png"
+CONVERGENCE_PLOT = "convergence.png"
 
 # What a finished study's top level holds, besides its plots.
-FILES = (SPEC, DATASET, RESULTS, SUMMARY, REPORT, REPORT_HTML, REPORT_LOCK)
+FILES = (SPEC, DATASET, RESULTS, SUMMARY, TIMING, REPORT, REPORT_HTML, REPORT_LOCK)
 FOLDERS = (CELLS, LEASES, RUNS, TUNER, TENSORBOARD)
 _JSON = ".json"
 
@@ -91,6 +96,10 @@ def results_path(study_dir):
 
 def summary_path(study_dir):
     return os.path.join(study_dir, SUMMARY)
+
+
+def timing_path(study_dir):
+    return os.path.join(study_dir, TIMING)
 
 
 def report_path(study_dir):

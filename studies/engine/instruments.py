@@ -7,7 +7,8 @@ With instruments on (`--instruments`, or a study that needs them), every
   and on the validation split (the series and tag keep the name `test` from
   before the three-way split; the held-out test split is scored only once,
   at the end), in inference mode (`StepScore`; tags `steps/train_accuracy`,
-  `steps/test_accuracy`, or `..._r2`);
+  `steps/test_accuracy`, or `..._r2`); `score` asks for it alone (the
+  convergence study's validation curve);
 - `percentiles`: `kbn.callbacks.ActivationPercentiles` on unit 0 of every
   nonlinearity's input, on a fixed probe batch of training examples;
 - `landscape`: `kbn.callbacks.LandscapeProbe` on a batch of the training

@@ -10,7 +10,7 @@ tuning has finished goes straight to its grid at the same rates (they are
 a function of the finished records). A study without tuning is one search.
 """
 
-from studies.engine import results, tuner
+from studies.engine import results, step_timing, tuner
 from studies.science import tasks, tuning
 
 
@@ -34,6 +34,16 @@ def search_study(spec, study_dir, dataset, builder, stream, run_id, **engine):
         spec = tuned_spec(spec, study_dir, dataset.chance)
         print(f"tuned learning rates: {describe(spec)}", file=stream, flush=True)
     tuner.search_cells(spec, study_dir, dataset, builder, stream, run_id, **engine)
+
+
+def time_steps(spec, study_dir, dataset, builder, stream):
+    """The study's step timing (`step_timing.record`: a study that times its
+    steps, once its cells have finished), at the main phase's rates."""
+    if not step_timing.wanted(spec):
+        return
+    if tuning.tunes(spec):
+        spec = tuned_spec(spec, study_dir, dataset.chance)
+    step_timing.record(spec, study_dir, dataset, builder, stream)
 
 
 def tuned_spec(spec, study_dir, chance):

@@ -14,7 +14,7 @@ import numpy as np
 from studies import folder
 from studies.engine import provenance, results
 from studies.inputs import data
-from studies.outputs import html_report, plots, report_sections
+from studies.outputs import convergence_report, html_report, plots, report_sections
 from studies.science import analysis, definitions, findings, outcomes, tasks, tuning
 from studies.science.spec import StudySpec
 from studies.science.stats import jsonable
@@ -95,9 +95,11 @@ def write(study_dir, formats=("md", "html")):
     spec, tuned = _tuned(spec, study_dir, chance)
     table = results.rows(spec, study_dir)
     results.write_csv(folder.results_path(study_dir), spec, table, tuned["phase"])
+    converged = convergence_report.prepare(spec, table, study_dir, chance)
     summary = analysis.summarize(
         spec, table, chance, test_chance, definition.metrics, load_sizes(study_dir)
     )
+    convergence_report.add(spec, table, summary, converged)
     if tuned["summary"] is not None:
         summary["tuning"] = jsonable(tuned["summary"])
         summary["tuned_lr"] = summary["tuning"]["tuned_lr"]
@@ -157,7 +159,8 @@ def markdown(spec, summary, table, images, runs=()):
     ]
     lines += [""]
     lines += _summary_table(spec, summary) + _differences_table(spec, summary)
-    lines += report_sections.tuning(summary) + report_sections.batch_noise(summary)
+    lines += convergence_report.markdown(summary) + report_sections.tuning(summary)
+    lines += report_sections.batch_noise(summary)
     lines += report_sections.evaluation_noise(summary)
     lines += report_sections.eval_statistics(summary)
     lines += _definitions(spec.axes, task) + _errors(table) + provenance.markdown(runs)

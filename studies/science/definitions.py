@@ -29,9 +29,11 @@ INITS = (
 )
 # The kbn.noise variants (the variant names' registry is `studies.inputs.variants`).
 NOISE_VARIANTS = ("bn-batch-statistics", "bn-covariate-shift", "bn-adjustment")
-# Step instruments (kbn.callbacks, every probe_every steps) and batch_noise
-# (the normalization layer's own noise, measured once after training).
-INSTRUMENTS = ("percentiles", "landscape", "batch_noise")
+# Step instruments (kbn.callbacks, every probe_every steps; `score` is the
+# training and validation score alone, which every step instrument also
+# reads) and batch_noise (the normalization layer's own noise, measured once
+# after training).
+INSTRUMENTS = ("score", "percentiles", "landscape", "batch_noise")
 SCHEDULES = ("constant", "warmup-cosine")
 # Which batch normalization statistics a cell is scored with after training
 # (`studies.engine.hypermodel.CellHyperModel.recomputed_scores`): the moving
@@ -89,6 +91,9 @@ COMMON = {
     "tune_seeds": 2,
     "lr_scaling": "tuned",
     "eval_statistics": "moving",  # one of EVAL_STATISTICS
+    # the convergence study's target validation score (None: the default,
+    # `studies.science.convergence.default_target`)
+    "target": None,
 }
 
 # The tuning grid (plain SGD; scaled for other optimizers): the lr study's
@@ -112,6 +117,9 @@ class StudyDefinition:
         metrics: Extra metric groups (`extras.EXTRA_METRICS`).
         plots: Extra plots (`plots.EXTRA_PLOTS`).
         findings: `(summary key, label)` pairs compared as no BN / BN.
+        times_steps: Whether, after its cells, the study times each
+            variant's training step in one process, the variants
+            interleaved (`studies.engine.step_timing`).
     """
 
     name: str
@@ -122,6 +130,7 @@ class StudyDefinition:
     metrics: tuple = ()
     plots: tuple = ()
     findings: tuple = ()
+    times_steps: bool = False
 
 
 _DEFINITIONS = (
@@ -336,6 +345,37 @@ _DEFINITIONS = (
         instruments=("batch_noise",),
         metrics=("batch_noise",),
         plots=("batch_noise",),
+    ),
+    StudyDefinition(
+        "convergence",
+        "steps and seconds to a target validation score per variant, each at "
+        "its own tuned rate, with the time per step measured interleaved",
+        ("variant", "seed"),
+        {
+            # Ioffe & Szegedy's Figure 2 question: how many steps (and
+            # seconds, BN's own cost included) each variant needs to reach
+            # a score every variant reaches. The validation score is read
+            # every 5 steps (a quarter epoch of digits at batch 60).
+            "quick": {
+                "variant": ("none", "keras", "bn"),
+                "seeds": 5,
+                "tune_lrs": TUNE_LRS[1:5],
+                "tune_seeds": 1,
+                "epochs": 10,
+                "probe_every": 5,
+            },
+            "full": {
+                "variant": ("none", "keras", "bn"),
+                "seeds": 10,
+                "tune_lrs": TUNE_LRS,
+                "epochs": 30,
+                "probe_every": 5,
+            },
+        },
+        instruments=("score",),
+        metrics=("convergence",),
+        plots=("convergence",),
+        times_steps=True,
     ),
 )
 

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from studies.science import definitions, outcomes
+from studies.science.convergence import NAMES as CONVERGENCE_NAMES
 from studies.science.curves import percentile_drift
 from studies.science.stats import floats, jsonable, nan_reduce, t_interval
 
@@ -197,6 +198,17 @@ def _instrument_values():
     }
 
 
+def _convergence(chance, metric, *_):
+    """The numbers `convergence.annotate` put on each row (None where a
+    seed never reached the target: left out of the mean, and counted by
+    `convergence.section`)."""
+
+    def read(name):
+        return lambda row: row.get(name)
+
+    return {name: read(name) for name in CONVERGENCE_NAMES}
+
+
 # name -> function(chance, metric, axes, fixed)
 #   -> {metric: function(row) -> number or None, or a SeedGroup}
 EXTRA_METRICS = {
@@ -204,6 +216,7 @@ EXTRA_METRICS = {
     "train_accuracy": _train_accuracy,
     "batch_noise": _batch_noise,
     "recomputed": _recomputed_gap,
+    "convergence": _convergence,
 }
 
 

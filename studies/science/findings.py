@@ -175,7 +175,50 @@ def lines(spec, summary):
         difference_line(spec.axes, variant, entry, metric=metric)
         for variant, entry in (summary.get("differences") or {}).items()
     ]
-    return result + ratio_lines(spec.study, summary)
+    return result + ratio_lines(spec.study, summary) + convergence_lines(summary)
+
+
+def convergence_lines(summary):
+    """The convergence study's ratios (none/bn, keras/bn) of steps and
+    seconds to the target and of seconds per step, and its censored seeds."""
+    found = summary.get("convergence")
+    if not found:
+        return []
+    result = []
+    variants = summary["variants"]
+    for variant, counts in found["variants"].items():
+        numbers = variants.get(variant) or {}
+        result.append(
+            f"{variant}: steps to target {cell(numbers, 'steps_to_target', '{:.0f}')}"
+            f" ({counts['reached']} of {counts['seeds']} seeds reached it: "
+            "their mean), "
+            f"seconds per step {cell(numbers, 'seconds_per_step', '{:.2e}')}, "
+            f"seconds to target {cell(numbers, 'seconds_to_target', '{:.3g}')}"
+        )
+    for name, ratio in found["ratios"].items():
+        parts = []
+        for key, label in (
+            ("steps", "steps to target"),
+            ("seconds", "seconds to target"),
+            ("seconds_per_step", "seconds per step"),
+        ):
+            entry = ratio.get(key)
+            if entry and entry["value"] is not None:
+                parts.append(
+                    f"{label} "
+                    + with_interval(entry["value"], entry["interval"], "{:.2f}")
+                    + "x"
+                )
+        if parts:
+            result.append(f"{name}: " + "; ".join(parts))
+    censored = [
+        f"{v} {c['seeds'] - c['reached']} of {c['seeds']}"
+        for v, c in found["variants"].items()
+        if c["reached"] < c["seeds"]
+    ]
+    if censored:
+        result.append("target not reached (censored): " + ", ".join(censored))
+    return result
 
 
 _SHORT = {"accuracy": "acc", "r2": "R²"}

@@ -60,7 +60,8 @@ class Option:
         group: Options of one group exclude each other on the command line.
         passed: Whether the surfaces pass `default` itself when the option
             is not given (else None, "not given").
-        range: Where a `number` must lie: `positive`, `>= 0` or `in [0, 1)`.
+        range: Where a `number` must lie: `positive`, `>= 0`, `in [0, 1)` or
+            `in (0, 1]`.
         applies: `applies(spec) -> bool`: whether the option means anything
             for that study; an option given where it does not is refused.
         refusal: The end of that refusal's message; `{schedule}` and the
@@ -421,6 +422,19 @@ OPTIONS = (
         "moving statistics and scores the same either way",
         default_note="moving (batch-size: both)",
         choices=definitions.EVAL_STATISTICS,
+    ),
+    Option(
+        "target",
+        "number",
+        "the validation score the convergence study counts steps and seconds "
+        "to: above chance and at most 1 (R²: above 0); default: the lowest of "
+        "the variants' best seed-mean validation scores minus 0.02",
+        default_note="the lowest best seed-mean score minus 0.02",
+        range="in (0, 1]",
+        applies=lambda s: "convergence" in definitions.get(s.study).metrics,
+        refusal="is the convergence study's target score, and this study "
+        "counts no steps to a target (run convergence)",
+        applies_to="the convergence study",
     ),
     Option(
         "chief",

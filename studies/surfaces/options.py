@@ -21,6 +21,7 @@ _INSIDE = {
     "positive": lambda v: v > 0,
     ">= 0": lambda v: v >= 0,
     "in [0, 1)": lambda v: 0 <= v < 1,
+    "in (0, 1]": lambda v: 0 < v <= 1,
 }
 
 

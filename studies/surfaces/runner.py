@@ -190,8 +190,20 @@ def load_data(spec, data, style="api"):
             f"{options.flag('target_scaling', style)} applies to regression "
             f"targets, and {dataset.name} is a classification dataset"
         )
+    _check_target(spec, dataset, style)
     fixed = {**spec.fixed, "task": dataset.task}
     return dataset, dataclasses.replace(spec, fixed=fixed)
+
+
+def _check_target(spec, dataset, style):
+    """`--target` above chance (R²: above 0), which only the data knows
+    (`options.check` has checked it is at most 1)."""
+    target = spec.fixed.get("target")
+    if target is not None and target <= dataset.chance:
+        raise StudyError(
+            f"{options.flag('target', style)} must be above chance "
+            f"({dataset.chance:.3g} on {dataset.name}), got {target:g}"
+        )
 
 
 def check_model(spec, model, dataset):
@@ -287,6 +299,7 @@ def run(
     if role == "worker":
         console.print_worker_finished(stream)
         return None
+    time_steps(spec, study_dir, dataset, model.builder, stream)
     # two plain runs on one folder finish together: one report at a time
     with leases.locked(folder.report_lock_path(study_dir)):
         summary = reporting.write(study_dir)
@@ -358,6 +371,14 @@ def start(spec, study_dir, role, dataset, forced, style="api", **engine):
     )
     tensorboard_config.write(folder.tensorboard_dir(study_dir), spec)
     return run_id
+
+
+def time_steps(spec, study_dir, dataset, builder, stream):
+    """A study that times its steps does it after its cells
+    (`phased_search.time_steps`)."""
+    from studies.engine import phased_search
+
+    phased_search.time_steps(spec, study_dir, dataset, builder, stream)
 
 
 def search(spec, study_dir, dataset, builder, stream, run_id, **engine):

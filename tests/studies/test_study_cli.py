@@ -76,6 +76,11 @@ def fails(argv, capsys, match):
             "--resume-changed goes to the chief",
         ),
         (["lr", "--lease-timeout", "0.1"], "--lease-timeout must be a number of"),
+        # the target: at most 1 (checked first), above chance (once data loads)
+        (["convergence", "--target", "1.5"], "--target must be in (0, 1], got 1.5"),
+        (["convergence", "--target", "0.05"], "must be above chance (0.104"),
+        (["convergence", "--target", "0"], "--target must be in (0, 1]"),
+        (["lr", "--target", "0.5"], "counts no steps to a target"),
     ],
 )
 def test_bad_input(argv, match, capsys, tmp_path):

@@ -120,7 +120,7 @@ def test_studies_add_the_instruments_they_need():
         (["--instruments", "percentiles,gauges"], "unknown instrument gauges"),
         (["--instruments", ""], "--instruments is empty"),
         (["--probe-every", "0"], "--probe-every must be >= 1"),
-        (["--lrs", "0.1,1"], "one fixed learning rate"),
+        (["--tune-seeds", "0"], "--tune-seeds must be >= 1"),
     ],
 )
 def test_bad_instrument_options_exit_2(options, message, tmp_path, capsys):
