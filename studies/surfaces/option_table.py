@@ -386,7 +386,9 @@ OPTIONS = (
     Option(
         "divergence_threshold",
         "number",
-        "a loss above this (or NaN/inf) ends a cell as diverged (default {default})",
+        "a batch loss above this times the first batch's loss (for "
+        "classification at least this), or NaN/inf, ends a cell as diverged "
+        "(default {default})",
         default=COMMON["divergence_threshold"],
         range="positive",
     ),
