@@ -88,7 +88,7 @@ def test_a_studys_help_shows_its_presets_and_only_its_options():
     assert "--lr LR" not in lr  # lr sweeps the rate: --lr is always refused there
     init = _help("init")
     # init tunes the rate per variant: its presets give the tuning grid
-    assert "--lr LR" in init and "[quick and full: 0.03,0.1,0.3,1,3,10]" in init
+    assert "--lr LR" in init and "[quick and full: 0.01,0.03,0.1,0.3,1,3,10]" in init
     batch = _help("batch-size")
     assert "--batch-size BATCH_SIZE" not in batch and "--batch-sizes" in batch
     assert "[quick and full: 300]" in _help("noise")  # its small training set
@@ -113,7 +113,7 @@ def test_list_names_studies_variants_models_and_datasets(capsys, tmp_path, monke
     assert list(found["studies"]) == list(definitions.STUDIES)
     assert found["studies"]["lr"]["presets"]["quick"] == make_spec("lr").size == 70
     # a study that tunes its rate counts its tuning cells too
-    assert found["studies"]["init"]["presets"]["quick"] == 80 + 2 * 6 * 2
+    assert found["studies"]["init"]["presets"]["quick"] == 80 + 2 * 7 * 2
     assert found["variants"]["my-norm"] == "mine" and "bn-after" in found["variants"]
     assert list(found["models"]) == list(definitions.MODELS)
     assert set(found["datasets"]) == set(builtin.NAMES)
@@ -167,8 +167,8 @@ def test_dry_run_steps_follow_the_budget_and_the_data():
     spec = make_spec("batch-size")
     data = type("Data", (), {"source": "digits", "name": "digits"})()
     found = plan.make(spec, "/nonexistent", data)
-    # the grid and its tuning phase (4 variants x 7 sizes x 6 rates x 1 seed)
-    assert found["steps"] == (spec.size + 168) * 400 and found["tuning_cells"] == 168
+    # the grid and its tuning phase (4 variants x 7 sizes x 7 rates x 1 seed)
+    assert found["steps"] == (spec.size + 196) * 400 and found["tuning_cells"] == 196
     arrays = type("Data", (), {"source": ([0] * 100, 0, 0, 0), "name": "arrays"})()
     assert plan.training_rows(arrays) == 80  # the validation split takes 20
     assert plan.cell_steps({"epochs": 3, "batch_size": 32, "train_size": 50}, 80) == 6

@@ -88,7 +88,7 @@ def test_the_batch_size_study_tunes_per_size_or_by_the_linear_rule():
 
 def test_specs_tune_unless_given_one_rate():
     init = make_spec("init", "quick")
-    assert init.fixed["tune_lrs"] == [0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
+    assert init.fixed["tune_lrs"] == [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
     assert len(init.axes["seed"]) >= 5
     phase = tuning.tuning_spec(init)
     assert phase.axes["phase"] == ("tune",) and phase.fixed["init_scale"] == 1.0
@@ -96,7 +96,7 @@ def test_specs_tune_unless_given_one_rate():
     assert list(phase.axes["lr"]) == init.fixed["tune_lrs"]
     # the optimizer's scaling applies to the tuning grid as to any preset grid
     momentum = make_spec("init", "quick", optimizer="momentum")
-    assert momentum.fixed["tune_lrs"][:2] == [0.003, 0.01]
+    assert momentum.fixed["tune_lrs"][:2] == [0.001, 0.003]
     for one in ({"lr": 0.2}, {"lrs": [0.2]}):
         spec = make_spec("init", "quick", **one)
         assert tuning.tuning_spec(spec) is None and spec.fixed["lr"] == 0.2
