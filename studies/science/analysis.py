@@ -91,8 +91,6 @@ report, the plots and `findings` read.
 
 import math
 
-import numpy as np
-
 from studies.science import extras as extra_metrics
 from studies.science import headline, outcomes, tasks
 from studies.science.curves import (
@@ -123,6 +121,7 @@ from studies.science.stats import (
     jsonable,
     seed_range,
     seed_std,
+    standard_error,
     t_interval,
 )
 
@@ -230,13 +229,15 @@ def _numbers(axes, grids, chance, m):
     return numbers, details, seeds
 
 
-def interval_of(name, values):
-    """The interval entry of headline number `name` from its per-seed values:
-    Student t for a seed mean, the seed range for a range width (a number
-    on the grid's resolution, which no t interval describes)."""
+def interval_of(name, values, paired=False):
+    """The interval entry of headline number `name` from its per-seed values
+    (of a difference, if `paired`): Student t for a seed mean, truncated to
+    what an accuracy can be; the seed range for a range width (a number on
+    the grid's resolution, which no t interval describes)."""
     if "_decades" in name:
         return seed_range(values)
-    return t_interval(values)
+    within = ((-1.0, 1.0) if paired else (0.0, 1.0)) if "accuracy" in name else None
+    return t_interval(values, within=within)
 
 
 def _add_evaluation_noise(variant, sizes):
@@ -318,19 +319,8 @@ def variant_summary(axes, rows, variant, chance, scores, numbers, details, seeds
         name: interval_of(name, own[name]) for name in numbers[variant] if name in own
     }
     test = [values for name, values in own.items() if name.startswith("test_")]
-    summary["test_seed_se"] = _standard_error(test[0]) if test else None
+    summary["test_seed_se"] = standard_error(test[0]) if test else None
     return summary
-
-
-def _standard_error(values):
-    """s / sqrt(n) of the finite per-seed values (None with fewer than two)."""
-    if values is None:
-        return None
-    values = np.asarray(values, float)
-    values = values[np.isfinite(values)]
-    if values.size < 2:
-        return None
-    return float(values.std(ddof=1) / np.sqrt(values.size))
 
 
 def _counts(axes, own):
@@ -394,7 +384,9 @@ def differences(axes, numbers, seeds, baseline="none"):
             paired = None if mine is None or theirs is None else mine - theirs
             entry[name] = {
                 "value": diff,
-                "interval": None if paired is None else interval_of(name, paired),
+                "interval": None
+                if paired is None
+                else interval_of(name, paired, paired=True),
             }
         result[variant] = entry
     return result

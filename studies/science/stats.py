@@ -23,12 +23,17 @@ def nanmean(values, axis=None):
         return np.nanmean(values, axis=axis)
 
 
-def t_interval(values, level=LEVEL):
+def t_interval(values, level=LEVEL, within=None):
     """Student t interval of the mean of per-seed `values` (finite ones).
 
     mean +- t(level, n - 1) * s / sqrt(n): exact for normal seeds; measured
     by simulation for skewed ones (`studies.science.coverage`). A paired
     difference is the interval of the per-seed differences.
+
+    Args:
+        within: `(lowest, highest)` the number can take (an accuracy's 0
+            and 1): the interval is truncated to it, which keeps its
+            coverage (the true value is inside).
 
     Returns:
         `{"low", "high", "method", "n", "level"}`; with fewer than
@@ -43,8 +48,10 @@ def t_interval(values, level=LEVEL):
     if n < MIN_SEEDS:
         return {**entry, "low": None, "high": None, "reason": _too_few(n)}
     half = _t_quantile(0.5 + level / 2, n - 1) * values.std(ddof=1) / math.sqrt(n)
-    mean = float(values.mean())
-    return {**entry, "low": mean - float(half), "high": mean + float(half)}
+    low, high = float(values.mean() - half), float(values.mean() + half)
+    if within is not None:
+        low, high = max(low, within[0]), min(high, within[1])
+    return {**entry, "low": low, "high": high}
 
 
 def seed_range(values):
@@ -81,6 +88,14 @@ def _t_quantile(p, dof):
     from scipy import stats  # scikit-learn's dependency, loaded when needed
 
     return float(stats.t.ppf(p, dof))
+
+
+def standard_error(values):
+    """s / sqrt(n) of the finite values (None with fewer than two)."""
+    values = _finite(values)
+    if values.size < 2:
+        return None
+    return float(values.std(ddof=1) / math.sqrt(values.size))
 
 
 def _finite(values):

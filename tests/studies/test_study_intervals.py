@@ -147,3 +147,14 @@ def test_the_report_refuses_intervals_below_three_seeds_and_says_why():
     assert "No intervals: 2 seed(s)" in report
     assert "(n=2: no interval)" in report
     assert "[" not in report.split("## Findings")[1].split("## Summary")[0]
+
+
+def test_an_accuracy_interval_is_truncated_to_what_an_accuracy_can_be():
+    near_one = [0.99, 1.0, 1.0, 0.98, 1.0]
+    assert stats.t_interval(near_one)["high"] > 1.0  # the t interval alone
+    assert analysis.interval_of("test_accuracy", near_one)["high"] == 1.0
+    low = analysis.interval_of("test_accuracy", near_one)["low"]
+    assert low == pytest.approx(stats.t_interval(near_one)["low"])
+    differences = [0.99, -0.5, 0.2]
+    assert analysis.interval_of("test_accuracy", differences, paired=True)["low"] >= -1
+    assert analysis.interval_of("mean_loss_range", [5.0, 0.1, 0.2])["low"] < 0
