@@ -114,9 +114,10 @@ def variant_line(axes, variant, numbers, reference, metric="accuracy"):
             intervals.get(f"usable_{along}_decades_5pt"),
             "{:.2f}",
         )
+        strict = number(numbers.get(f"usable_{along}_decades_1pt"), "{:.2f}")
         parts.append(
             f"usable {along} (within 5 pt of {number(reference)}) {shown}, "
-            f"{width} decades"
+            f"{width} decades (within 1 pt: {strict})"
         )
         trains = "; ".join(
             (f"{_where(e)}: " if _where(e) else "") + _range(e)
