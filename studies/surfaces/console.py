@@ -49,6 +49,7 @@ def print_summary(summary, study_dir, stream):
     spec = reporting.load_spec(study_dir)
     for line in findings.lines(spec, summary):
         print(f"  {line}", file=stream)
+    print(f"  {interval_line(summary)}", file=stream)
     reports = (folder.report_path(study_dir), folder.report_html_path(study_dir))
     print(
         f"report: {', '.join(p for p in reports if os.path.exists(p))}\n"
@@ -57,4 +58,17 @@ def print_summary(summary, study_dir, stream):
         f"logs: tensorboard --logdir {folder.tensorboard_dir(study_dir)}",
         file=stream,
         flush=True,
+    )
+
+
+def interval_line(summary):
+    """How the brackets above were made: method, level and seeds."""
+    method = summary.get("interval") or {}
+    seeds = method.get("seeds", 0)
+    if seeds < method.get("min_seeds", 3):
+        return f"no intervals: {seeds} seed(s), an interval needs 3 or more"
+    return (
+        f"[brackets]: {method.get('level', 0.95):.0%} Student t intervals over "
+        f"{seeds} seeds (n = {seeds} where every seed finished), differences "
+        "paired by seed; (seeds a to b): the per-seed spread of a range width"
     )

@@ -158,3 +158,17 @@ def test_an_accuracy_interval_is_truncated_to_what_an_accuracy_can_be():
     differences = [0.99, -0.5, 0.2]
     assert analysis.interval_of("test_accuracy", differences, paired=True)["low"] >= -1
     assert analysis.interval_of("mean_loss_range", [5.0, 0.1, 0.2])["low"] < 0
+
+
+def test_the_console_says_how_the_intervals_were_made():
+    from studies.surfaces import console
+
+    study = StudySpec(
+        "lr", {"variant": ("bn", "none"), "lr": (0.01, 0.1, 1.0, 10.0),
+               "seed": (0, 1, 2)}, {},
+    )  # fmt: skip
+    summary = analysis.summarize(study, _rows(PER_SEED), CHANCE)
+    line = console.interval_line(summary)
+    assert "95% Student t intervals over 3 seeds" in line
+    two = dict(summary, interval={**summary["interval"], "seeds": 2})
+    assert console.interval_line(two).startswith("no intervals: 2 seed(s)")
