@@ -105,31 +105,38 @@ def variant_line(axes, variant, numbers, reference, metric="accuracy"):
             )
         )
     for along in swept_axes(axes):
-        ranges = numbers.get(f"usable_{along}_ranges_5pt") or []
-        shown = "; ".join(
-            (f"{_where(e)}: " if _where(e) else "") + _range(e) for e in ranges
-        )
-        width = with_interval(
-            numbers.get(f"usable_{along}_decades_5pt"),
-            intervals.get(f"usable_{along}_decades_5pt"),
-            "{:.2f}",
-        )
-        strict = number(numbers.get(f"usable_{along}_decades_1pt"), "{:.2f}")
-        parts.append(
-            f"usable {along} (within 5 pt of {number(reference)}) {shown}, "
-            f"{width} decades (within 1 pt: {strict})"
-        )
-        trains = "; ".join(
-            (f"{_where(e)}: " if _where(e) else "") + _range(e)
-            for e in numbers.get(f"trainable_{along}_ranges") or []
-        )
-        parts.append(f"trains at {along} {trains}")
-        top = numbers.get(f"max_stable_{along}")
-        censored = numbers.get(f"max_stable_{along}_censored")
-        parts.append(
-            f"max stable {along} {'>=' if censored else ''}{number(top, '{:g}')}"
-        )
+        parts += _axis_parts(numbers, along, reference)
     return f"{variant}: " + "; ".join(parts)
+
+
+def _axis_parts(numbers, along, reference):
+    """A variant's usable range (5 and 1 points), trainable range and max
+    stable value along one swept axis, as parts of its line."""
+    intervals = numbers.get("intervals") or {}
+    parts = []
+    ranges = numbers.get(f"usable_{along}_ranges_5pt") or []
+    shown = "; ".join(
+        (f"{_where(e)}: " if _where(e) else "") + _range(e) for e in ranges
+    )
+    width = with_interval(
+        numbers.get(f"usable_{along}_decades_5pt"),
+        intervals.get(f"usable_{along}_decades_5pt"),
+        "{:.2f}",
+    )
+    strict = number(numbers.get(f"usable_{along}_decades_1pt"), "{:.2f}")
+    parts.append(
+        f"usable {along} (within 5 pt of {number(reference)}) {shown}, "
+        f"{width} decades (within 1 pt: {strict})"
+    )
+    trains = "; ".join(
+        (f"{_where(e)}: " if _where(e) else "") + _range(e)
+        for e in numbers.get(f"trainable_{along}_ranges") or []
+    )
+    parts.append(f"trains at {along} {trains}")
+    top = numbers.get(f"max_stable_{along}")
+    censored = numbers.get(f"max_stable_{along}_censored")
+    parts.append(f"max stable {along} {'>=' if censored else ''}{number(top, '{:g}')}")
+    return parts
 
 
 def _noise_at_sizes(numbers):
