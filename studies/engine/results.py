@@ -6,6 +6,7 @@ import io
 from studies import folder
 from studies.engine import records
 from studies.science.spec import cell_key
+from studies.science.tuning import MAIN, PHASE
 
 # After the study's axis columns, in this order.
 COLUMNS = (
@@ -46,7 +47,7 @@ COLUMNS = (
 
 # A study that tunes its learning rate (`studies.science.tuning`) adds these:
 # the phase of the row (`tune` or `main`) and the rate the cell ran at.
-TUNING_COLUMNS = ("phase", "lr")
+TUNING_COLUMNS = (PHASE, "lr")
 
 
 def rows(spec, study_dir):
@@ -81,9 +82,7 @@ def write_csv(path, spec, table, tuning=None):
         phase, tuning_rows = tuning
         fieldnames += list(TUNING_COLUMNS)
         at = {name: phase.fixed.get(name) for name in spec.axis_names}
-        table = [{**at, **r} for r in tuning_rows] + [
-            {**r, "phase": "main"} for r in table
-        ]
+        table = [{**at, **r} for r in tuning_rows] + [{**r, PHASE: MAIN} for r in table]
     text = io.StringIO(newline="")
     writer = csv.DictWriter(text, fieldnames=fieldnames, extrasaction="ignore")
     writer.writeheader()
