@@ -7,12 +7,14 @@ normalization variant, the learning rate, the init family and scale, the
 optimizer settings. Those are the `FUSABLE` settings; every other setting
 is the group key.
 
-Studies with instruments run one cell at a time: the instruments
+Studies with step instruments run one cell at a time: the instruments
 (`kbn.callbacks`, `studies.engine.instruments`) probe a cell's model between
 steps with forward and backward passes of their own, and the landscape
 probe takes extra training-mode steps on a copy of the model; in a group
 they would run per member outside the fused step, costing what fusing
-saves, so `fusable` says no and the tuner runs those cells as before.
+saves, so `fusable` says no and the tuner runs those cells as before. An
+instrument read once after training (`AFTER_TRAINING`: batch noise) reads
+each member's own trained model, so it does not stop a cell from fusing.
 """
 
 # what may differ between the members of one group
@@ -30,6 +32,8 @@ FUSABLE = (
 # what a re-initialized member takes from its own cell, not from the
 # structure of the compiled step it reuses
 REINITIALIZED = ("seed", "init", "init_scale")
+# instruments read once from the trained model, not between steps
+AFTER_TRAINING = ("batch_noise",)
 
 DEFAULT_CAP = 32  # members per group: more only adds trace time on a CPU
 MEMORY_SHARE = 0.25  # of the available memory a group's training may use
@@ -38,7 +42,7 @@ BYTES_PER_PARAMETER = 4 * 8  # float32 weight, gradient, optimizer slots, copies
 
 def fusable(settings):
     """Whether a cell with `settings` can train in a group."""
-    return not settings.get("instruments")
+    return set(settings.get("instruments") or ()) <= set(AFTER_TRAINING)
 
 
 def _without(settings, names):

@@ -10,6 +10,7 @@ outcome is a dict of finite numbers whatever happened (`scoring`).
 """
 
 import math
+import weakref
 
 import keras
 import keras_tuner as kt
@@ -39,6 +40,9 @@ class CellHyperModel(kt.HyperModel):
         self.dataset = dataset
         self.builder = builder
         self.normalization = None  # of the model built last
+        # each model's own normalization: a group builds all its members
+        # before any is scored, so "the last built" is not the member's
+        self._normalizations = weakref.WeakKeyDictionary()
 
     def declare_hyperparameters(self, hp):
         for name, values in self.spec.axes.items():
@@ -62,6 +66,7 @@ class CellHyperModel(kt.HyperModel):
             self.dataset.outputs,
             s["model"],
         )
+        self._normalizations[model] = self.normalization
         model.compile(
             optimizer=self.optimizer(s),
             loss=_keras(self.task.loss, keras.losses),
@@ -211,7 +216,8 @@ class CellHyperModel(kt.HyperModel):
             per_epoch = budget.steps_per_epoch(s, len(x))
             numbers["curves"] = instruments.curves(probes, per_epoch)
         if "batch_noise" in s["instruments"] and not outcome["diverged"]:
-            layers = self.normalization.layers if self.normalization else []
+            normalization = self._normalizations.get(model, self.normalization)
+            layers = normalization.layers if normalization else []
             numbers["batch_noise"] = instruments.batch_noise(
                 model, layers, x, s["batch_size"], s["seed"]
             )

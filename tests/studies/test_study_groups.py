@@ -35,6 +35,7 @@ NUMBERS = (
     "steps_run",
     "final_val_r2",
     "final_test_r2",
+    "batch_noise",
 )
 
 
@@ -231,6 +232,29 @@ def test_a_regression_group_and_a_group_of_one():
     check_group(spec, dataset, builder=small, cells=spec.cells()[:1])
 
 
+def test_batch_noise_is_each_members_own_in_a_group():
+    # measured after training from each member's own layers: a group builds
+    # all members before scoring any, so the last-built member's layers
+    # would give every member the same (wrong) number
+    spec = make_spec(
+        "batch-size",
+        variants=["bn", "ghost-bn", "layer-norm", "none"],
+        batch_sizes=[40],
+        lr=0.1,
+        seeds=1,
+        epochs=1,
+    )
+    assert spec.fixed["instruments"] == ["batch_noise"]
+    assert groups.fusable(spec.settings(spec.cells()[0]))
+    got = check_group(spec, digits(), builder=small)
+    noise = {
+        c["variant"]: g["batch_noise"] for c, g in zip(spec.cells(), got, strict=True)
+    }
+    assert noise["bn"] > 0.05 and noise["ghost-bn"] > noise["bn"]  # 16 < 40
+    assert noise["layer-norm"] == pytest.approx(0, abs=1e-6)
+    assert math.isnan(noise["none"])
+
+
 def test_a_reused_compiled_group_equals_a_fresh_build():
     spec = make_spec(
         "lr",
@@ -267,6 +291,8 @@ def test_group_keys_structures_and_sizes_on_hand_made_settings():
     a["schedule"] = b["schedule"] = "warmup-cosine"
     assert groups.structure([a]) != groups.structure([b])  # baked in the step
     assert not groups.fusable(dict(a, instruments=("landscape",)))
+    assert not groups.fusable(dict(a, instruments=("batch_noise", "score")))
+    assert groups.fusable(dict(a, instruments=("batch_noise",)))
     assert groups.default_size(10_000, 60, 100, available=2**40) == groups.DEFAULT_CAP
     assert groups.default_size(10**9, 60, 100, available=2**30) == 1
     assert groups.default_size(10_000, 60, 100, available=2**40, backend="jax") == 1
