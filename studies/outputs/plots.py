@@ -357,7 +357,14 @@ EXTRA_PLOTS = {
     "landscape": landscape,
     "batch_noise": batch_noise,
     "convergence": convergence,
+    "init_grad_norms": lambda *args, **kwargs: _depth().plot(*args, **kwargs),
 }
+
+
+def _depth():
+    from studies.outputs import depth_report  # it draws with this module
+
+    return depth_report
 
 
 def for_study(spec, rows, chance, folder, summary=None, extra=()):

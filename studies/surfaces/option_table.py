@@ -326,6 +326,15 @@ OPTIONS = (
         default_note="the preset's",
     ),
     Option(
+        "depths",
+        "ints",
+        "comma-separated numbers of hidden layers (the grid of depth; one "
+        "fixed depth elsewhere); the model builder must take a depth argument "
+        "(mlp-relu and mlp-sigmoid do, cnn does not)",
+        default_note="the preset's (elsewhere the model's own: mlp-relu 6, "
+        "mlp-sigmoid 3)",
+    ),
+    Option(
         "virtual_batch_size",
         "int",
         "ghost batch of the ghost-bn variant (default {default})",
