@@ -223,6 +223,11 @@ def check(builder, settings, x, outputs, uses_init, name="model", scales=False):
             f"model builder {name} never reads normalization.after_activation: "
             f"variant {variant.name} needs the layer placed after the nonlinearity"
         )
+    if variant.residual and not normalization.residual_read:
+        raise BuilderError(
+            f"model builder {name} never reads normalization.residual: variant "
+            f"{variant.name} needs residual blocks (it would train a plain net)"
+        )
     try:
         out = keras.ops.convert_to_numpy(model(x, training=False))
     except Exception as error:

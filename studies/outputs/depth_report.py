@@ -39,8 +39,10 @@ def markdown(summary):
         "Student t interval; measured before any step on one fixed training "
         "batch of the cell's batch size, in training mode. Trained: the seed "
         f"mean final validation {metric} at least {found['trained_margin']:g} "
-        "above chance (and, with three or more seeds, its interval's low end "
-        "above chance).",
+        "above chance and, with three or more seeds, its interval's low end "
+        "above chance (the rule for a variant's best point; stricter than "
+        "the summary's *trains at depth* range, which asks the seed mean "
+        "alone to clear the margin).",
         "",
         "| variant | " + " | ".join(f"growth, depth {d}" for d in depths) + " |",
         "|---|" + "---|" * len(depths),

@@ -204,7 +204,8 @@ def with_tuned(spec, tuned):
 def summary(spec, rows, chance, key="final_val_accuracy"):
     """The summary's `tuning` section (None for a study without tuning):
     the grid, the seeds, the mean validation score per variant (and batch
-    size) and rate, the rates chosen, and which sit on the grid's edge."""
+    size) and rate, the rates chosen, which sit on the grid's edge, and the
+    depth they were tuned at (the depth study; None elsewhere)."""
     phase = tuning_spec(spec)
     if phase is None:
         return None
@@ -218,6 +219,7 @@ def summary(spec, rows, chance, key="final_val_accuracy"):
         "scores": _string_keys(scores),
         "tuned_lr": tuned,
         "at_edge": at_edge(scores),
+        "depth": phase.fixed.get("depth") if "depth" in spec.axes else None,
     }
 
 
