@@ -181,8 +181,9 @@ OPTIONS = (
         "mlp-relu (6x100 ReLU, He init; the default), mlp-sigmoid (3x100 "
         "sigmoid, the BN paper's; covariate-shift's default), cnn (small "
         "VGG-style), or MODULE:FUNCTION, a builder build(normalization, "
-        "kernel_initializer, input_shape, outputs) -> keras.Model (studies.run "
-        "also takes the builder itself)",
+        "kernel_initializer, input_shape, outputs) -> keras.Model, with a depth "
+        "parameter for the depth study (studies.run also takes the builder "
+        "itself)",
         default_note="the preset's (mlp-relu; covariate-shift: mlp-sigmoid)",
         choices=models.NAMES,
     ),
