@@ -123,6 +123,23 @@ def test_the_rate_is_tuned_at_the_median_depth():
     assert phase.fixed["instruments"] == []
 
 
+def test_residual_and_plain_cells_train_in_a_group_as_they_do_alone():
+    from test_study_groups import check_group, digits
+
+    study = spec.make_spec(
+        "depth",
+        variants=["bn", "bn-residual"],
+        depths=[3],
+        lrs=[0.1],
+        seeds=1,
+        epochs=1,
+        batch_size=40,
+    )
+    got = check_group(study, digits())
+    assert [len(g["init_grad_norms"]) for g in got] == [3, 3]
+    assert got[0]["init_grad_norms"] != got[1]["init_grad_norms"]
+
+
 # -- refusals -------------------------------------------------------------------
 
 NO_DEPTH = """
