@@ -77,6 +77,10 @@ def accuracy_vs(
                 label="usable (5 pt below best)",
             )
         ax.set_xscale("log")
+        if all(isinstance(v, int) for v in axes[along]):  # depths, batch sizes
+            ticks = sorted(axes[along])
+            ax.set_xticks(ticks, [str(v) for v in ticks])
+            ax.minorticks_off()
         ax.set_xlabel(along.replace("_", " "))
         ax.set_title(_label(where) or f"{task.metric} vs {along}")
         ax.grid(alpha=0.3)
