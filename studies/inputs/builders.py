@@ -156,10 +156,16 @@ def check_depth(builder, settings, name="model"):
     """Refuses a builder without a `depth` parameter for a cell that sets a
     depth (`BuilderError`, one line naming the builder and `depth`)."""
     if settings.get("depth") is not None and not takes_depth(builder):
+        fix = (
+            "it has a fixed structure: use one that does ("
+            + ", ".join(n for n in models.NAMES if takes_depth(models.BUILDERS[n]))
+            + ")"
+            if name in models.NAMES
+            else "add a `depth=None` parameter (the number of hidden layers) to it"
+        )
         raise BuilderError(
             f"model builder {name} takes no depth argument, and this study sets "
-            f"each cell's depth ({settings['depth']} hidden layers here): add a "
-            "`depth=None` parameter (the number of hidden layers) to it"
+            f"each cell's depth ({settings['depth']} hidden layers here): {fix}"
         )
 
 

@@ -179,6 +179,20 @@ def test_a_builder_without_depth_is_refused(tmp_path, monkeypatch, capsys):
     assert not builders.takes_depth(_no_depth)
 
 
+def test_one_depth_fixes_it_in_another_study(tmp_path, capsys):
+    fixed = spec.make_spec("lr", depths=[12], lrs=[0.1])
+    assert fixed.fixed["depth"] == 12 and "depth" not in fixed.axes
+    model = build_model("mlp-relu", "bn", (8, 8, 1), 10, depth=fixed.fixed["depth"])
+    assert len(instruments.hidden_kernels(model)) == 12
+    assert spec.make_spec("lr").fixed["depth"] is None  # the model's own
+    fails(["lr", "--depths", "2,4"], capsys, "give --depths one value")
+    out = tmp_path / "cnn"
+    argv = ["lr", *TINY_ARGS, "--model", "cnn", "--depths", "3", "--lrs", "0.1"]
+    err = fails([*argv, "--out", str(out)], capsys, "model builder cnn takes no depth")
+    assert "use one that does (mlp-relu, mlp-sigmoid)" in err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "value, match",
     [
