@@ -66,6 +66,7 @@ LANDSCAPE_ACCURACY_PLOT = "training_accuracy.png"
 LANDSCAPE_PLOT = "landscape.png"
 BATCH_NOISE_PLOT = "batch_noise.png"
 CONVERGENCE_PLOT = "convergence.png"
+INIT_GRAD_NORMS_PLOT = "init_grad_norms.png"
 
 # What a finished study's top level holds, besides its plots.
 FILES = (SPEC, DATASET, RESULTS, SUMMARY, TIMING, REPORT, REPORT_HTML, REPORT_LOCK)

@@ -14,7 +14,9 @@ probe takes extra training-mode steps on a copy of the model; in a group
 they would run per member outside the fused step, costing what fusing
 saves, so `fusable` says no and the tuner runs those cells as before. An
 instrument read once after training (`AFTER_TRAINING`: batch noise) reads
-each member's own trained model, so it does not stop a cell from fusing.
+each member's own trained model, and one read once when the model is built
+(`AT_BUILD`: the gradient norms at initialization) each member's fresh
+model (`CellHyperModel.build_cell`), so neither stops a cell from fusing.
 """
 
 # what may differ between the members of one group
@@ -34,6 +36,8 @@ FUSABLE = (
 REINITIALIZED = ("seed", "init", "init_scale")
 # instruments read once from the trained model, not between steps
 AFTER_TRAINING = ("batch_noise",)
+# instruments read once from the freshly built model, before any step
+AT_BUILD = ("init_grad_norms",)
 
 DEFAULT_CAP = 32  # members per group: more only adds trace time on a CPU
 MEMORY_SHARE = 0.25  # of the available memory a group's training may use
@@ -42,7 +46,7 @@ BYTES_PER_PARAMETER = 4 * 8  # float32 weight, gradient, optimizer slots, copies
 
 def fusable(settings):
     """Whether a cell with `settings` can train in a group."""
-    return set(settings.get("instruments") or ()) <= set(AFTER_TRAINING)
+    return set(settings.get("instruments") or ()) <= {*AFTER_TRAINING, *AT_BUILD}
 
 
 def _without(settings, names):

@@ -43,6 +43,9 @@ class CellHyperModel(kt.HyperModel):
         # each model's own normalization: a group builds all its members
         # before any is scored, so "the last built" is not the member's
         self._normalizations = weakref.WeakKeyDictionary()
+        # each cell's gradient norms at initialization, measured when its
+        # model is built (a group re-initializes members from fresh builds)
+        self._init_grad_norms = {}
 
     def declare_hyperparameters(self, hp):
         for name, values in self.spec.axes.items():
@@ -72,6 +75,11 @@ class CellHyperModel(kt.HyperModel):
             loss=_keras(self.task.loss, keras.losses),
             metrics=[_keras(self.task.compiled, keras.metrics)],
         )
+        if "init_grad_norms" in s["instruments"]:
+            batch = slice(0, s["batch_size"])  # one fixed training batch
+            self._init_grad_norms[_key(s)] = instruments.init_grad_norms(
+                model, self.dataset.x_train[batch], self.dataset.y_train[batch]
+            )
         return model
 
     def optimizer(self, s):
@@ -105,7 +113,9 @@ class CellHyperModel(kt.HyperModel):
             `final_train_loss`, `diverged` (0 or 1), `epochs_run` and
             `steps_run`; for regression also `final_test_loss`. Losses are
             NaN where training diverged. With instruments, also `curves`
-            (see `instruments.curves`) and `batch_noise`. With
+            (see `instruments.curves`) and `batch_noise`; with
+            `init_grad_norms`, the per-layer gradient norms at
+            initialization (`instruments.init_grad_norms`). With
             `eval_statistics` `recomputed` or `both`, also the scores with
             recomputed statistics (`recomputed_scores`).
         """
@@ -215,6 +225,8 @@ class CellHyperModel(kt.HyperModel):
         if probes:
             per_epoch = budget.steps_per_epoch(s, len(x))
             numbers["curves"] = instruments.curves(probes, per_epoch)
+        if "init_grad_norms" in s["instruments"]:
+            numbers["init_grad_norms"] = self._init_grad_norms.pop(_key(s), None)
         if "batch_noise" in s["instruments"] and not outcome["diverged"]:
             normalization = self._normalizations.get(model, self.normalization)
             layers = normalization.layers if normalization else []
@@ -257,6 +269,11 @@ class CellHyperModel(kt.HyperModel):
             self.dataset.chance,
             self.dataset.baseline_loss,
         )
+
+
+def _key(settings):
+    """A hashable identity of a cell's settings."""
+    return repr(sorted(settings.items()))
 
 
 def _keras(identifier, module):

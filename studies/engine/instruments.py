@@ -22,12 +22,18 @@ so the report is rebuilt from the study folder alone.
 normalization layer's output for one example moves when the other examples
 of its batch change, the noise BN injects by normalizing with batch
 statistics.
+
+`init_grad_norms` is measured once, when the model is built, before any
+step (`init_grad_norms`): the L2 norm of the loss gradient with respect to
+each hidden layer's kernel, input side first, on one fixed training batch
+(Yang et al. 2019's gradient explosion at initialization).
 """
 
 import keras
 import numpy as np
 
 from kbn.callbacks import ActivationPercentiles, LandscapeProbe, StepCallback
+from kbn.callbacks.gradients import current_values, loss_and_gradients_function
 
 PROBE_EXAMPLES = 512  # the percentiles' fixed probe batch
 ACCURACY_EXAMPLES = 2048  # cap on the examples scored per set and step
@@ -37,6 +43,8 @@ UNIT = 0  # the one unit whose input percentiles are followed, as in the paper
 NOISE_PROBES = 8  # examples whose output is followed across batches
 NOISE_DRAWS = 16  # batches (random companions) per probe example
 NOISE_EXAMPLES = 2048  # cap on the training examples batches are drawn from
+# instruments that are not step callbacks (read once, not every N steps)
+ONCE = ("batch_noise", "init_grad_norms")
 
 
 class StepScore(StepCallback):
@@ -72,7 +80,7 @@ class StepScore(StepCallback):
 
 def callbacks(settings, x, y, validation_data, log_dir, scorer, metric="accuracy"):
     """The step instruments of one cell (an empty list when none are on)."""
-    names = [n for n in settings["instruments"] if n != "batch_noise"]
+    names = [n for n in settings["instruments"] if n not in ONCE]
     if not names:
         return []
     every = settings["probe_every"]
@@ -204,3 +212,77 @@ def batch_noise(model, layers, x, batch_size, seed):
         variable.assign(value)
     scale = np.sqrt(np.mean(np.square(spreads)))
     return float(np.sqrt(np.mean(np.square(outputs))) / scale) if scale > 0 else 0.0
+
+
+def hidden_kernels(model):
+    """The kernels of the model's hidden layers, input side first: every
+    layer with a kernel but the last (the output layer), in the model's
+    layer order (nested models' layers in place)."""
+
+    def layers(m):
+        found = []
+        for layer in m.layers:
+            found += layers(layer) if isinstance(layer, keras.Model) else [layer]
+        return found
+
+    kernels = [layer.kernel for layer in layers(model) if hasattr(layer, "kernel")]
+    return kernels[:-1]
+
+
+def init_grad_norms(model, x, y):
+    """The gradient norm of each hidden kernel at the model's current weights.
+
+    The loss is the compiled one (`model.compute_loss`, the loss `fit`
+    differentiates) on the batch `(x, y)`, in training mode (batch
+    statistics, as in the first step). The forward pass's state updates
+    (moving statistics, noise seeds) are undone afterwards, so the first
+    step starts from the state the builder made. Eager on TensorFlow (one
+    call: tracing a function per model would cost more than it runs);
+    other backends go through `kbn.callbacks.gradients`.
+
+    Args:
+        model: A compiled model, before its first step.
+        x, y: One training batch (the cell's batch size).
+
+    Returns:
+        `[||dL/dW_l||_2 for each hidden kernel l]`, input side first
+        (`hidden_kernels`); `[]` for a model without hidden kernels.
+    """
+    kernels = hidden_kernels(model)
+    if not kernels:
+        return []
+    if keras.backend.backend() == "tensorflow":
+        grads = _tensorflow_gradients(model, x, y)
+    else:
+        compute = loss_and_gradients_function(model)
+        _, grads = compute(
+            current_values(model.trainable_variables),
+            current_values(model.non_trainable_variables),
+            x,
+            y,
+        )
+    by_path = {v.path: g for v, g in zip(model.trainable_variables, grads, strict=True)}
+    return [
+        float(np.sqrt(np.sum(np.square(np.asarray(by_path[k.path], np.float64)))))
+        for k in kernels
+    ]
+
+
+def _tensorflow_gradients(model, x, y):
+    """The loss's gradient per trainable variable, eagerly; every
+    non-trainable variable is restored after the forward pass."""
+    import tensorflow as tf
+
+    state = [keras.ops.convert_to_numpy(v) for v in model.non_trainable_variables]
+    try:
+        with tf.GradientTape() as tape:
+            y_pred = model(x, training=True)
+            loss = model.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
+        grads = tape.gradient(loss, [v.value for v in model.trainable_variables])
+    finally:
+        for variable, value in zip(model.non_trainable_variables, state, strict=True):
+            variable.assign(value)
+    return [
+        np.zeros(v.shape) if g is None else keras.ops.convert_to_numpy(g)
+        for v, g in zip(model.trainable_variables, grads, strict=True)
+    ]

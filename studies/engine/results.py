@@ -65,6 +65,8 @@ def rows(spec, study_dir):
             if "lr" not in row:  # the rate the cell ran at, as recorded
                 row["lr"] = record.get("lr", spec.settings(cell).get("lr"))
             row["curves"] = record.get("curves") or {}  # not a CSV column
+            if record.get("init_grad_norms") is not None:  # a list: not a column
+                row["init_grad_norms"] = record["init_grad_norms"]
             table.append(row)
     return table
 

@@ -7,7 +7,13 @@ A builder is any callable
 - `normalization()` returns a fresh normalization layer of the cell's variant
   each time it is called, or None for the `none` variant (the builder then
   keeps its biases). `normalization.after_activation` says where the layer
-  goes (True for `bn-after`); `normalization.variant` is the variant's name.
+  goes (True for `bn-after`); `normalization.residual` whether the model is
+  to be built of residual blocks (True for `bn-residual`);
+  `normalization.variant` is the variant's name.
+- `depth` (a keyword, only when the cell sets one: the depth study, or
+  `--depths` with one value) is the number of hidden layers. A builder
+  that takes it declares a `depth` parameter (or `**kwargs`); one that does
+  not is refused where a cell sets a depth (`takes_depth`).
 - `kernel_initializer` is a `keras.initializers.Initializer` for the cell's
   init family and scale, for the hidden layers (those a variant normalizes).
   Pass the same object to every layer: each call draws new, seeded values (a
@@ -21,15 +27,18 @@ A builder is any callable
 A study would silently compare identical models if a builder ignored what a
 cell varies, so `check` refuses a builder that never calls `normalization()`
 in a normalizing variant, never reads `after_activation` in an
-after-activation variant, or never uses `kernel_initializer` in a study that
-sweeps the init; where the init scale is not 1, one whose output layer (its
-last layer with a kernel) does not follow `scale_output`: it takes
-`kernel_initializer` itself without `scale_output` (the scale would
-multiply it), or neither that nor `kernel_initializer.output` with it (the
-setting would change nothing); and one that raises, returns something that is not a
-`keras.Model`, or whose output does not fit the data. Every refusal is a
+after-activation variant, never reads `residual` in a residual variant, or
+never uses `kernel_initializer` in a study that sweeps the init; where the
+init scale is not 1, one whose output layer (its last layer with a kernel)
+does not follow `scale_output`: it takes `kernel_initializer` itself
+without `scale_output` (the scale would multiply it), or neither that nor
+`kernel_initializer.output` with it (the setting would change nothing); and
+one that raises, returns something that is not a `keras.Model`, or whose
+output does not fit the data. Every refusal is a
 `BuilderError` with a one-line message.
 """
+
+import inspect
 
 import keras
 
@@ -56,6 +65,7 @@ class Normalization:
         self.layers = []
         self.calls = 0
         self.placement_read = False
+        self.residual_read = False
 
     @property
     def variant(self):
@@ -66,6 +76,12 @@ class Normalization:
         """Whether the layer goes after the nonlinearity (`bn-after`)."""
         self.placement_read = True
         return self._variant.after_activation
+
+    @property
+    def residual(self):
+        """Whether the model is built of residual blocks (`bn-residual`)."""
+        self.residual_read = True
+        return self._variant.residual
 
     def __call__(self):
         self.calls += 1
@@ -124,12 +140,44 @@ class CellInitializer(keras.initializers.Initializer):
         }
 
 
+def takes_depth(builder):
+    """Whether `builder` accepts a `depth` keyword (a parameter of that name,
+    or `**kwargs`); a callable whose signature cannot be read is asked."""
+    try:
+        parameters = inspect.signature(builder).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(
+        p.name == "depth" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters
+    )
+
+
+def check_depth(builder, settings, name="model"):
+    """Refuses a builder without a `depth` parameter for a cell that sets a
+    depth (`BuilderError`, one line naming the builder and `depth`)."""
+    if settings.get("depth") is not None and not takes_depth(builder):
+        fix = (
+            "it has a fixed structure: use one that does ("
+            + ", ".join(n for n in models.NAMES if takes_depth(models.BUILDERS[n]))
+            + ")"
+            if name in models.NAMES
+            else "add a `depth=None` parameter (the number of hidden layers) to it"
+        )
+        raise BuilderError(
+            f"model builder {name} takes no depth argument, and this study sets "
+            f"each cell's depth ({settings['depth']} hidden layers here): {fix}"
+        )
+
+
 def build(builder, settings, input_shape, outputs, name="model"):
     """Builds the cell's model; returns `(model, normalization, initializer)`.
 
     Raises:
-        BuilderError: the builder raised or did not return a `keras.Model`.
+        BuilderError: the builder raised or did not return a `keras.Model`,
+            or takes no `depth` for a cell that sets one.
     """
+    check_depth(builder, settings, name)
+    extra = {} if settings.get("depth") is None else {"depth": settings["depth"]}
     normalization = Normalization(
         variants.get(settings["variant"]), settings["seed"], settings
     )
@@ -141,7 +189,8 @@ def build(builder, settings, input_shape, outputs, name="model"):
         output_scale=scale if settings.get("scale_output") else 1.0,
     )
     try:
-        model = builder(normalization, initializer, tuple(input_shape), outputs)
+        shape = tuple(input_shape)
+        model = builder(normalization, initializer, shape, outputs, **extra)
     except BuilderError:
         raise
     except Exception as error:
@@ -179,6 +228,11 @@ def check(builder, settings, x, outputs, uses_init, name="model", scales=False):
         raise BuilderError(
             f"model builder {name} never reads normalization.after_activation: "
             f"variant {variant.name} needs the layer placed after the nonlinearity"
+        )
+    if variant.residual and not normalization.residual_read:
+        raise BuilderError(
+            f"model builder {name} never reads normalization.residual: variant "
+            f"{variant.name} needs residual blocks (it would train a plain net)"
         )
     try:
         out = keras.ops.convert_to_numpy(model(x, training=False))

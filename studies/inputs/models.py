@@ -9,6 +9,13 @@ and the layer keeps its bias.
 The nonlinearities are named `<activation>_<i>` (`sigmoid_1`, ...), so the
 instruments' TensorBoard tags are the same in every cell.
 
+Depth: the MLPs take `depth`, their number of hidden layers (None: their
+own default, 6 for `mlp-relu` and 3 for `mlp-sigmoid`); `cnn` has a fixed
+structure and takes none (the depth study refuses it). For a residual
+variant (`normalization.residual`: `bn-residual`) the MLPs are built of
+pre-activation residual blocks (`_residual`); `cnn` never reads it, so the
+seam refuses that variant for it.
+
 Initialization: every hidden kernel gets `family` scaled by `scale`, where
 the scale multiplies the initial weights' standard deviation
 (VarianceScaling with `scale = scale**2 * base`, or a normal with `stddev =
@@ -42,6 +49,7 @@ _VARIANCE_SCALING = {
     "lecun_normal": (1.0, "fan_in", "truncated_normal"),
 }
 _RANDOM_NORMAL_STDDEV = 0.05  # keras.initializers.RandomNormal's default
+WIDTH = 100  # units of every hidden layer of the MLPs
 
 
 class ModelError(ValueError):
@@ -82,32 +90,77 @@ def _block(normalization, make_layer, activation, name):
     return [layer, act, norm] if after else [layer, norm, act]
 
 
+def _plain(layers, normalization, kernel_initializer, depth, activation):
+    """`depth` blocks Dense(100) -> normalization -> nonlinearity."""
+    import keras
+
+    for i in range(1, depth + 1):
+        dense = functools.partial(
+            keras.layers.Dense, WIDTH, kernel_initializer=kernel_initializer
+        )
+        layers += _block(normalization, dense, activation, f"{activation}_{i}")
+    return layers
+
+
+def _residual(x, normalization, kernel_initializer, depth, activation):
+    """A Dense(100) stem, then `depth - 1` pre-activation residual blocks
+    `h + Dense(act(norm(h)))` (He et al. 2016's identity mappings: the
+    normalization sits on the branch, the skip is the identity), then a last
+    norm and nonlinearity before the head: `depth` hidden kernels and
+    `depth` normalization layers, as in the plain net. `<activation>_<i>`
+    is the nonlinearity on the stream after hidden layer `i`."""
+    import keras
+
+    def dense(use_bias=True):
+        return keras.layers.Dense(
+            WIDTH, use_bias=use_bias, kernel_initializer=kernel_initializer
+        )
+
+    def pre_activation(h, i):
+        norm = normalization()
+        h = h if norm is None else norm(h)
+        return keras.layers.Activation(activation, name=f"{activation}_{i}")(h)
+
+    h = dense()(x)
+    for i in range(1, depth):
+        h = keras.layers.Add()([h, dense()(pre_activation(h, i))])
+    return pre_activation(h, depth)
+
+
 def _mlp(depth, activation):
     def build(normalization, kernel_initializer, input_shape, outputs):
         import keras
 
-        layers = [keras.Input(tuple(input_shape)), keras.layers.Flatten()]
-        for i in range(1, depth + 1):
-            dense = functools.partial(
-                keras.layers.Dense, 100, kernel_initializer=kernel_initializer
-            )
-            layers += _block(normalization, dense, activation, f"{activation}_{i}")
+        if depth < 1:
+            raise ModelError(f"an MLP needs at least 1 hidden layer, got {depth}")
         output = keras.layers.Dense(
             outputs, kernel_initializer=_output(kernel_initializer)
         )
+        if getattr(normalization, "residual", False):
+            inputs = keras.Input(tuple(input_shape))
+            h = keras.layers.Flatten()(inputs)
+            h = _residual(h, normalization, kernel_initializer, depth, activation)
+            return keras.Model(inputs, output(h))
+        layers = [keras.Input(tuple(input_shape)), keras.layers.Flatten()]
+        layers = _plain(layers, normalization, kernel_initializer, depth, activation)
         return keras.Sequential([*layers, output])
 
     return build
 
 
-def mlp_relu(normalization, kernel_initializer, input_shape, outputs):
-    """6 x 100 ReLU units (a builder: see `studies.inputs.builders`)."""
-    return _mlp(6, "relu")(normalization, kernel_initializer, input_shape, outputs)
+def mlp_relu(normalization, kernel_initializer, input_shape, outputs, depth=None):
+    """`depth` x 100 ReLU units (default 6; a builder: see
+    `studies.inputs.builders`)."""
+    return _mlp(depth or 6, "relu")(
+        normalization, kernel_initializer, input_shape, outputs
+    )
 
 
-def mlp_sigmoid(normalization, kernel_initializer, input_shape, outputs):
-    """3 x 100 sigmoid units, the BN paper's MNIST network."""
-    return _mlp(3, "sigmoid")(normalization, kernel_initializer, input_shape, outputs)
+def mlp_sigmoid(normalization, kernel_initializer, input_shape, outputs, depth=None):
+    """`depth` x 100 sigmoid units (default 3: the BN paper's MNIST network)."""
+    return _mlp(depth or 3, "sigmoid")(
+        normalization, kernel_initializer, input_shape, outputs
+    )
 
 
 def cnn(normalization, kernel_initializer, input_shape, outputs):

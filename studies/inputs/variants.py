@@ -21,6 +21,11 @@ know the model. Built in:
   at least 16 values (`normalizers.FittedGroupNormalization`).
 - `bn-after`: kbn after the nonlinearity instead of before it, the other
   placement people argue about (the layer before keeps its bias).
+- `bn-residual`: kbn in pre-activation residual blocks, `h + W relu(BN(h))`
+  (He et al. 2016's identity mappings), so BN sits on the residual branch
+  and the identity path carries the signal and the gradient past it; the
+  builder reads `normalization.residual` and builds the skips (the depth
+  study's answer to Yang et al. 2019's gradient explosion).
 
 Add one with `register("my-norm", lambda seed, settings: MyNorm())`; it is
 then a valid `--variants` value in that process (a `--model` or `--dataset`
@@ -45,12 +50,15 @@ class Variant:
             `virtual_batch_size`); None for no normalization.
         after_activation: Whether the layer goes after the nonlinearity.
         description: One line for the README and `--help`.
+        residual: Whether the model is built of residual blocks (the
+            builder reads `normalization.residual`).
     """
 
     name: str
     make: object
     after_activation: bool = False
     description: str = ""
+    residual: bool = False
 
     @property
     def normalizes(self):
@@ -60,7 +68,7 @@ class Variant:
 _REGISTRY = {}
 
 
-def register(name, make, *, after_activation=False, description=""):
+def register(name, make, *, after_activation=False, description="", residual=False):
     """Adds (or replaces) variant `name`; returns the `Variant`.
 
     Args:
@@ -69,6 +77,7 @@ def register(name, make, *, after_activation=False, description=""):
             layer of a model.
         after_activation: Place the layer after the nonlinearity.
         description: One line saying what it is.
+        residual: Build the model of residual blocks.
 
     Raises:
         ValueError: a name that is empty, has a comma, or is `none`, or a
@@ -81,7 +90,7 @@ def register(name, make, *, after_activation=False, description=""):
         )
     if not callable(make):
         raise ValueError(f"variant {name!r}: make must be callable, got {make!r}")
-    variant = Variant(name, make, bool(after_activation), description)
+    variant = Variant(name, make, bool(after_activation), description, bool(residual))
     _REGISTRY[name] = variant
     return variant
 
@@ -150,4 +159,10 @@ register(
     _built_in("kbn_bn"),
     after_activation=True,
     description="kbn after the nonlinearity",
+)
+register(
+    "bn-residual",
+    _built_in("kbn_bn"),
+    residual=True,
+    description="kbn in pre-activation residual blocks, h + W relu(BN(h))",
 )

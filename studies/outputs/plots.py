@@ -77,6 +77,10 @@ def accuracy_vs(
                 label="usable (5 pt below best)",
             )
         ax.set_xscale("log")
+        if all(isinstance(v, int) for v in axes[along]):  # depths, batch sizes
+            ticks = sorted(axes[along])
+            ax.set_xticks(ticks, [str(v) for v in ticks])
+            ax.minorticks_off()
         ax.set_xlabel(along.replace("_", " "))
         ax.set_title(_label(where) or f"{task.metric} vs {along}")
         ax.grid(alpha=0.3)
@@ -357,7 +361,14 @@ EXTRA_PLOTS = {
     "landscape": landscape,
     "batch_noise": batch_noise,
     "convergence": convergence,
+    "init_grad_norms": lambda *args, **kwargs: _depth().plot(*args, **kwargs),
 }
+
+
+def _depth():
+    from studies.outputs import depth_report  # it draws with this module
+
+    return depth_report
 
 
 def for_study(spec, rows, chance, folder, summary=None, extra=()):

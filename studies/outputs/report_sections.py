@@ -18,7 +18,9 @@ def tuning(summary):
         "",
         f"Before the grid, each variant trained at {len(rates)} rates with "
         f"{found['seeds']} seed(s) each (the `phase` `tune` rows of "
-        "`results.csv`), at the study's reference point (init scale 1) and "
+        "`results.csv`), at the study's reference point (init scale 1"
+        + (f", depth {found['depth']}" if found.get("depth") else "")
+        + ") and "
         "without instruments; every cell of the grid then ran at its "
         "variant's best rate on validation (mean over the tuning seeds; a "
         "diverged cell counts as chance, an errored one is left out)"

@@ -36,9 +36,10 @@ INITS = (
 )
 # Step instruments (kbn.callbacks, every probe_every steps; `score` is the
 # training and validation score alone, which every step instrument also
-# reads) and batch_noise (the normalization layer's own noise, measured once
-# after training).
-INSTRUMENTS = ("score", "percentiles", "landscape", "batch_noise")
+# reads), batch_noise (the normalization layer's own noise, measured once
+# after training) and init_grad_norms (each hidden kernel's gradient norm at
+# initialization, measured once when the model is built).
+INSTRUMENTS = ("score", "percentiles", "landscape", "batch_noise", "init_grad_norms")
 SCHEDULES = ("constant", "warmup-cosine")
 # Which batch normalization statistics a cell is scored with after training
 # (`studies.engine.hypermodel.CellHyperModel.recomputed_scores`): the moving
@@ -62,6 +63,7 @@ MODELS = tuple(STANDARD_INIT)
 # Settings every study starts from; a preset or the command line overrides them.
 COMMON = {
     "model": "mlp-relu",
+    "depth": None,  # hidden layers; None: the model's own (mlp-relu 6, mlp-sigmoid 3)
     "dataset": "digits",
     "batch_size": 60,  # the original paper's MNIST batch
     "optimizer": "sgd",

@@ -183,7 +183,38 @@ def lines(spec, summary):
         difference_line(spec.axes, variant, entry, metric=metric)
         for variant, entry in (summary.get("differences") or {}).items()
     ]
-    return result + ratio_lines(spec.study, summary) + convergence_lines(summary)
+    return (
+        result
+        + ratio_lines(spec.study, summary)
+        + convergence_lines(summary)
+        + depth_lines(summary)
+    )
+
+
+def growth_text(entry):
+    """A growth per layer with its interval (`depth.add`'s entries)."""
+    return with_interval(entry.get("value"), entry.get("interval"), "{:.3f}")
+
+
+def depth_lines(summary):
+    """The depth study's findings: per variant, the gradient norm growth per
+    layer at init at the deepest depth against Yang et al.'s prediction, and
+    the deepest depth that trained."""
+    found = summary.get("depth")
+    if not found:
+        return []
+    deepest = str(max(found["depths"]))
+    result = []
+    for variant, numbers in summary["variants"].items():
+        growth = (numbers.get("init_grad_growth") or {}).get(deepest) or {}
+        trained = numbers.get("deepest_trained")
+        result.append(
+            f"{variant}: gradient norm growth per layer at init, depth {deepest}: "
+            f"{growth_text(growth)}x (predicted for BN without skips: "
+            f"{found['predicted_growth']:.3f}x); deepest depth that trained: "
+            f"{'none' if trained is None else trained}"
+        )
+    return result
 
 
 def convergence_lines(summary):

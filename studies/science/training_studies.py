@@ -1,5 +1,5 @@
 """The training studies: how fast each variant trains, in steps and in
-seconds (entries of `definitions`)."""
+seconds, and how deep it can go (entries of `definitions`)."""
 
 from studies.science.study_definition import (
     TUNE_LRS,
@@ -37,5 +37,35 @@ DEFINITIONS = (
         metrics=("convergence",),
         plots=("convergence",),
         times_steps=True,
+    ),
+    StudyDefinition(
+        "depth",
+        "gradient norm per layer at initialization (against Yang et al.'s "
+        "pi/(pi-1) growth per layer) and how well each depth trains, without "
+        "BN, with BN and with BN in residual blocks, each at its own tuned rate",
+        ("variant", "depth", "seed"),
+        {
+            # Yang et al. 2019: BN without skips explodes the gradient at
+            # init by about pi/(pi-1) per layer (ReLU, large batch); the
+            # residual variant should not. The rate is tuned per variant
+            # at the grid's median depth (`tuning.reference_depth`).
+            "quick": {
+                "variant": ("none", "bn", "bn-residual"),
+                "depth": (2, 8, 24),
+                "seeds": 3,
+                "tune_lrs": TUNE_LRS[1:5],
+                "tune_seeds": 1,
+                "epochs": 4,
+            },
+            "full": {
+                "variant": ("none", "bn", "bn-residual"),
+                "depth": (2, 4, 8, 16, 32, 48),
+                "seeds": 5,
+                "tune_lrs": TUNE_LRS,
+                "epochs": 20,
+            },
+        },
+        instruments=("init_grad_norms",),
+        plots=("init_grad_norms",),
     ),
 )

@@ -8,9 +8,9 @@ in two phases, in one folder:
 
 1. *tune*: a short sweep, `phase=tune` cells over variant x `tune_lrs` x
    `tune_seeds` seeds (x batch size in the batch-size study), at the study's
-   reference point (init scale 1, the first init family), on the same
-   budget. They are cells like any other: recorded, resumable, in
-   `results.csv` with `phase` `tune`.
+   reference point (init scale 1, the first init family, the median depth:
+   `reference_depth`), on the same budget. They are cells like any other:
+   recorded, resumable, in `results.csv` with `phase` `tune`.
 2. *main*: the study's own axes, each variant (per batch size) at its best
    rate of phase 1 (`tuned_lrs`), recorded with the rate it ran at.
 
@@ -62,6 +62,14 @@ def reference_batch_size(spec):
     return min(sizes, key=lambda b: (abs(math.log(b / target)), b))
 
 
+def reference_depth(spec):
+    """The depth the depth study tunes at: the grid's median depth (the
+    lower of the middle two), a rate for the middle of the range rather
+    than one the deepest nets (which may train at no rate) would pick."""
+    depths = sorted(spec.axes["depth"])
+    return depths[(len(depths) - 1) // 2]
+
+
 def tuning_spec(spec):
     """The tuning phase of `spec` as a study of its own, or None.
 
@@ -94,6 +102,8 @@ def tuning_spec(spec):
         fixed["init_scale"] = 1.0
     if "init" in spec.axes:
         fixed["init"] = spec.axes["init"][0]
+    if "depth" in spec.axes:
+        fixed["depth"] = reference_depth(spec)
     return StudySpec(study=spec.study, axes=axes, fixed=fixed, command=spec.command)
 
 
@@ -194,7 +204,8 @@ def with_tuned(spec, tuned):
 def summary(spec, rows, chance, key="final_val_accuracy"):
     """The summary's `tuning` section (None for a study without tuning):
     the grid, the seeds, the mean validation score per variant (and batch
-    size) and rate, the rates chosen, and which sit on the grid's edge."""
+    size) and rate, the rates chosen, which sit on the grid's edge, and the
+    depth they were tuned at (the depth study; None elsewhere)."""
     phase = tuning_spec(spec)
     if phase is None:
         return None
@@ -208,6 +219,7 @@ def summary(spec, rows, chance, key="final_val_accuracy"):
         "scores": _string_keys(scores),
         "tuned_lr": tuned,
         "at_edge": at_edge(scores),
+        "depth": phase.fixed.get("depth") if "depth" in spec.axes else None,
     }
 
 

@@ -50,12 +50,14 @@ def run(
 
     Args:
         study: One of `definitions.STUDIES` (`lr`, `init`, `lr-init`, `noise`,
-            `covariate-shift`, `landscape`, `batch-size`).
+            `covariate-shift`, `landscape`, `batch-size`, `convergence`,
+            `depth`).
         out: The study folder (default `runs/STUDY-DATASET-PRESET`); running
             again with the same folder resumes.
         model: A built-in model name, `"MODULE:FUNCTION"`, or a builder
             `build(normalization, kernel_initializer, input_shape, outputs)
-            -> keras.Model` (see `studies.inputs.builders`). Default: the preset's.
+            -> keras.Model`, with a `depth` parameter where the study sets
+            the depth (see `studies.inputs.builders`). Default: the preset's.
         data: A dataset name or `.npz` path, `"MODULE:FUNCTION"`, the arrays
             `(x_train, y_train, x_test, y_test)` or a dict with those keys,
             or a pair `(train, test)` of `tf.data.Dataset`s. Default: the
@@ -80,7 +82,7 @@ def run(
         **kwargs: The study's options as Python values (every one in
             `docs/options.md`, the table `option_table.OPTIONS`): lists for
             the comma-separated ones (`variants`, `lrs`, `inits`,
-            `init_scales`, `batch_sizes`, `instruments`), ints (`seeds`,
+            `init_scales`, `batch_sizes`, `depths`, `instruments`), ints (`seeds`,
             `epochs`, `steps`, `batch_size`, ...), floats (`lr`, `momentum`,
             ...) and names (`optimizer`, `schedule`, `task`, ...).
 

@@ -15,8 +15,9 @@ from studies.science.spec import AXES, make_spec
 from studies.surfaces import option_table
 
 MODELS = {
-    "mlp-relu": "6x100 ReLU MLP, He init (the default)",
-    "mlp-sigmoid": "3x100 sigmoid MLP, the BN paper's MNIST net, 4x Glorot init",
+    "mlp-relu": "6x100 ReLU MLP, He init (the default; takes --depths)",
+    "mlp-sigmoid": "3x100 sigmoid MLP, the BN paper's MNIST net, 4x Glorot init "
+    "(takes --depths)",
     "cnn": "small VGG-style CNN (Conv2D on images, Conv1D on sequences), He init",
 }
 DATASETS = {

@@ -181,8 +181,9 @@ OPTIONS = (
         "mlp-relu (6x100 ReLU, He init; the default), mlp-sigmoid (3x100 "
         "sigmoid, the BN paper's; covariate-shift's default), cnn (small "
         "VGG-style), or MODULE:FUNCTION, a builder build(normalization, "
-        "kernel_initializer, input_shape, outputs) -> keras.Model (studies.run "
-        "also takes the builder itself)",
+        "kernel_initializer, input_shape, outputs) -> keras.Model, with a depth "
+        "parameter for the depth study (studies.run also takes the builder "
+        "itself)",
         default_note="the preset's (mlp-relu; covariate-shift: mlp-sigmoid)",
         choices=models.NAMES,
     ),
@@ -324,6 +325,15 @@ OPTIONS = (
         "comma-separated batch sizes (the grid of batch-size; one fixed "
         "size elsewhere)",
         default_note="the preset's",
+    ),
+    Option(
+        "depths",
+        "ints",
+        "comma-separated numbers of hidden layers (the grid of depth; one "
+        "fixed depth elsewhere); the model builder must take a depth argument "
+        "(mlp-relu and mlp-sigmoid do, cnn does not)",
+        default_note="the preset's (elsewhere the model's own: mlp-relu 6, "
+        "mlp-sigmoid 3)",
     ),
     Option(
         "virtual_batch_size",
