@@ -52,7 +52,7 @@ DEFINITIONS = (
             "quick": {
                 "variant": ("none", "bn", "bn-residual"),
                 "depth": (2, 8, 24),
-                "seeds": 3,
+                "seeds": 5,
                 "tune_lrs": TUNE_LRS[1:5],
                 "tune_seeds": 1,
                 "epochs": 4,

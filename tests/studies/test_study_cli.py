@@ -268,6 +268,16 @@ def test_every_preset_starts_from_the_models_standard_init():
     assert make_spec("lr", model="mlp-sigmoid").fixed["init"] == "glorot_sigmoid"
 
 
+def test_every_preset_runs_at_least_five_seeds():
+    # below 5 the t interval's width balloons (t = 2.78 at n = 5, 4.30 at 3)
+    from studies.science import definitions
+
+    for name in definitions.STUDIES:
+        for preset in definitions.PRESETS:
+            seeds = make_spec(name, preset).axes["seed"]
+            assert len(seeds) >= 5, (name, preset)
+
+
 def test_console_script_is_installed():
     import shutil
 
