@@ -43,6 +43,7 @@ AXES = {
     "init": Axis("inits", "init family"),
     "init_scale": Axis("init_scales", "init scale"),
     "batch_size": Axis("batch_sizes", "batch size"),
+    "weight_decay": Axis("weight_decays", "weight decay"),
 }
 
 
@@ -157,8 +158,8 @@ def cell_key(cell):
 def make_spec(study, preset="quick", command="", standard_init=None, **overrides):
     """Builds a study from its preset and overrides (None means "keep the preset").
 
-    Overrides: `variants`, `lrs`, `inits`, `init_scales`, `batch_sizes` (the
-    axes; one value for a study without that axis fixes the setting
+    Overrides: `variants`, `lrs`, `inits`, `init_scales`, `batch_sizes`,
+    `weight_decays` (the axes; one value for a study without that axis fixes the setting
     instead), `seeds` (a count), `epochs` or `steps` (the budget; the one
     given replaces the preset's), `batch_size`, `optimizer`, `momentum`,
     `weight_decay`, `schedule`, `warmup_fraction`, `model`, `dataset`,
