@@ -36,9 +36,10 @@ INITS = (
 )
 # Step instruments (kbn.callbacks, every probe_every steps; `score` is the
 # training and validation score alone, which every step instrument also
-# reads) and batch_noise (the normalization layer's own noise, measured once
-# after training).
-INSTRUMENTS = ("score", "percentiles", "landscape", "batch_noise")
+# reads; effective_step: the hidden kernels' norms and angular updates,
+# `studies.engine.weight_norms`) and batch_noise (the normalization layer's
+# own noise, measured once after training).
+INSTRUMENTS = ("score", "percentiles", "landscape", "effective_step", "batch_noise")
 SCHEDULES = ("constant", "warmup-cosine")
 # Which batch normalization statistics a cell is scored with after training
 # (`studies.engine.hypermodel.CellHyperModel.recomputed_scores`): the moving
