@@ -348,6 +348,14 @@ def _save(fig, folder, filename, tight=True):
     return filename
 
 
+def weight_decay(axes, rows, chance, folder, task=_CLASSIFICATION):
+    """The effective step over training (`weight_decay_report.plot`: its own
+    module, this one is at its size limit)."""
+    from studies.outputs import weight_decay_report
+
+    return weight_decay_report.plot(axes, rows, chance, folder, task)
+
+
 # name -> function(axes, rows, chance, folder) -> file name; named by a
 # study's definition (`definitions.StudyDefinition.plots`).
 EXTRA_PLOTS = {
@@ -357,6 +365,7 @@ EXTRA_PLOTS = {
     "landscape": landscape,
     "batch_noise": batch_noise,
     "convergence": convergence,
+    "weight_decay": weight_decay,
 }
 
 

@@ -14,7 +14,13 @@ import numpy as np
 from studies import folder
 from studies.engine import provenance, results
 from studies.inputs import data
-from studies.outputs import convergence_report, html_report, plots, report_sections
+from studies.outputs import (
+    convergence_report,
+    html_report,
+    plots,
+    report_sections,
+    weight_decay_report,
+)
 from studies.science import analysis, definitions, findings, outcomes, tasks, tuning
 from studies.science.spec import StudySpec
 from studies.science.stats import jsonable
@@ -25,6 +31,7 @@ _ROLES = {
     "init": "axis (one curve per family)",
     "init_scale": "measured axis",
     "batch_size": "measured axis",
+    "weight_decay": "axis (a table row per value)",
     "seed": "nuisance (averaged; intervals over it)",
 }
 
@@ -100,6 +107,7 @@ def write(study_dir, formats=("md", "html")):
         spec, table, chance, test_chance, definition.metrics, load_sizes(study_dir)
     )
     convergence_report.add(spec, table, summary, converged)
+    weight_decay_report.add(spec, table, summary, chance)
     if tuned["summary"] is not None:
         summary["tuning"] = jsonable(tuned["summary"])
         summary["tuned_lr"] = summary["tuning"]["tuned_lr"]
@@ -160,6 +168,7 @@ def markdown(spec, summary, table, images, runs=()):
     lines += [""]
     lines += _summary_table(spec, summary) + _differences_table(spec, summary)
     lines += convergence_report.markdown(summary) + report_sections.tuning(summary)
+    lines += weight_decay_report.markdown(summary)
     lines += report_sections.batch_noise(summary)
     lines += report_sections.evaluation_noise(summary)
     lines += report_sections.eval_statistics(summary)

@@ -1,5 +1,6 @@
 """The training studies: how fast each variant trains, in steps and in
-seconds (entries of `definitions`)."""
+seconds, and how weight decay sets its effective step (entries of
+`definitions`)."""
 
 from studies.science.study_definition import (
     TUNE_LRS,
@@ -37,5 +38,39 @@ DEFINITIONS = (
         metrics=("convergence",),
         plots=("convergence",),
         times_steps=True,
+    ),
+    StudyDefinition(
+        "weight-decay",
+        "accuracy, kernel norms and the angular update per step of the hidden "
+        "layers over weight decay x learning rate per variant, against the "
+        "equilibrium sqrt(2 lr wd) of scale-invariant layers",
+        ("variant", "weight_decay", "lr", "seed"),
+        {
+            # The rates bracket both variants' best (the lr study: no BN
+            # 0.1-0.3, BN 1-3, plain SGD). Weight decay alone shrinks ||W||
+            # by exp(-lr wd steps), and BN's equilibrium needs that well
+            # past 1: the quick budget (180 steps) reaches it at lr 1, wd
+            # 1e-2 only, the full one (1080 steps) at lr wd >= 3e-3. Quick
+            # runs BN alone: with `none` too (60 cells, one at a time, as
+            # step instruments run) it took 4 min 56 s on 2 shared cores.
+            "quick": {
+                "variant": ("bn",),
+                "weight_decay": (0.0, 1e-3, 1e-2),
+                "lr": (0.1, 1.0),
+                "seeds": 5,
+                "epochs": 10,
+                "probe_every": 10,
+            },
+            "full": {
+                "variant": ("none", "bn"),
+                "weight_decay": (0.0, 1e-4, 1e-3, 1e-2),
+                "lr": (0.1, 0.3, 1.0, 3.0),
+                "seeds": 10,
+                "epochs": 60,
+                "probe_every": 10,
+            },
+        },
+        instruments=("effective_step",),
+        plots=("weight_decay",),
     ),
 )
