@@ -107,7 +107,7 @@ def write(study_dir, formats=("md", "html")):
         spec, table, chance, test_chance, definition.metrics, load_sizes(study_dir)
     )
     convergence_report.add(spec, table, summary, converged)
-    weight_decay_report.add(spec, table, summary, chance)
+    weight_decay_report.add(spec, table, summary)
     if tuned["summary"] is not None:
         summary["tuning"] = jsonable(tuned["summary"])
         summary["tuned_lr"] = summary["tuning"]["tuned_lr"]

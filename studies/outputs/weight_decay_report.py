@@ -39,13 +39,17 @@ def applies(spec):
     return "effective_step" in (spec.fixed.get("instruments") or ())
 
 
-def add(spec, table, summary, chance):
+def add(spec, table, summary):
     """Adds `effective_step` per variant and the `weight_decay` section to
     `summary` (nothing for a study without the instrument)."""
     if not applies(spec):
         return
     summary["weight_decay"] = weight_decay.section(
-        spec, table, summary["variants"], chance, tasks.of(spec).metric
+        spec,
+        table,
+        summary["variants"],
+        (summary["chance"], summary["test_chance"]),
+        tasks.of(spec).metric,
     )
 
 

@@ -75,8 +75,9 @@ def _setting(row, fixed, name):
     return float(row[name] if row.get(name) is not None else fixed.get(name, 0.0))
 
 
-def entry(own, lr, weight_decay, chance, metric="accuracy"):
-    """The summary entry of the cells `own` (one variant, decay and rate)."""
+def entry(own, lr, weight_decay, chances, metric="accuracy"):
+    """The summary entry of the cells `own` (one variant, decay and rate);
+    `chances`: the score of a failed cell on the validation and test splits."""
     stable = [
         r for r in own if outcomes.stable(r) and (r.get("curves") or {}).get(SECTION)
     ]
@@ -85,7 +86,7 @@ def entry(own, lr, weight_decay, chance, metric="accuracy"):
         for name, value in final_numbers(row["curves"][SECTION]).items():
             per_seed[name].append(value)
     finished = [r for r in own if outcomes.status(r) != outcomes.ERROR]
-    for split in ("val", "test"):
+    for split, chance in zip(("val", "test"), chances, strict=True):
         per_seed[f"{split}_{metric}"] = [
             outcomes.score(r, chance, f"final_{split}_{metric}") for r in finished
         ]
@@ -113,7 +114,7 @@ def entry(own, lr, weight_decay, chance, metric="accuracy"):
     }
 
 
-def section(spec, rows, variants_summary, chance, metric="accuracy"):
+def section(spec, rows, variants_summary, chances, metric="accuracy"):
     """Adds `effective_step` to each variant of `variants_summary`; returns
     the summary's study-wide `weight_decay` section (how it was measured).
 
@@ -121,7 +122,8 @@ def section(spec, rows, variants_summary, chance, metric="accuracy"):
         spec: The `StudySpec` (its fixed decay and rate where not axes).
         rows: The result rows.
         variants_summary: `summary["variants"]` (changed in place).
-        chance: The score of a failed cell.
+        chances: The score of a failed cell on the validation and test
+            splits.
         metric: `accuracy` or `r2`.
     """
     fixed = spec.fixed
@@ -134,7 +136,7 @@ def section(spec, rows, variants_summary, chance, metric="accuracy"):
         table = {}
         for (decay, lr), own in sorted(found.items()):
             table.setdefault(key(decay), {})[key(lr)] = entry(
-                own, lr, decay, chance, metric
+                own, lr, decay, chances, metric
             )
         variants_summary.setdefault(variant, {})[SECTION] = jsonable(table)
     layers = next(
@@ -149,8 +151,9 @@ def section(spec, rows, variants_summary, chance, metric="accuracy"):
     return {
         "predicted": "sqrt(2 lr wd)",
         "window": WINDOW,
-        "angular_update": "root mean square of the one-step angles (radians) "
-        "in the last quarter of the readings, mean over the hidden layers",
+        "angular_update": "root mean square, over the last quarter of the "
+        "readings, of the one-step angle (radians) averaged over the hidden "
+        "layers",
         "layers": list(layers),
         "prediction_applies": plain and fixed.get("schedule") == "constant",
     }

@@ -50,7 +50,8 @@ def run(
 
     Args:
         study: One of `definitions.STUDIES` (`lr`, `init`, `lr-init`, `noise`,
-            `covariate-shift`, `landscape`, `batch-size`).
+            `covariate-shift`, `landscape`, `batch-size`, `convergence`,
+            `weight-decay`).
         out: The study folder (default `runs/STUDY-DATASET-PRESET`); running
             again with the same folder resumes.
         model: A built-in model name, `"MODULE:FUNCTION"`, or a builder

@@ -157,7 +157,7 @@ def test_the_summary_compares_the_angle_with_sqrt_2_lr_wd():
     rows.append(row("bn", 0.0, 0.5, 0, angles=(0.3, 0.3)))
     rows.append(row("bn", 0.0, 0.5, 1, angles=(9.0, 9.0), diverged=1, val=0.5))
     variants = {}
-    found = weight_decay.section(spec, rows, variants, chance=0.1)
+    found = weight_decay.section(spec, rows, variants, chances=(0.1, 0.1))
     assert found["predicted"] == "sqrt(2 lr wd)" and found["prediction_applies"]
     entry = variants["bn"]["effective_step"]["0.01"]["0.5"]
     assert entry["predicted"] == pytest.approx(0.1)  # sqrt(2 x 0.5 x 0.01)
