@@ -138,8 +138,10 @@ def curves(callback):
     means = {}
     for name in NAMES:
         series = [np.asarray(per_layer[layer][name], float) for layer in per_layer]
-        # a reading's mean is NaN where any layer's is (step 0's angles)
-        means[name] = np.vstack(series).mean(axis=0).tolist() if series else []
+        # a reading's mean is NaN where any layer's is (step 0's angles),
+        # and every reading's without a hidden kernel (a one-layer model)
+        empty = [math.nan] * len(history["step"])
+        means[name] = np.vstack(series).mean(axis=0).tolist() if series else empty
     return {
         "step": history["step"],
         "layers": list(callback.layer_names),

@@ -240,3 +240,14 @@ def test_the_study_end_to_end(tmp_path, capsys):
     assert (out / "weight_decay.png").exists()
     printed = capsys.readouterr().out
     assert "bn wd=0.01 lr=1: angular update per step" in printed
+
+
+def test_any_study_can_add_the_instrument(tmp_path, capsys):
+    out = tmp_path / "study"
+    argv = ["lr", *TINY_ARGS, "--variants", "bn", "--lrs", "0.1"]
+    argv += ["--instruments", "effective_step", "--weight-decays", "0.001"]
+    assert cli.main([*argv, "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    (entry,) = summary["variants"]["bn"]["effective_step"]["0.001"].values()
+    assert entry["lr"] == 0.1 and entry["predicted"] == pytest.approx(math.sqrt(2e-4))
+    assert "## Weight decay and the effective step" in (out / "report.md").read_text()
