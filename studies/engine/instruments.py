@@ -12,7 +12,9 @@ With instruments on (`--instruments`, or a study that needs them), every
 - `percentiles`: `kbn.callbacks.ActivationPercentiles` on unit 0 of every
   nonlinearity's input, on a fixed probe batch of training examples;
 - `landscape`: `kbn.callbacks.LandscapeProbe` on a batch of the training
-  batch size drawn from the training set.
+  batch size drawn from the training set;
+- `effective_step`: the hidden kernels' norms, lr / ||W||^2 and the angle
+  they turn per step (`studies.engine.weight_norms`).
 
 All write TensorBoard scalars into the cell's own folder, next to Keras's
 TensorBoard callback, and the numbers go into the cell's record as `curves`,
@@ -34,6 +36,7 @@ import numpy as np
 
 from kbn.callbacks import ActivationPercentiles, LandscapeProbe, StepCallback
 from kbn.callbacks.gradients import current_values, loss_and_gradients_function
+from studies.engine import weight_norms
 
 PROBE_EXAMPLES = 512  # the percentiles' fixed probe batch
 ACCURACY_EXAMPLES = 2048  # cap on the examples scored per set and step
@@ -105,6 +108,8 @@ def callbacks(settings, x, y, validation_data, log_dir, scorer, metric="accuracy
                 seed=settings["seed"],
             )
         )
+    if "effective_step" in names:
+        result.append(weight_norms.EffectiveStep(every, log_dir))
     return result
 
 
@@ -115,8 +120,9 @@ def curves(instruments, steps_per_epoch):
         `{}` without instruments; otherwise `steps_per_epoch` and, per
         instrument, its steps and series: `accuracy` or `r2` (`train`, `test`),
         `percentiles` (`layer`, `p15`, `p50`, `p85`, ... of the last
-        nonlinearity followed) and `landscape` (`loss`, `grad_norm`,
-        `loss_range`, `max_grad_change`, `beta_smoothness`).
+        nonlinearity followed), `landscape` (`loss`, `grad_norm`,
+        `loss_range`, `max_grad_change`, `beta_smoothness`) and
+        `effective_step` (`weight_norms.curves`).
     """
     result = {}
     for callback in instruments:
@@ -142,6 +148,8 @@ def curves(instruments, steps_per_epoch):
                         if tag.startswith(last + "/")
                     },
                 }
+        elif isinstance(callback, weight_norms.EffectiveStep):
+            result["effective_step"] = weight_norms.curves(callback)
         elif isinstance(callback, LandscapeProbe):
             result["landscape"] = {
                 "step": history["step"],
@@ -215,18 +223,9 @@ def batch_noise(model, layers, x, batch_size, seed):
 
 
 def hidden_kernels(model):
-    """The kernels of the model's hidden layers, input side first: every
-    layer with a kernel but the last (the output layer), in the model's
-    layer order (nested models' layers in place)."""
-
-    def layers(m):
-        found = []
-        for layer in m.layers:
-            found += layers(layer) if isinstance(layer, keras.Model) else [layer]
-        return found
-
-    kernels = [layer.kernel for layer in layers(model) if hasattr(layer, "kernel")]
-    return kernels[:-1]
+    """The kernels of the model's hidden layers, input side first
+    (`weight_norms.hidden_kernel_layers`)."""
+    return [layer.kernel for layer in weight_norms.hidden_kernel_layers(model)]
 
 
 def init_grad_norms(model, x, y):

@@ -6,8 +6,10 @@ every other study passes through untouched)."""
 import json
 import os
 
+import numpy as np
+
 from studies import folder
-from studies.science import convergence, definitions, findings, tasks
+from studies.science import analysis, convergence, definitions, findings, tasks
 
 
 def applies(spec):
@@ -107,3 +109,35 @@ def _median(counts):
     if counts["median"] is None:
         return "not reached" if counts["seeds"] else "-"
     return f"{counts['median']:.0f}"
+
+
+def plot(axes, rows, chance, folder, task=None):
+    """Ioffe & Szegedy's Figure 1(a): seed-mean validation score against
+    steps, and against seconds (steps x the variant's mean seconds per step
+    from the interleaved timing), with the target dashed."""
+    from studies import folder as study_folder
+    from studies.outputs import plots  # it draws with that module
+
+    plt, task = plots.plt, task or tasks.get(tasks.CLASSIFICATION)
+    variants, styles = axes["variant"], plots.variant_styles(axes["variant"])
+    fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    targets = [r["target"] for r in rows if r.get("target") is not None]
+    for variant in variants:
+        own = [r for r in rows if r["variant"] == variant]
+        steps, means = analysis.mean_curve(own, task.metric, "test")
+        style = {**styles[variant], "marker": None}
+        by_step.plot(steps, means, label=variant, **style)
+        per_step = [r["seconds_per_step"] for r in own if r.get("seconds_per_step")]
+        if per_step:
+            by_time.plot(steps * np.mean(per_step), means, label=variant, **style)
+    for ax, label in ((by_step, "training step"), (by_time, "seconds (timed steps)")):
+        ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
+        if targets:
+            ax.axhline(targets[0], color="black", ls="--", lw=0.8, label="target")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    by_step.set_ylabel(f"validation {task.metric} (seed mean)")
+    by_step.set_title(f"validation {task.metric} against steps")
+    by_time.set_title(f"validation {task.metric} against seconds")
+    by_step.legend(fontsize=8)
+    return plots.save(fig, folder, study_folder.CONVERGENCE_PLOT)

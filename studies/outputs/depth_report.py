@@ -102,7 +102,7 @@ def plot(axes, rows, chance, folder, task=None):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     grid[0][0].set_ylabel("||dL/dW|| at initialization (seed mean)")
-    return plots._save(fig, folder, study_folder.INIT_GRAD_NORMS_PLOT)
+    return plots.save(fig, folder, study_folder.INIT_GRAD_NORMS_PLOT)
 
 
 def _prediction(ax, rows, variant, deepest):

@@ -10,6 +10,7 @@ best of any variant); two swept axes also get heatmaps; a study's
 definition names its extra plots (`EXTRA_PLOTS`).
 """
 
+import importlib
 import io
 import os
 
@@ -26,7 +27,7 @@ from studies.science import analysis, outcomes, tasks  # noqa: E402
 _CLASSIFICATION = tasks.get(tasks.CLASSIFICATION)
 
 
-def _variant_styles(variants):
+def variant_styles(variants):
     """Colour, marker and dash per variant, so overlapping curves stay visible."""
     cmap = plt.get_cmap("tab10")
     markers, dashes = "osD^vP", ("-", "--", "-.", ":")
@@ -49,7 +50,7 @@ def accuracy_vs(
     dashed line marks the usable threshold, 5 points below `reference`.
     """
     variants = axes["variant"]
-    styles = _variant_styles(variants)
+    styles = variant_styles(variants)
     # Every variant's curves come in the same panel order (the other axes' grid).
     key = task.key("val")
     by_variant = {
@@ -86,7 +87,7 @@ def accuracy_vs(
         ax.grid(alpha=0.3)
     grid[0][0].set_ylabel(f"final validation {task.label} (seed mean)")
     grid[0][-1].legend(title="x: a seed diverged", fontsize=8)
-    return _save(fig, folder, filename)
+    return save(fig, folder, filename)
 
 
 def heatmaps(
@@ -131,7 +132,7 @@ def heatmaps(
     fig.colorbar(
         shown, ax=grid[0].tolist(), label=f"val {task.metric} (seed mean; x: failed)"
     )
-    return _save(fig, folder, filename, tight=False)
+    return save(fig, folder, filename, tight=False)
 
 
 def train_vs_val(
@@ -171,7 +172,7 @@ def train_vs_val(
     ax.axhline(chance, color="grey", ls=":", lw=1)
     ax.legend()
     ax.set_title(f"generalization: train vs validation {task.metric}")
-    return _save(fig, folder, filename)
+    return save(fig, folder, filename)
 
 
 def _curve_panel(ax, rows, variants, section, key, styles):
@@ -200,7 +201,7 @@ def covariate_shift(
     networks do not average into one network's distribution).
     """
     variants = axes["variant"]
-    styles = _variant_styles(variants)
+    styles = variant_styles(variants)
     fig, grid = plt.subplots(
         1, 1 + len(variants), figsize=(4.6 * (1 + len(variants)), 4.0)
     )
@@ -233,7 +234,7 @@ def covariate_shift(
     top = max(abs(v) for ax in grid[1:] for v in ax.get_ylim())
     for ax in grid[1:]:
         ax.set_ylim(-top, top)
-    return _save(fig, folder, filename)
+    return save(fig, folder, filename)
 
 
 def landscape_accuracy(
@@ -247,13 +248,13 @@ def landscape_accuracy(
     """Santurkar et al.'s Figure 2: training accuracy against steps."""
     variants = axes["variant"]
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    styles = _variant_styles(variants)
+    styles = variant_styles(variants)
     _curve_panel(ax, rows, variants, task.metric, "train", styles)
     ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
     ax.set_ylabel(f"training {task.metric} (seed mean)")
     ax.set_title(f"training {task.metric}, same learning rate")
     ax.legend(fontsize=8)
-    return _save(fig, folder, filename)
+    return save(fig, folder, filename)
 
 
 def landscape(
@@ -266,7 +267,7 @@ def landscape(
 ):
     """Santurkar et al.'s Figure 4: loss range and gradient predictiveness."""
     variants = axes["variant"]
-    styles = _variant_styles(variants)
+    styles = variant_styles(variants)
     panels = (
         ("loss_range", "loss range along the gradient"),
         ("max_grad_change", "max ||grad(theta') - grad(theta)||"),
@@ -279,7 +280,7 @@ def landscape(
         ax.set_title(title)
     grid[0].set_ylabel("seed mean over probe steps")
     grid[0].legend(fontsize=8)
-    return _save(fig, folder, filename)
+    return save(fig, folder, filename)
 
 
 def batch_noise(
@@ -293,7 +294,7 @@ def batch_noise(
     """Batch noise against batch size (log-log) per variant, with 1/sqrt(batch)."""
     table = analysis.noise_by_batch_size(axes, rows)
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    styles = _variant_styles(axes["variant"])
+    styles = variant_styles(axes["variant"])
     sizes = np.array(sorted(axes["batch_size"]), float)
     ax.plot(sizes, sizes**-0.5, color="grey", ls=":", label="1/sqrt(batch)")
     for variant, by_size in table.items():
@@ -311,38 +312,11 @@ def batch_noise(
     ax.set_title("normalization noise vs batch size")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return _save(fig, folder, filename)
+    return save(fig, folder, filename)
 
 
-def convergence(axes, rows, chance, folder, task=_CLASSIFICATION):
-    """Ioffe & Szegedy's Figure 1(a): seed-mean validation score against
-    steps, and against seconds (steps x the variant's mean seconds per step
-    from the interleaved timing), with the target dashed."""
-    variants, styles = axes["variant"], _variant_styles(axes["variant"])
-    fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    targets = [r["target"] for r in rows if r.get("target") is not None]
-    for variant in variants:
-        own = [r for r in rows if r["variant"] == variant]
-        steps, means = analysis.mean_curve(own, task.metric, "test")
-        style = {**styles[variant], "marker": None}
-        by_step.plot(steps, means, label=variant, **style)
-        per_step = [r["seconds_per_step"] for r in own if r.get("seconds_per_step")]
-        if per_step:
-            by_time.plot(steps * np.mean(per_step), means, label=variant, **style)
-    for ax, label in ((by_step, "training step"), (by_time, "seconds (timed steps)")):
-        ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
-        if targets:
-            ax.axhline(targets[0], color="black", ls="--", lw=0.8, label="target")
-        ax.set_xlabel(label)
-        ax.grid(alpha=0.3)
-    by_step.set_ylabel(f"validation {task.metric} (seed mean)")
-    by_step.set_title(f"validation {task.metric} against steps")
-    by_time.set_title(f"validation {task.metric} against seconds")
-    by_step.legend(fontsize=8)
-    return _save(fig, folder, study_folder.CONVERGENCE_PLOT)
-
-
-def _save(fig, folder, filename, tight=True):
+def save(fig, folder, filename, tight=True):
+    """Writes `fig` to `folder/filename` (atomically) and closes it."""
     if tight:
         fig.tight_layout()
     image = io.BytesIO()  # then written atomically, as every file of a study
@@ -350,6 +324,17 @@ def _save(fig, folder, filename, tight=True):
     plt.close(fig)
     study_folder.write(os.path.join(folder, filename), image.getvalue())
     return filename
+
+
+def _drawn_in(module):
+    """A plot drawn by `studies.outputs.<module>.plot` (a study's own report
+    module, which draws with this one: imported when the plot is made)."""
+
+    def plot(*args, **kwargs):
+        drawer = importlib.import_module(f"studies.outputs.{module}")
+        return drawer.plot(*args, **kwargs)
+
+    return plot
 
 
 # name -> function(axes, rows, chance, folder) -> file name; named by a
@@ -360,15 +345,10 @@ EXTRA_PLOTS = {
     "landscape_accuracy": landscape_accuracy,
     "landscape": landscape,
     "batch_noise": batch_noise,
-    "convergence": convergence,
-    "init_grad_norms": lambda *args, **kwargs: _depth().plot(*args, **kwargs),
+    "convergence": _drawn_in("convergence_report"),
+    "init_grad_norms": _drawn_in("depth_report"),
+    "weight_decay": _drawn_in("weight_decay_report"),
 }
-
-
-def _depth():
-    from studies.outputs import depth_report  # it draws with this module
-
-    return depth_report
 
 
 def for_study(spec, rows, chance, folder, summary=None, extra=()):

@@ -20,6 +20,7 @@ from studies.outputs import (
     html_report,
     plots,
     report_sections,
+    weight_decay_report,
 )
 from studies.science import analysis, definitions, findings, outcomes, tasks, tuning
 from studies.science.spec import StudySpec
@@ -32,6 +33,7 @@ _ROLES = {
     "init_scale": "measured axis",
     "batch_size": "measured axis",
     "depth": "measured axis",
+    "weight_decay": "axis (a table row per value)",
     "seed": "nuisance (averaged; intervals over it)",
 }
 
@@ -108,6 +110,7 @@ def write(study_dir, formats=("md", "html")):
     )
     convergence_report.add(spec, table, summary, converged)
     depth_report.add(spec, table, summary, chance)
+    weight_decay_report.add(spec, table, summary)
     if tuned["summary"] is not None:
         summary["tuning"] = jsonable(tuned["summary"])
         summary["tuned_lr"] = summary["tuning"]["tuned_lr"]
@@ -169,6 +172,7 @@ def markdown(spec, summary, table, images, runs=()):
     lines += _summary_table(spec, summary) + _differences_table(spec, summary)
     lines += convergence_report.markdown(summary) + depth_report.markdown(summary)
     lines += report_sections.tuning(summary)
+    lines += weight_decay_report.markdown(summary)
     lines += report_sections.batch_noise(summary)
     lines += report_sections.evaluation_noise(summary)
     lines += report_sections.eval_statistics(summary)

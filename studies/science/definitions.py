@@ -36,10 +36,19 @@ INITS = (
 )
 # Step instruments (kbn.callbacks, every probe_every steps; `score` is the
 # training and validation score alone, which every step instrument also
-# reads), batch_noise (the normalization layer's own noise, measured once
-# after training) and init_grad_norms (each hidden kernel's gradient norm at
-# initialization, measured once when the model is built).
-INSTRUMENTS = ("score", "percentiles", "landscape", "batch_noise", "init_grad_norms")
+# reads; effective_step: the hidden kernels' norms and angular updates,
+# `studies.engine.weight_norms`), batch_noise (the normalization layer's own
+# noise, measured once after training) and init_grad_norms (each hidden
+# kernel's gradient norm at initialization, measured once when the model is
+# built).
+INSTRUMENTS = (
+    "score",
+    "percentiles",
+    "landscape",
+    "effective_step",
+    "batch_noise",
+    "init_grad_norms",
+)
 SCHEDULES = ("constant", "warmup-cosine")
 # Which batch normalization statistics a cell is scored with after training
 # (`studies.engine.hypermodel.CellHyperModel.recomputed_scores`): the moving

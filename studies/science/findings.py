@@ -183,12 +183,8 @@ def lines(spec, summary):
         difference_line(spec.axes, variant, entry, metric=metric)
         for variant, entry in (summary.get("differences") or {}).items()
     ]
-    return (
-        result
-        + ratio_lines(spec.study, summary)
-        + convergence_lines(summary)
-        + depth_lines(summary)
-    )
+    result += ratio_lines(spec.study, summary) + convergence_lines(summary)
+    return result + depth_lines(summary) + effective_step_lines(summary)
 
 
 def growth_text(entry):
@@ -214,6 +210,35 @@ def depth_lines(summary):
             f"{found['predicted_growth']:.3f}x); deepest depth that trained: "
             f"{'none' if trained is None else trained}"
         )
+    return result
+
+
+def effective_step_lines(summary):
+    """Per variant, decay and rate: the final angular update per step
+    against sqrt(2 lr wd), the final norm and effective rate, the score."""
+    found = summary.get("weight_decay")
+    if not found:
+        return []
+    metric = summary.get("metric", "accuracy")
+    result = []
+    for variant, numbers in summary["variants"].items():
+        for decay, by_lr in (numbers.get("effective_step") or {}).items():
+            for lr, entry in by_lr.items():
+                versus = "no decay: no equilibrium"
+                if entry["predicted"]:
+                    versus = (
+                        f"vs sqrt(2 lr wd) {number(entry['predicted'], '{:.4f}')}"
+                        f", ratio {cell(entry, 'ratio', '{:.2f}')}, lr wd steps "
+                        f"{number(entry.get('lr_wd_steps'), '{:.2g}')}"
+                    )
+                result.append(
+                    f"{variant} wd={decay} lr={lr}: angular update per step "
+                    f"{cell(entry, 'angular_update', '{:.4f}')} ({versus}); "
+                    f"||W|| {cell(entry, 'weight_norm', '{:.2f}')}, lr/||W||^2 "
+                    f"{cell(entry, 'effective_lr', '{:.3g}')}; val "
+                    f"{_SHORT[metric]} {cell(entry, f'val_{metric}', '{:.3f}')} "
+                    f"({entry['seeds']} stable, {entry['diverged']} diverged)"
+                )
     return result
 
 

@@ -44,6 +44,7 @@ AXES = {
     "init_scale": Axis("init_scales", "init scale"),
     "batch_size": Axis("batch_sizes", "batch size"),
     "depth": Axis("depths", "depth (hidden layers)"),
+    "weight_decay": Axis("weight_decays", "weight decay"),
 }
 
 
@@ -158,18 +159,19 @@ def cell_key(cell):
 def make_spec(study, preset="quick", command="", standard_init=None, **overrides):
     """Builds a study from its preset and overrides (None means "keep the preset").
 
-    Overrides: `variants`, `lrs`, `inits`, `init_scales`, `batch_sizes`, `depths` (the
-    axes; one value for a study without that axis fixes the setting
-    instead), `seeds` (a count), `epochs` or `steps` (the budget; the one
-    given replaces the preset's), `batch_size`, `optimizer`, `momentum`,
-    `weight_decay`, `schedule`, `warmup_fraction`, `model`, `dataset`,
-    `task`, `feature_scaling`, `virtual_batch_size`, `train_size`, `scale_output`,
-    `divergence_threshold`, `lr`, `instruments` (added to those the study
-    needs), `probe_every`, `tune_seeds` and `lr_scaling`. A study that tunes
-    the rate per variant (its preset has `tune_lrs`) takes several `lrs` as
-    its tuning grid, and one rate (`lr`, or `lrs` with one value) as the
-    rate of every variant, without tuning. Values are validated by
-    `studies.surfaces.options`; this only assembles them.
+    Overrides: `variants`, `lrs`, `inits`, `init_scales`, `batch_sizes`,
+    `depths`, `weight_decays` (the axes; one value for a study without that
+    axis fixes the setting instead), `seeds` (a count), `epochs` or `steps`
+    (the budget; the one given replaces the preset's), `batch_size`,
+    `optimizer`, `momentum`, `weight_decay`, `schedule`, `warmup_fraction`,
+    `model`, `dataset`, `task`, `feature_scaling`, `virtual_batch_size`,
+    `train_size`, `scale_output`, `divergence_threshold`, `lr`,
+    `instruments` (added to those the study needs), `probe_every`,
+    `tune_seeds` and `lr_scaling`. A study that tunes the rate per variant
+    (its preset has `tune_lrs`) takes several `lrs` as its tuning grid, and
+    one rate (`lr`, or `lrs` with one value) as the rate of every variant,
+    without tuning. Values are validated by `studies.surfaces.options`; this
+    only assembles them.
 
     Learning rates the user does not give (the preset's grid without `lrs`,
     its fixed rate without `lr` or `lrs`) are sized for plain SGD and scaled

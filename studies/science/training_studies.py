@@ -1,5 +1,6 @@
 """The training studies: how fast each variant trains, in steps and in
-seconds, and how deep it can go (entries of `definitions`)."""
+seconds, how deep it can go, and how weight decay sets its effective step
+(entries of `definitions`)."""
 
 from studies.science.study_definition import (
     TUNE_LRS,
@@ -67,5 +68,39 @@ DEFINITIONS = (
         },
         instruments=("init_grad_norms",),
         plots=("init_grad_norms",),
+    ),
+    StudyDefinition(
+        "weight-decay",
+        "accuracy, kernel norms and the angular update per step of the hidden "
+        "layers over weight decay x learning rate per variant, against the "
+        "equilibrium sqrt(2 lr wd) of scale-invariant layers",
+        ("variant", "weight_decay", "lr", "seed"),
+        {
+            # The rates bracket both variants' best (the lr study: no BN
+            # 0.1-0.3, BN 1-3, plain SGD). Weight decay alone shrinks ||W||
+            # by exp(-lr wd steps), and BN's equilibrium needs that well
+            # past 1: the quick budget (180 steps) reaches it at lr 1, wd
+            # 1e-2 only, the full one (540 steps) at lr wd >= 3e-3. Cells
+            # run one at a time (a step instrument), so the quick grid is
+            # the two decays and two rates that show it.
+            "quick": {
+                "variant": ("none", "bn"),
+                "weight_decay": (0.0, 1e-2),
+                "lr": (0.3, 1.0),
+                "seeds": 5,
+                "epochs": 10,
+                "probe_every": 10,
+            },
+            "full": {
+                "variant": ("none", "bn"),
+                "weight_decay": (0.0, 1e-3, 1e-2),
+                "lr": (0.1, 0.3, 1.0, 3.0),
+                "seeds": 5,
+                "epochs": 30,
+                "probe_every": 10,
+            },
+        },
+        instruments=("effective_step",),
+        plots=("weight_decay",),
     ),
 )

@@ -51,7 +51,7 @@ def run(
     Args:
         study: One of `definitions.STUDIES` (`lr`, `init`, `lr-init`, `noise`,
             `covariate-shift`, `landscape`, `batch-size`, `convergence`,
-            `depth`).
+            `depth`, `weight-decay`).
         out: The study folder (default `runs/STUDY-DATASET-PRESET`); running
             again with the same folder resumes.
         model: A built-in model name, `"MODULE:FUNCTION"`, or a builder

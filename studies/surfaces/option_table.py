@@ -370,6 +370,14 @@ OPTIONS = (
         range=">= 0",
     ),
     Option(
+        "weight_decays",
+        "numbers",
+        "comma-separated weight decays (>= 0; 0: none), each applied as "
+        "--weight-decay is (the grid of weight-decay; one fixed value elsewhere)",
+        default_note="the preset's (0 without a weight-decay axis)",
+        range=">= 0",
+    ),
+    Option(
         "schedule",
         "choice",
         "constant (default) or warmup-cosine (linear warmup, then cosine "

@@ -87,7 +87,7 @@ def check(study, options, style="api", variants=None):
         if option.name in given:
             kind = int if option.kind == "ints" else float
             given[option.name] = _number_list(
-                given[option.name], name(option.name), kind
+                given[option.name], name(option.name), kind, option.range
             )
     for option in _of_kind("choice"):
         allowed = option.names()
@@ -216,7 +216,9 @@ def _positive_int(value, option):
         raise OptionError(f"{option} must be >= 1, got {value}")
 
 
-def _number_list(values, option, kind):
+def _number_list(values, option, kind, inside=""):
+    """The list of numbers `values`, each finite and `inside` (a range of
+    `_INSIDE`; default: positive), no value repeated."""
     if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
         values = [values]
     values = list(values)
@@ -226,8 +228,10 @@ def _number_list(values, option, kind):
         if not _is_number(value) or (kind is int and int(value) != value):
             what = "integers" if kind is int else "numbers"
             raise OptionError(f"{option} takes {what}, got {value!r}")
-        if not math.isfinite(value) or value <= 0:
-            raise OptionError(f"{option} values must be positive, got {value!r}")
+        if not math.isfinite(value) or not _INSIDE[inside or "positive"](value):
+            raise OptionError(
+                f"{option} values must be {inside or 'positive'}, got {value!r}"
+            )
     values = [kind(v) for v in values]
     if len(set(values)) != len(values):
         raise OptionError(f"{option} has repeated values: {values}")
