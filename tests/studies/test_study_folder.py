@@ -183,7 +183,7 @@ def test_plots_are_written_as_savefig_writes_them(tmp_path):
     direct.tight_layout()
     direct.savefig(tmp_path / "direct.png", dpi=110)
     plt.close(direct)
-    assert plots._save(figure(), str(tmp_path), "atomic.png") == "atomic.png"
+    assert plots.save(figure(), str(tmp_path), "atomic.png") == "atomic.png"
     assert (tmp_path / "atomic.png").read_bytes() == (
         tmp_path / "direct.png"
     ).read_bytes()
