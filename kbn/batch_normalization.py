@@ -311,8 +311,12 @@ class BatchNormalization(KerasBatchNormalization):
 
     def _train(self, inputs, mask):
         """Three steps: which statistics, normalize, update the state."""
-        rows = ops.shape(inputs)[0]
-        static = isinstance(rows, int)
+        # The static size where known: the dynamic one costs traced ops, and
+        # only Ghost BN's split needs it.
+        rows = inputs.shape[0]
+        static = rows is not None
+        if not static and self.virtual_batch_size is not None:
+            rows = ops.shape(inputs)[0]
         # With synchronized statistics every replica joins the collectives,
         # an empty one too, and the global count says whether to update.
         global_count = self.synchronized and _replica_context() is not None
@@ -339,7 +343,7 @@ class BatchNormalization(KerasBatchNormalization):
         if global_count:
             nonempty = batch[2] > 0
         else:
-            nonempty = None if static else rows > 0
+            nonempty = None if static else ops.size(inputs) > 0
         self._update_state(batch, nonempty=nonempty)
         return outputs
 
@@ -397,7 +401,9 @@ class BatchNormalization(KerasBatchNormalization):
             xv = self._view(x, block, ghosts)
             if compiled:
                 mean, variance = self._kernel().batch_moments(
-                    xv, axes=layout.reduction_axes, formulation=self._formulation()
+                    xv,
+                    axes=layout.reduction_axes,
+                    formulation=self._formulation(inputs),
                 )
                 count = layout.reduced_count(xv, like=mean)
             else:
@@ -443,8 +449,8 @@ class BatchNormalization(KerasBatchNormalization):
         )
         layout = self._layout_in_use()
         dtype = block_moments[0][0].dtype
-        gamma = None if gamma is None else layout.params(ops.cast(gamma, dtype))
-        beta = None if beta is None else layout.params(ops.cast(beta, dtype))
+        gamma = None if gamma is None else layout.broadcastable(ops.cast(gamma, dtype))
+        beta = None if beta is None else layout.broadcastable(ops.cast(beta, dtype))
         outputs = []
         for xv, mean, variance, _ in block_moments:
             g, b = gamma, beta
@@ -478,7 +484,7 @@ class BatchNormalization(KerasBatchNormalization):
                 axes=layout.reduction_axes,
                 epsilon=self.epsilon,
                 out_dtype=self.compute_dtype,
-                formulation=self._formulation(),
+                formulation=self._formulation(inputs),
             )
             outputs.append(y)
             n = layout.reduced_count(xv, like=mean) if counted else None
@@ -495,7 +501,7 @@ class BatchNormalization(KerasBatchNormalization):
             ]
             y = ops.concatenate(outputs, axis=0)
         else:
-            y = ops.reshape(outputs[0], ops.shape(inputs))
+            y = self._layout_in_use().unview(outputs[0], inputs)
         return ops.cast(y, self.compute_dtype)
 
     def _normalize_with_moving(self, inputs, gamma, beta):
@@ -506,27 +512,27 @@ class BatchNormalization(KerasBatchNormalization):
         if kernel is not None:
             y = kernel.batch_norm_infer(
                 layout.view(inputs),
-                layout.params(mean),
-                layout.params(variance),
-                layout.params(_or_ones(gamma, mean)),
-                layout.params(_or_zeros(beta, mean)),
+                layout.broadcastable(mean),
+                layout.broadcastable(variance),
+                layout.broadcastable(_or_ones(gamma, mean)),
+                layout.broadcastable(_or_zeros(beta, mean)),
                 epsilon=self.epsilon,
                 out_dtype=self.compute_dtype,
-                formulation=self._formulation(),
+                formulation=self._formulation(inputs),
             )
         else:
             x = layout.view(ops.cast(inputs, _compute_dtype(inputs.dtype)))
             dtype = x.dtype
             y = stats.normalize(
                 x,
-                layout.params(ops.cast(mean, dtype)),
-                layout.params(ops.cast(variance, dtype)),
-                None if gamma is None else layout.params(ops.cast(gamma, dtype)),
-                None if beta is None else layout.params(ops.cast(beta, dtype)),
+                layout.broadcastable(ops.cast(mean, dtype)),
+                layout.broadcastable(ops.cast(variance, dtype)),
+                None if gamma is None else layout.broadcastable(ops.cast(gamma, dtype)),
+                None if beta is None else layout.broadcastable(ops.cast(beta, dtype)),
                 self.epsilon,
             )
             y = ops.cast(y, self.compute_dtype)
-        return ops.reshape(y, ops.shape(inputs))
+        return layout.unview(y, inputs)
 
     def _noisy_affine(self, noise, seed, batch, ghosts):
         """`gamma` and `beta` with the noise model's perturbation folded in.
@@ -589,6 +595,10 @@ class BatchNormalization(KerasBatchNormalization):
         mean, variance, count = batch
         dtype = mean.dtype
         population = self._population_variance(variance, count)
+        # An empty batch's statistics are finite (counts floored at 1), so a
+        # rate of 0 leaves every average exactly as it is, for fewer ops than
+        # a select per statistic.
+        keep = None if nonempty is None else ops.cast(nonempty, dtype)
         if self.momentum is None:
             n = self.num_batches_tracked + (
                 1 if nonempty is None else ops.cast(nonempty, "int64")
@@ -597,43 +607,47 @@ class BatchNormalization(KerasBatchNormalization):
             rate = 1.0 / ops.cast(ops.maximum(n, 1), dtype)
         else:
             rate = 1.0 - self.momentum
+        if keep is not None:
+            rate = rate * keep
+        updates = []
         if self.renorm:
-            # Renorm's correction tracks the batch's own standard deviation;
-            # inference uses moving_stddev, Bessel-corrected when asked.
-            stddev = ops.sqrt(variance + self.epsilon)
-            renorm_rate = 1.0 - self.renorm_momentum
-            moving_stddev = _moving_average(
-                self.moving_stddev, ops.sqrt(population + self.epsilon), rate
-            )
-            updates = [
-                (
-                    self.renorm_mean,
-                    _moving_average(self.renorm_mean, mean, renorm_rate),
-                ),
-                (
-                    self.renorm_stddev,
-                    _moving_average(self.renorm_stddev, stddev, renorm_rate),
-                ),
-                (self.moving_stddev, moving_stddev),
-                (
-                    self.moving_variance,
-                    ops.relu(moving_stddev * moving_stddev - self.epsilon),
-                ),
-            ]
+            updates = self._renorm_updates(mean, variance, population, rate, keep)
         else:
-            updates = [
+            updates.append(
                 (
                     self.moving_variance,
                     _moving_average(self.moving_variance, population, rate),
                 )
-            ]
+            )
         updates.append(
             (self.moving_mean, _moving_average(self.moving_mean, mean, rate))
         )
         for variable, value in updates:
-            if nonempty is not None:
-                value = ops.where(nonempty, value, ops.cast(variable, value.dtype))
             variable.assign(value)
+
+    def _renorm_updates(self, mean, variance, population, rate, keep):
+        """Renorm's correction tracks the batch's own standard deviation;
+        inference uses moving_stddev, Bessel-corrected when asked."""
+        stddev = ops.sqrt(variance + self.epsilon)
+        renorm_rate = 1.0 - self.renorm_momentum
+        if keep is not None:
+            renorm_rate = renorm_rate * keep
+        moving_stddev = _moving_average(
+            self.moving_stddev, ops.sqrt(population + self.epsilon), rate
+        )
+        moving_variance = ops.relu(moving_stddev * moving_stddev - self.epsilon)
+        if keep is not None:  # not recomputed from the kept stddev (rounding)
+            old = ops.cast(self.moving_variance, moving_variance.dtype)
+            moving_variance = ops.where(keep > 0, moving_variance, old)
+        return [
+            (self.renorm_mean, _moving_average(self.renorm_mean, mean, renorm_rate)),
+            (
+                self.renorm_stddev,
+                _moving_average(self.renorm_stddev, stddev, renorm_rate),
+            ),
+            (self.moving_stddev, moving_stddev),
+            (self.moving_variance, moving_variance),
+        ]
 
     def _population_variance(self, variance, count):
         if not self.unbiased_moving_variance:
@@ -649,9 +663,18 @@ class BatchNormalization(KerasBatchNormalization):
             return None
         return kernels.for_backend(backend.backend())
 
-    def _formulation(self):
-        """The kernels' `formulation`: "kernel" when asked, else by cost."""
-        return "kernel" if self.compile_moments is True else "auto"
+    def _formulation(self, inputs):
+        """The kernels' `formulation`: "kernel" when asked, else by cost.
+
+        Decided here from the input's static shape, not left to "auto" on
+        the view: the view of a channels-last batch of unknown size is
+        `(None, C)`, which would hide the spatial sizes from the rule.
+        """
+        if self.compile_moments is True:
+            return "kernel"
+        threshold = self._kernel().MIN_KERNEL_VALUES
+        fits = kernels.common.prefers_kernel(inputs.shape, threshold)
+        return "kernel" if fits else "plain"
 
     def _use_kernel(self, mask):
         if self._kernel() is None:

@@ -3,9 +3,13 @@
 A batch of any rank is viewed, without copying, as `(pre, F, post)` when its
 feature axes are one contiguous block (every single-axis case): statistics
 reduce over axes 0 and 2, and XLA sees a plain row or column reduction instead
-of a reduction over scattered axes. Non-contiguous feature axes keep the
-input's own layout. Ghost BN puts a ghost axis in front:
-`(ghosts, pre / ghosts, F, post)`, reducing over axes 1 and 3.
+of a reduction over scattered axes. Features that end the shape (dense and
+channels-last layers) drop `post`: the view is `(rows, F)`, reducing over
+axis 0, which is the input itself at rank 2 and one static reshape otherwise
+(each dynamic shape op is a traced op and a launch in a small model's step).
+Non-contiguous feature axes keep the input's own layout. Ghost BN puts a
+ghost axis in front: `(ghosts, pre / ghosts, F, post)`, reducing over axes 1
+and 3.
 
 Ghost batches for any batch size (`ghost_blocks`): `n` rows and a virtual
 batch size `v` give `g = ceil(n / v)` ghost batches (one when `n <= v`) whose
@@ -46,8 +50,17 @@ class FeatureLayout:
         return last - first + 1 == len(self.feature_axes)
 
     @property
+    def trailing(self):
+        """Whether the view is `(rows, F)`: contiguous features ending the
+        shape, no ghost axis."""
+        last = self.feature_axes[-1] == self.input_rank - 1
+        return self.contiguous and last and not self.ghosted
+
+    @property
     def reduction_axes(self):
         """Axes of the view that statistics reduce over."""
+        if self.trailing:
+            return (0,)
         if self.contiguous:
             axes = (0, 2)
         else:
@@ -61,6 +74,8 @@ class FeatureLayout:
     @property
     def param_view_shape(self):
         """Shape that gamma and beta take to broadcast against the view."""
+        if self.trailing:
+            return (1, math.prod(self.feature_shape))
         if self.contiguous:
             shape = (1, math.prod(self.feature_shape), 1)
         else:
@@ -78,6 +93,10 @@ class FeatureLayout:
             ghosts: With a ghosted layout, the number of ghost batches in `x`
                 (all of one size).
         """
+        if self.trailing:
+            if self.input_rank == 2 and len(self.feature_axes) == 1:
+                return x
+            return ops.reshape(x, (-1, math.prod(self.feature_shape)))
         shape = ops.shape(x)
         per_row = 1  # values per batch row in front of the features
         if self.contiguous:
@@ -93,9 +112,26 @@ class FeatureLayout:
             view = [ghosts, size * per_row] + view[1:]
         return ops.reshape(x, view)
 
+    def unview(self, y, like):
+        """Reshapes a view `y` back to the shape of `like` (the input)."""
+        if self.trailing and self.input_rank == 2 and len(self.feature_axes) == 1:
+            return y
+        static = tuple(like.shape)
+        if sum(d is None for d in static) <= 1:  # a static shape with -1
+            return ops.reshape(y, tuple(-1 if d is None else d for d in static))
+        return ops.reshape(y, ops.shape(like))
+
     def params(self, p):
         """Reshapes a parameter or statistic of `feature_shape` to the view."""
         return ops.reshape(p, self.param_view_shape)
+
+    def broadcastable(self, p):
+        """A parameter of `feature_shape` in a shape that broadcasts against
+        the view: itself where it already does (a `(rows, F)` view with one
+        feature axis), saving a traced op; else `params(p)`."""
+        if self.trailing and len(self.feature_axes) == 1:
+            return ops.cast(p, p.dtype)  # a Variable read as a tensor
+        return self.params(p)
 
     def features(self, stat):
         """Reshapes a keepdims statistic of the view back to `feature_shape`."""

@@ -74,7 +74,7 @@ def shift_slice(shape, axes, minimum, maximum):
     return stop, strides, maximum(values, 1)
 
 
-def centred_moments(n, centred_sum, square_sum, maximum):
+def centred_moments(n, centred_sum, square_sum, maximum, *, reciprocal=False):
     """The centred mean and the variance from shifted sums.
 
     With `d = x - shift`: `E[d]` and `max(E[d^2] - E[d]^2, 0)` (rounding may
@@ -85,12 +85,17 @@ def centred_moments(n, centred_sum, square_sum, maximum):
         centred_sum: Sum of `d` per channel.
         square_sum: Sum of `d * d` per channel.
         maximum: Elementwise maximum of the backend.
+        reciprocal: Whether `n` is `1 / count` instead (the sums are then
+            multiplied by it).
 
     Returns:
         `(centred_mean, variance)`.
     """
-    centred_mean = centred_sum / n
-    variance = maximum(square_sum / n - centred_mean * centred_mean, 0.0)
+    if reciprocal:
+        centred_mean, square_mean = centred_sum * n, square_sum * n
+    else:
+        centred_mean, square_mean = centred_sum / n, square_sum / n
+    variance = maximum(square_mean - centred_mean * centred_mean, 0.0)
     return centred_mean, variance
 
 

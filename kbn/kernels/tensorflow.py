@@ -122,19 +122,23 @@ def _plain_moments(x, axes):
     xc = tf.cast(x, ct)
     # Sums over a count floored at 1 (not reduce_mean): an empty batch whose
     # size is known only at run time gets finite statistics and gradients.
-    if _in_xla_context():
+    reciprocal = not _in_xla_context()
+    if not reciprocal:
         shift = tf.stop_gradient(_shift(x, axes, ct))
         n = _count(x, shift)
     else:
         total = tf.reduce_sum(xc, axis=axes, keepdims=True)
-        n = _count(x, total)
-        shift = tf.stop_gradient(total / n)
+        # Sums times 1 / n, not divided by n: the count takes no gradient,
+        # and a product's gradient skips it where a quotient's is traced.
+        n = 1.0 / _count(x, total)
+        shift = tf.stop_gradient(total * n)
     d = xc - shift
     centred_mean, variance = common.centred_moments(
         n,
         tf.reduce_sum(d, axis=axes, keepdims=True),
         tf.reduce_sum(d * d, axis=axes, keepdims=True),
         tf.maximum,
+        reciprocal=reciprocal,
     )
     return shift + centred_mean, variance
 
@@ -248,9 +252,22 @@ def _shifted_moments(x, axes):
 
 
 def _count(x, stat):
-    """`common.count` for `x` and one of its statistics, in the stat's dtype."""
-    n = common.count(tf.size(x), tf.size(stat), tf.maximum)
+    """`common.count` for `x` and one of its statistics, in the stat's dtype.
+
+    The statistic's size is static where known (each op on it is a traced
+    op in every step that calls the layer).
+    """
+    stat_size = stat.shape.num_elements()
+    stat_size = tf.size(stat) if stat_size is None else stat_size
+    n = common.count(tf.size(x), stat_size, _maximum)
     return tf.cast(n, stat.dtype)
+
+
+def _maximum(a, b):
+    """`max` for Python ints, `tf.maximum` otherwise."""
+    if isinstance(a, int) and isinstance(b, int):
+        return max(a, b)
+    return tf.maximum(a, b)
 
 
 def _reference_forward(x, gamma, beta, axes, epsilon, out_dtype):
