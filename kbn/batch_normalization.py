@@ -67,9 +67,10 @@ class BatchNormalization(KerasBatchNormalization):
         compile_moments: `"auto"` (default) picks, per call site, the
             fastest exact formulation for its shape: the kernels (XLA on
             TensorFlow, `jax.custom_vjp` on JAX) from the backend's
-            `kbn.kernels.<backend>.MIN_KERNEL_VALUES` values on, the same
-            statistics as plain ops below (no launch of their own; measured
-            faster there), and the portable `keras.ops` path where the
+            `kbn.kernels.<backend>.MIN_KERNEL_VALUES` values on (counted on
+            the input's static shape, each unknown size as 32), the
+            same statistics as plain ops below (no launch of their own;
+            measured faster there), and the portable `keras.ops` path where the
             kernels do not apply (masks, renorm, `synchronized`, other
             backends), with the same results. `True` always takes the kernels
             (a `ValueError` where they cannot be used); `False` always the
@@ -311,12 +312,8 @@ class BatchNormalization(KerasBatchNormalization):
 
     def _train(self, inputs, mask):
         """Three steps: which statistics, normalize, update the state."""
-        # The static size where known: the dynamic one costs traced ops, and
-        # only Ghost BN's split needs it.
-        rows = inputs.shape[0]
-        static = rows is not None
-        if not static and self.virtual_batch_size is not None:
-            rows = ops.shape(inputs)[0]
+        rows = ops.shape(inputs)[0]
+        static = isinstance(rows, int)
         # With synchronized statistics every replica joins the collectives,
         # an empty one too, and the global count says whether to update.
         global_count = self.synchronized and _replica_context() is not None
@@ -343,7 +340,7 @@ class BatchNormalization(KerasBatchNormalization):
         if global_count:
             nonempty = batch[2] > 0
         else:
-            nonempty = None if static else ops.size(inputs) > 0
+            nonempty = None if static else rows > 0
         self._update_state(batch, nonempty=nonempty)
         return outputs
 
@@ -597,7 +594,8 @@ class BatchNormalization(KerasBatchNormalization):
         population = self._population_variance(variance, count)
         # An empty batch's statistics are finite (counts floored at 1), so a
         # rate of 0 leaves every average exactly as it is, for fewer ops than
-        # a select per statistic.
+        # a select per statistic (an average already infinite would become
+        # NaN, as it would with the next non-empty batch anyway).
         keep = None if nonempty is None else ops.cast(nonempty, dtype)
         if self.momentum is None:
             n = self.num_batches_tracked + (

@@ -113,11 +113,16 @@ class FeatureLayout:
         return ops.reshape(x, view)
 
     def unview(self, y, like):
-        """Reshapes a view `y` back to the shape of `like` (the input)."""
-        if self.trailing and self.input_rank == 2 and len(self.feature_axes) == 1:
-            return y
+        """Reshapes a view `y` back to the shape of `like` (the input).
+
+        No op where the static shapes already agree (a rank-2 input); a
+        static target, with -1 for one unknown size, where that is
+        unambiguous; the input's dynamic shape otherwise.
+        """
         static = tuple(like.shape)
-        if sum(d is None for d in static) <= 1:  # a static shape with -1
+        if tuple(y.shape) == static:
+            return y
+        if 0 not in static and sum(d is None for d in static) <= 1:
             return ops.reshape(y, tuple(-1 if d is None else d for d in static))
         return ops.reshape(y, ops.shape(like))
 

@@ -89,6 +89,59 @@ def test_empty_batch_passes_through_and_changes_nothing(
         np.testing.assert_array_equal(variable.numpy(), value, err_msg=variable.path)
 
 
+@pytest.mark.parametrize(
+    "options, shape",
+    [
+        (dict(renorm=True), (None, 3)),
+        (dict(momentum=None, virtual_batch_size=2), (None, 3)),
+        (dict(unbiased_moving_variance=True), (None, 3)),
+        (dict(compile_moments=True), (None, 4, 4, 3)),
+        (dict(axis=1), (None, 3, 4)),
+        (dict(noise=kbn.noise.BatchStatistics(normalize_with="moving")), (None, 3)),
+    ],
+    ids=["renorm", "cma_ghosts", "unbiased", "kernel_rank4", "axis1", "moving"],
+)
+def test_empty_batch_leaves_every_statistic_bit_for_bit(options, shape):
+    """An empty batch whose size is known only at run time moves no
+    statistic (the update's rate is 0 there), on every path and option."""
+    layer = kbn.BatchNormalization(**options)
+    rng = np.random.default_rng(0)
+    full = (6,) + shape[1:]
+    for _ in range(2):  # statistics away from their initial values
+        layer(rng.normal(size=full).astype("float32") * 3 + 1, training=True)
+    before = [v.numpy().copy() for v in layer.non_trainable_variables]
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
+    def step(x):
+        return layer(x, training=True)
+
+    assert step(np.zeros((0,) + shape[1:], "float32")).shape[0] == 0
+    for variable, value in zip(layer.non_trainable_variables, before, strict=True):
+        if "seed_generator" in variable.path:  # noise draws advance; no statistic
+            continue
+        np.testing.assert_array_equal(variable.numpy(), value, err_msg=variable.path)
+
+
+def test_empty_masked_batch_leaves_the_statistics():
+    layer = kbn.BatchNormalization()
+    x = np.random.default_rng(0).normal(size=(4, 5, 3)).astype("float32")
+    layer(x, training=True, mask=np.ones((4, 5), bool))
+    before = [v.numpy().copy() for v in layer.non_trainable_variables]
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec((None, 5, 3), tf.float32),
+            tf.TensorSpec((None, 5), tf.bool),
+        ]
+    )
+    def step(x, mask):
+        return layer(x, training=True, mask=mask)
+
+    step(np.zeros((0, 5, 3), "float32"), np.zeros((0, 5), bool))
+    for variable, value in zip(layer.non_trainable_variables, before, strict=True):
+        np.testing.assert_array_equal(variable.numpy(), value, err_msg=variable.path)
+
+
 @pytest.mark.parametrize("compile_moments", ["auto", False])
 @pytest.mark.parametrize(
     "options",

@@ -202,3 +202,10 @@ def test_quickstart_rejects_bad_learning_rates():
     )
     assert result.returncode == 2
     assert "learning rate" in result.stderr
+
+
+def test_kernel_compile_process_reports_first_short_and_cached_calls():
+    from benchmarks import processes
+
+    times = processes.run_json("benchmarks.kernel_compile", "--one", "40x3")
+    assert len(times) == 6 and all(t > 0 for t in times)
