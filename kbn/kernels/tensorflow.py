@@ -41,7 +41,13 @@ from kbn.kernels import common, registered_gradient
 # training step traced with an unknown batch size; plain / kernel time,
 # medians of two runs; benchmarks/results/crossover.md): (60, 100)
 # 0.73-0.77, (256, 100) 0.88, (60, 8, 8, 32) 1.44-1.74, (1024, 512)
-# 1.31-2.18, (32, 28, 28, 32) 1.49-1.70, (64, 32, 32, 64) 2.20-2.39.
+# 1.31-2.18, (32, 28, 28, 32) 1.49-1.70, (64, 32, 32, 64) 2.20-2.39; again
+# on 2026-12-06 after the plain formulation's op cuts: (60, 100) 0.70-0.77,
+# (256, 100) 0.94-0.97, (60, 8, 8, 32) 1.34-1.68, (32, 16, 16, 32)
+# 1.44-1.60, (1024, 512) 1.33-1.47, (32, 28, 28, 32) 1.59-1.62. Counted
+# on the layer's input (an unknown size as 32). Not counted: the kernel's
+# compile, about 0.5 s per program and batch shape, once per process
+# (`python -m benchmarks.kernel_compile`).
 MIN_KERNEL_VALUES = 1 << 16
 
 
